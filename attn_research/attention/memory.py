@@ -1,0 +1,20 @@
+"""What the decoder attends to: encoder states plus their per-source precomputation."""
+
+import flax.struct
+import jax
+
+
+@flax.struct.dataclass
+class Memory:
+  """Encoder states prepared for attention, computed once per source sentence.
+
+  Attributes:
+    values: `[batch, src_len, hidden]` encoder states h̄_s (the context is their
+      weighted sum).
+    keys: whatever the score function precomputed from the states (e.g. `W_a h̄_s`).
+    mask: `[batch, src_len]` bool, True on real source positions.
+  """
+
+  values: jax.Array
+  keys: jax.Array
+  mask: jax.Array

@@ -1,0 +1,104 @@
+"""The encoder–decoder model assembled from config strings."""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import ml_collections
+
+from attn_research.attention import Memory
+from attn_research.model.decoder import DECODERS, DecoderState
+from attn_research.model.encoder import ENCODERS
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """The model part of an experiment config, frozen so it can be a static jit argument."""
+
+  src_vocab_size: int
+  tgt_vocab_size: int
+  embedding_size: int
+  dropout: float
+  encoder_type: str
+  encoder_cell: str
+  encoder_layers: int
+  hidden_size: int
+  decoder_type: str
+  decoder_layers: int
+  input_feeding: bool
+  score: str
+  alignment: str
+
+  @classmethod
+  def from_config(
+    cls, model: ml_collections.ConfigDict, src_vocab_size: int, tgt_vocab_size: int
+  ) -> "ModelConfig":
+    return cls(
+      src_vocab_size=src_vocab_size,
+      tgt_vocab_size=tgt_vocab_size,
+      embedding_size=model.embedding_size,
+      dropout=model.dropout,
+      encoder_type=model.encoder.type,
+      encoder_cell=model.encoder.cell,
+      encoder_layers=model.encoder.num_layers,
+      hidden_size=model.encoder.hidden_size,
+      decoder_type=model.decoder.type,
+      decoder_layers=model.decoder.num_layers,
+      input_feeding=model.decoder.input_feeding,
+      score=model.attention.score,
+      alignment=model.attention.alignment,
+    )
+
+
+class Seq2Seq(nn.Module):
+  """Encoder → decoder with attention over the encoder states.
+
+  Attributes:
+    config: the architecture.
+  """
+
+  config: ModelConfig
+
+  def setup(self):
+    c = self.config
+    self.encoder = ENCODERS.get(c.encoder_type)(
+      vocab_size=c.src_vocab_size,
+      embedding_size=c.embedding_size,
+      hidden_size=c.hidden_size,
+      num_layers=c.encoder_layers,
+      cell=c.encoder_cell,
+      dropout=c.dropout,
+      name="encoder",
+    )
+    self.decoder = DECODERS.get(c.decoder_type)(
+      vocab_size=c.tgt_vocab_size,
+      embedding_size=c.embedding_size,
+      hidden_size=c.hidden_size,
+      num_layers=c.decoder_layers,
+      cell=c.encoder_cell,
+      dropout=c.dropout,
+      input_feeding=c.input_feeding,
+      score=c.score,
+      alignment=c.alignment,
+      name="decoder",
+    )
+
+  def encode(
+    self, src: jax.Array, src_mask: jax.Array, train: bool = False
+  ) -> tuple[Memory, DecoderState]:
+    """`[batch, src_len]` ids and bool mask → attention memory and initial decoder state."""
+    return self.decoder.prepare(self.encoder(src, src_mask, train), src_mask)
+
+  def decode_step(
+    self, memory: Memory, state: DecoderState, tokens: jax.Array
+  ) -> tuple[DecoderState, jax.Array, jax.Array]:
+    """One decoding step from `[batch]` previous tokens (inference: no dropout)."""
+    return self.decoder.step(memory, state, tokens)
+
+  def __call__(
+    self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array, train: bool = False
+  ) -> tuple[jax.Array, jax.Array]:
+    """Teacher forcing: `[batch, tgt_len]` inputs → logits `[batch, tgt_len, vocab]` and
+    attention weights `[batch, tgt_len, src_len]`."""
+    memory, state = self.encode(src, src_mask, train)
+    return self.decoder(memory, state, tgt_in, train)
