@@ -17,6 +17,7 @@ setuptools.setup(
     "ml_collections>=1.1.0",
     "tensorflow-datasets>=4.9.10",
     "array_record>=0.8.6",
+    "importlib_resources>=6.0",  # tensorflow-datasets needs it for in-package builders
     "babel>=2.18.0",
     "sacrebleu>=2.6.0",
     "matplotlib>=3.11.2",

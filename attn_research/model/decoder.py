@@ -65,8 +65,11 @@ class _RecurrentDecoder(nn.Module):
     first_input = self.embedding_size + (self.hidden_size if self.feeds_input else 0)
     self.embed = nn.Embed(self.vocab_size, self.embedding_size, name="embed")
     self.cells = [
-      cell_cls(input_size=first_input if layer == 0 else self.hidden_size,
-               hidden_size=self.hidden_size, name=f"layer{layer}")
+      cell_cls(
+        input_size=first_input if layer == 0 else self.hidden_size,
+        hidden_size=self.hidden_size,
+        name=f"layer{layer}",
+      )
       for layer in range(self.num_layers)
     ]
     self.drop = nn.Dropout(self.dropout)

@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders), vocabularies and the batching pipeline."""

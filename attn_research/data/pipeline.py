@@ -1,0 +1,193 @@
+"""Tokenised splits → padded batches of a small fixed set of shapes.
+
+Every batch has one of `len(source_buckets) × len(target_buckets)` shapes, so the train
+and eval steps compile a bounded number of times whatever the data. Training batches
+come from a seeded, deterministic per-epoch plan; the iterator's position is two
+integers (epoch, batch index) saved with each checkpoint, so a resumed run sees exactly
+the batches an uninterrupted run would have seen. Evaluation keeps every example (the
+last batch of a bucket is padded with zero-weight rows).
+"""
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+
+Batch = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedSplit:
+  """Token ids of one split (no `<s>`/`</s>`) with the texts they came from."""
+
+  sources: list[np.ndarray]
+  targets: list[np.ndarray]
+  source_texts: list[str]
+  target_texts: list[str]
+
+  @classmethod
+  def from_texts(
+    cls,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    src_vocab: Vocabulary,
+    tgt_vocab: Vocabulary,
+  ) -> "EncodedSplit":
+    return cls(
+      sources=[src_vocab.encode(s) for s in sources],
+      targets=[tgt_vocab.encode(t) for t in targets],
+      source_texts=list(sources),
+      target_texts=list(targets),
+    )
+
+  def __len__(self) -> int:
+    return len(self.sources)
+
+
+@dataclasses.dataclass(frozen=True)
+class Buckets:
+  """Padded lengths. A target needs one more position than its tokens (`<s>`/`</s>`).
+
+  Attributes:
+    source: increasing padded source lengths; the last is the longest source allowed.
+    target: increasing padded target lengths, counting `</s>`.
+  """
+
+  source: tuple[int, ...]
+  target: tuple[int, ...]
+
+  def __post_init__(self):
+    for name, lengths in (("source", self.source), ("target", self.target)):
+      if not lengths or list(lengths) != sorted(set(lengths)) or lengths[0] < 1:
+        raise ValueError(f"data.{name}_buckets must be increasing positive lengths, got {lengths}.")
+
+  def assign(self, split: EncodedSplit) -> np.ndarray:
+    """`[num_examples, 2]` (source bucket, target bucket) indices; −1 where too long."""
+    src_len = np.array([len(s) for s in split.sources])
+    tgt_len = np.array([len(t) + 1 for t in split.targets])
+    src_b = np.searchsorted(self.source, src_len)
+    tgt_b = np.searchsorted(self.target, tgt_len)
+    too_long = (src_b == len(self.source)) | (tgt_b == len(self.target))
+    return np.where(too_long[:, None], -1, np.stack([src_b, tgt_b], axis=1))
+
+
+def make_batch(
+  split: EncodedSplit, indices: np.ndarray, src_pad: int, tgt_pad: int, batch_size: int
+) -> Batch:
+  """Pads examples `indices` into a `[batch_size, …]` batch.
+
+  Returns:
+    `src` `[batch, src_pad]` ids, `src_mask` bool, `tgt_in` (`<s>` + y) and `tgt_out`
+    (y + `</s>`) `[batch, tgt_pad]`, `tgt_mask` bool, `index` `[batch]` (example index,
+    −1 on filler rows, whose masks are all False).
+  """
+  src = np.full((batch_size, src_pad), PAD_ID, np.int32)
+  tgt_in = np.full((batch_size, tgt_pad), PAD_ID, np.int32)
+  tgt_out = np.full((batch_size, tgt_pad), PAD_ID, np.int32)
+  src_mask = np.zeros((batch_size, src_pad), bool)
+  tgt_mask = np.zeros((batch_size, tgt_pad), bool)
+  index = np.full((batch_size,), -1, np.int32)
+  for row, i in enumerate(indices):
+    s, t = split.sources[i], split.targets[i]
+    src[row, : len(s)] = s
+    src_mask[row, : len(s)] = True
+    tgt_in[row, 0] = BOS_ID
+    tgt_in[row, 1 : len(t) + 1] = t
+    tgt_out[row, : len(t)] = t
+    tgt_out[row, len(t)] = EOS_ID
+    tgt_mask[row, : len(t) + 1] = True
+    index[row] = i
+  return {
+    "src": src,
+    "src_mask": src_mask,
+    "tgt_in": tgt_in,
+    "tgt_out": tgt_out,
+    "tgt_mask": tgt_mask,
+    "index": index,
+  }
+
+
+class TrainBatches(Iterator[Batch]):
+  """Endless, seeded, resumable training batches.
+
+  Each epoch shuffles the examples with `rng(seed, epoch)`, cuts every bucket into full
+  batches (a bucket's remainder waits for a later epoch's shuffle) and shuffles the batch
+  order. Examples longer than the largest bucket, or with an empty source, are dropped.
+  """
+
+  def __init__(self, split: EncodedSplit, buckets: Buckets, batch_size: int, seed: int):
+    self.split = split
+    self.buckets = buckets
+    self.batch_size = batch_size
+    self.seed = seed
+    assigned = buckets.assign(split)
+    empty = np.array([len(s) == 0 for s in split.sources], bool)
+    self.kept = np.flatnonzero((assigned[:, 0] >= 0) & ~empty)
+    self.num_filtered = len(split) - len(self.kept)
+    self._bucket_of = assigned
+    if len(self.kept) < batch_size:
+      raise ValueError(
+        f"Only {len(self.kept)} training examples fit the buckets (source "
+        f"{buckets.source[-1]}, target {buckets.target[-1]}), fewer than one batch of "
+        f"{batch_size}; raise the largest bucket or lower train.batch_size."
+      )
+    self.epoch, self.position = 0, 0
+    self._plan = self._make_plan(0)
+
+  def _make_plan(self, epoch: int) -> list[tuple[int, int, np.ndarray]]:
+    rng = np.random.default_rng([self.seed, epoch])
+    order = self.kept[rng.permutation(len(self.kept))]
+    plan = []
+    for sb in range(len(self.buckets.source)):
+      for tb in range(len(self.buckets.target)):
+        members = order[(self._bucket_of[order, 0] == sb) & (self._bucket_of[order, 1] == tb)]
+        for start in range(0, len(members) - self.batch_size + 1, self.batch_size):
+          plan.append((sb, tb, members[start : start + self.batch_size]))
+    return [plan[i] for i in rng.permutation(len(plan))]
+
+  def __next__(self) -> Batch:
+    if self.position == len(self._plan):
+      self.epoch, self.position = self.epoch + 1, 0
+      self._plan = self._make_plan(self.epoch)
+    sb, tb, indices = self._plan[self.position]
+    self.position += 1
+    return make_batch(
+      self.split, indices, self.buckets.source[sb], self.buckets.target[tb], self.batch_size
+    )
+
+  def get_state(self) -> dict[str, int]:
+    return {"epoch": self.epoch, "position": self.position}
+
+  def set_state(self, state: dict[str, int]) -> None:
+    self.epoch, self.position = int(state["epoch"]), int(state["position"])
+    self._plan = self._make_plan(self.epoch)
+
+
+def eval_batches(split: EncodedSplit, buckets: Buckets, batch_size: int, name: str) -> list[Batch]:
+  """Every example of `split`, grouped by bucket in index order, padded to full batches.
+
+  Raises:
+    ValueError: if an example is longer than the largest bucket (dropping it would make
+      the metric a different one).
+  """
+  assigned = buckets.assign(split)
+  too_long = np.flatnonzero(assigned[:, 0] < 0)
+  if len(too_long):
+    i = too_long[0]
+    raise ValueError(
+      f"{len(too_long)} {name} examples do not fit the largest bucket (source "
+      f"{buckets.source[-1]}, target {buckets.target[-1]} with </s>), e.g. #{i} with "
+      f"{len(split.sources[i])} source and {len(split.targets[i]) + 1} target tokens; add a "
+      "larger length to data.source_buckets / data.target_buckets."
+    )
+  batches = []
+  for sb, src_pad in enumerate(buckets.source):
+    for tb, tgt_pad in enumerate(buckets.target):
+      members = np.flatnonzero((assigned[:, 0] == sb) & (assigned[:, 1] == tb))
+      for start in range(0, len(members), batch_size):
+        batches.append(
+          make_batch(split, members[start : start + batch_size], src_pad, tgt_pad, batch_size)
+        )
+  return batches

@@ -1,0 +1,1 @@
+"""Training: optimizers, data-parallel steps, checkpoints, the run directory, the loop."""

@@ -1,0 +1,46 @@
+"""Loss and the pure train / eval step functions (compiled by the trainer)."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+
+def token_nll(
+  logits: jax.Array, targets: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+  """Summed negative log-likelihood of `[batch, tgt_len]` targets and the token count."""
+  nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+  weights = mask.astype(jnp.float32)
+  return jnp.sum(nll * weights), jnp.sum(weights)
+
+
+def train_step(
+  state: train_state.TrainState, batch: dict[str, jax.Array], rng: jax.Array, model: nn.Module
+) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
+  """One optimizer step on the mean per-token cross-entropy of the global batch."""
+  dropout_rng = jax.random.fold_in(rng, state.step)
+
+  def loss_fn(params):
+    logits, _ = model.apply(
+      {"params": params},
+      batch["src"],
+      batch["src_mask"],
+      batch["tgt_in"],
+      train=True,
+      rngs={"dropout": dropout_rng},
+    )
+    nll, tokens = token_nll(logits, batch["tgt_out"], batch["tgt_mask"])
+    return nll / jnp.maximum(tokens, 1.0), (nll, tokens)
+
+  grads, (nll, tokens) = jax.grad(loss_fn, has_aux=True)(state.params)
+  metrics = {"nll_sum": nll, "tokens": tokens, "grad_norm": optax.global_norm(grads)}
+  return state.apply_gradients(grads=grads), metrics
+
+
+def eval_step(params, batch: dict[str, jax.Array], model: nn.Module) -> dict[str, jax.Array]:
+  """Teacher-forced sums over the real tokens of a batch (filler rows have empty masks)."""
+  logits, _ = model.apply({"params": params}, batch["src"], batch["src_mask"], batch["tgt_in"])
+  nll, tokens = token_nll(logits, batch["tgt_out"], batch["tgt_mask"])
+  return {"nll_sum": nll, "tokens": tokens}

@@ -1,0 +1,315 @@
+"""`train_and_evaluate`: data → model → data-parallel training → evaluation → result.json.
+
+The run is resumable: the workdir's latest checkpoint holds the train state and the data
+iterator's position, so killing a run and starting it again with the same command ends
+with the same numbers as an uninterrupted run.
+"""
+
+import dataclasses
+import functools
+import math
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+from absl import logging
+from flax.training import train_state
+from jax.sharding import Mesh
+
+from attn_research.attention import ALIGNMENTS, SCORES
+from attn_research.data import datasets
+from attn_research.data.pipeline import Buckets, EncodedSplit, TrainBatches, eval_batches
+from attn_research.data.vocab import LEVELS, Vocabulary
+from attn_research.decoding import greedy_decode
+from attn_research.evaluation import metrics
+from attn_research.model import CELLS, DECODERS, ENCODERS, ModelConfig, Seq2Seq
+from attn_research.training import optimizers, parallel, steps
+from attn_research.training.checkpointing import Checkpointer
+from attn_research.training.workdir import (
+  CHECKPOINTS,
+  RESULT,
+  SOURCE_VOCAB,
+  TARGET_VOCAB,
+  Workdir,
+)
+
+
+def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
+  """Fails fast, before any data is built, on names and values that cannot run."""
+  for registry, name in (
+    (datasets.DATASETS, config.dataset.name),
+    (ENCODERS, config.model.encoder.type),
+    (CELLS, config.model.encoder.cell),
+    (DECODERS, config.model.decoder.type),
+    (SCORES, config.model.attention.score),
+    (ALIGNMENTS, config.model.attention.alignment),
+    (optimizers.OPTIMIZERS, config.train.optimizer),
+    (optimizers.SCHEDULES, config.train.schedule),
+  ):
+    registry.get(name)
+  if config.dataset.vocab not in LEVELS:
+    raise ValueError(f"dataset.vocab={config.dataset.vocab!r}; valid: {', '.join(LEVELS)}.")
+  if config.decode.beam_size != 0:
+    raise ValueError(
+      f"decode.beam_size={config.decode.beam_size}: only greedy decoding (0) is available."
+    )
+  for key in (
+    "train.num_steps",
+    "train.batch_size",
+    "eval.batch_size",
+    "train.log_every",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "model.encoder.num_layers",
+    "model.decoder.num_layers",
+    "model.encoder.hidden_size",
+    "model.embedding_size",
+  ):
+    value = functools.reduce(getattr, key.split("."), config)
+    if value < 1:
+      raise ValueError(f"{key}={value} must be at least 1.")
+  if not 0.0 <= config.model.dropout < 1.0:
+    raise ValueError(f"model.dropout={config.model.dropout} must be in [0, 1).")
+  parallel.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
+  parallel.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+
+
+@dataclasses.dataclass
+class Data:
+  src_vocab: Vocabulary
+  tgt_vocab: Vocabulary
+  splits: dict[str, EncodedSplit]
+  buckets: Buckets
+
+
+def prepare_data(config: ml_collections.ConfigDict, workdir: Workdir) -> Data:
+  """Builds/loads the dataset; vocabularies come from the run if it has them."""
+  raw = datasets.load(config.dataset.name, config.dataset.data_dir)
+  for split in ("train", "validation", "test"):
+    if split not in raw:
+      raise ValueError(f"Dataset {config.dataset.name!r} has no {split} split: {list(raw)}.")
+  vocabs = []
+  for filename, feature in ((SOURCE_VOCAB, "source"), (TARGET_VOCAB, "target")):
+    if workdir.exists(filename):
+      with open(workdir.file(filename), encoding="utf-8") as f:
+        vocabs.append(Vocabulary.from_json(f.read()))
+    else:
+      vocab = Vocabulary.build(
+        raw["train"][feature], config.dataset.vocab, config.dataset.vocab_size
+      )
+      workdir.write_json(filename, {"level": vocab.level, "tokens": vocab.tokens})
+      vocabs.append(vocab)
+  src_vocab, tgt_vocab = vocabs
+  splits = {
+    name: EncodedSplit.from_texts(s["source"], s["target"], src_vocab, tgt_vocab)
+    for name, s in raw.items()
+  }
+  buckets = Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets))
+  return Data(src_vocab, tgt_vocab, splits, buckets)
+
+
+class Evaluator:
+  """Teacher-forced loss/perplexity and greedy exact match over every example of a split."""
+
+  def __init__(self, model: Seq2Seq, mesh: Mesh, data: Data, batch_size: int):
+    self.mesh = mesh
+    self.data = data
+    self.batch_size = batch_size
+    self._batches: dict[str, list] = {}
+    max_len = data.buckets.target[-1]
+    self._eval_step = jax.jit(functools.partial(steps.eval_step, model=model))
+    self._decode = jax.jit(functools.partial(greedy_decode, model, max_len=max_len))
+
+  def __call__(self, params, split: str) -> dict[str, float]:
+    if split not in self._batches:
+      self._batches[split] = eval_batches(
+        self.data.splits[split], self.data.buckets, self.batch_size, split
+      )
+    nll = tokens = 0.0
+    hypotheses = {}
+    for host_batch in self._batches[split]:
+      batch = parallel.shard_batch(host_batch, self.mesh)
+      sums = self._eval_step(params, batch)
+      decoded, _ = self._decode(params, batch["src"], batch["src_mask"])
+      decoded = np.asarray(jax.device_get(decoded))
+      nll += float(sums["nll_sum"])
+      tokens += float(sums["tokens"])
+      for row, index in enumerate(host_batch["index"]):
+        if index >= 0:
+          hypotheses[int(index)] = self.data.tgt_vocab.decode(decoded[row])
+    split_data = self.data.splits[split]
+    hyps = [hypotheses[i] for i in range(len(split_data))]
+    return {
+      "loss": nll / tokens,
+      "ppl": metrics.perplexity(nll, tokens),
+      "exact_match": metrics.exact_match(hyps, split_data.target_texts),
+      "num_examples": len(split_data),
+    }
+
+
+def _note(message: str) -> None:
+  """A status line that does not break the progress bar (process 0 only)."""
+  if jax.process_index() == 0:
+    tqdm.tqdm.write(message, file=sys.stderr)
+
+
+def _count_params(params) -> int:
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def train_and_evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  mesh: Mesh | None = None,
+  overwrite: bool = False,
+) -> dict:
+  """Trains `config` in `workdir` (resuming if it holds a checkpoint) and evaluates.
+
+  Args:
+    config: experiment config (see `experiments/configs/dates.py`).
+    workdir: run directory; a directory holding a run with another config is refused.
+    mesh: device mesh (default: all devices on one `data` axis).
+    overwrite: delete a previous run in `workdir` first.
+
+  Returns:
+    the contents of `result.json`.
+  """
+  start_wall = time.time()
+  mesh = mesh or parallel.make_mesh()
+  validate_config(config, mesh)
+  run = Workdir(workdir)
+  run.claim(config.to_dict(), overwrite)
+  if run.exists(RESULT) and run.read_json(RESULT).get("status") == "completed":
+    _note(f"{run.path} already holds a completed run; returning its result.")
+    return run.read_json(RESULT)
+
+  data = prepare_data(config, run)
+  model = Seq2Seq(ModelConfig.from_config(config.model, len(data.src_vocab), len(data.tgt_vocab)))
+  tx = optimizers.make_optimizer(config.train)
+  repl = parallel.replicated(mesh)
+
+  def init_state(rng):
+    src = jnp.zeros((1, data.buckets.source[0]), jnp.int32)
+    tgt = jnp.zeros((1, data.buckets.target[0]), jnp.int32)
+    params = model.init(rng, src, src > 0, tgt)["params"]
+    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+  rng = jax.random.key(config.seed)
+  init_rng, dropout_rng = jax.random.split(rng)
+  state = jax.jit(init_state, out_shardings=repl)(init_rng)
+  num_params = _count_params(state.params)
+
+  batches = TrainBatches(
+    data.splits["train"], data.buckets, config.train.batch_size, seed=config.seed
+  )
+  if batches.num_filtered:
+    logging.warning(
+      "Dropped %d training examples that are empty or do not fit the buckets.", batches.num_filtered
+    )
+  checkpointer = Checkpointer(run.file(CHECKPOINTS), config.train.keep_checkpoints)
+  progress = {
+    "data": batches.get_state(),
+    "train_seconds": 0.0,
+    "train_tokens": 0.0,
+    "wall_seconds": 0.0,
+  }
+  start_step = checkpointer.latest_step() or 0
+  if start_step:
+    abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+    )
+    state, progress = checkpointer.restore(start_step, abstract)
+    batches.set_state(progress["data"])
+    run.truncate_metrics(start_step)
+    _note(f"Resumed from the checkpoint at step {start_step} in {run.path}.")
+  segment_wall = time.time()
+
+  p_train_step = jax.jit(
+    functools.partial(steps.train_step, model=model),
+    in_shardings=(repl, parallel.batch_sharding(mesh), repl),
+    out_shardings=(repl, repl),
+    donate_argnums=0,
+  )
+  evaluator = Evaluator(model, mesh, data, config.eval.batch_size)
+  schedule = optimizers.SCHEDULES.get(config.train.schedule)(config.train)
+  num_steps = config.train.num_steps
+
+  bar = tqdm.tqdm(
+    total=num_steps,
+    initial=start_step,
+    desc="train",
+    unit="step",
+    disable=not run.writer,
+    dynamic_ncols=True,
+  )
+  pending, interval_start = [], time.time()
+  for step in range(start_step + 1, num_steps + 1):
+    state, step_metrics = p_train_step(
+      state, parallel.shard_batch(next(batches), mesh), dropout_rng
+    )
+    pending.append(step_metrics)
+    bar.update(1)
+    if step % config.train.log_every == 0 or step == num_steps:
+      summed = jax.device_get(jax.tree.map(lambda *x: sum(x), *pending))
+      elapsed = time.time() - interval_start
+      interval_tokens = float(summed["tokens"])
+      interval_start = time.time()
+      record = {
+        "step": step,
+        "train_loss": float(summed["nll_sum"] / summed["tokens"]),
+        "grad_norm": float(summed["grad_norm"]) / len(pending),
+        "learning_rate": float(schedule(step - 1)),
+        "tokens_per_second": interval_tokens / elapsed,
+      }
+      run.append_metrics(record)
+      bar.set_postfix(
+        loss=f"{record['train_loss']:.4f}", tok_s=f"{record['tokens_per_second']:.0f}"
+      )
+      progress["train_seconds"] += elapsed
+      progress["train_tokens"] += interval_tokens
+      pending = []
+      if not math.isfinite(record["train_loss"]):
+        raise FloatingPointError(
+          f"The training loss is {record['train_loss']} at step {step}; lower "
+          "train.learning_rate or train.grad_clip."
+        )
+    pause = time.time()  # evaluation and checkpointing do not count as training time
+    if step % config.train.eval_every == 0 and step != num_steps:
+      result = evaluator(state.params, "validation")
+      run.append_metrics({"step": step, **{f"validation_{k}": v for k, v in result.items()}})
+      _note(
+        f"step {step}: validation ppl {result['ppl']:.4f}, exact match {result['exact_match']:.4f}"
+      )
+    if step % config.train.checkpoint_every == 0 or step == num_steps:
+      progress["data"] = batches.get_state()
+      progress["wall_seconds"] += time.time() - segment_wall
+      segment_wall = time.time()
+      checkpointer.save(step, state, progress)
+    interval_start += time.time() - pause
+  bar.close()
+  checkpointer.close()
+
+  final = {split: evaluator(state.params, split) for split in ("validation", "test")}
+  run.append_metrics(
+    {
+      "step": num_steps,
+      **{f"{split}_{k}": v for split, result in final.items() for k, v in result.items()},
+    }
+  )
+  wall = progress["wall_seconds"] + time.time() - segment_wall
+  result = {
+    "status": "completed",
+    "config": config.to_dict(),
+    "num_params": num_params,
+    "wall_seconds": wall,
+    "train_tokens_per_second": progress["train_tokens"] / max(progress["train_seconds"], 1e-9),
+    "metrics": final,
+  }
+  run.write_json(RESULT, result)
+  _note(f"Finished in {wall:.1f} s (this process: {time.time() - start_wall:.1f} s).")
+  return result

@@ -1,0 +1,64 @@
+r"""Dates → ISO 8601 with Luong attention (the lecture notes' date-format experiment).
+
+  python -m experiments.train --config=experiments/configs/dates.py --workdir=runs/dates
+
+Character level, bidirectional LSTM encoder, Luong decoder with input feeding and global
+`general` attention. Reaches ≥ 99% test exact match in a few minutes on a 2-core CPU.
+Compare the plain seq2seq bottleneck with `--config.model.decoder.type=none_state`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.dataset = ml_collections.ConfigDict()
+  config.dataset.name = "dates"  # see `python -m experiments.variants`
+  config.dataset.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+  config.dataset.vocab = "char"  # char | word
+  config.dataset.vocab_size = 0  # keep the most frequent tokens; 0 keeps all
+
+  config.data = ml_collections.ConfigDict()
+  # Padded lengths: every batch has one of len(source) × len(target) shapes.
+  config.data.source_buckets = (12, 20, 28, 40)
+  config.data.target_buckets = (12,)  # counting </s>
+
+  config.model = ml_collections.ConfigDict()
+  config.model.embedding_size = 64
+  config.model.dropout = 0.0
+  config.model.encoder = ml_collections.ConfigDict()
+  config.model.encoder.type = "bi"  # uni | bi
+  config.model.encoder.cell = "lstm"
+  config.model.encoder.num_layers = 1
+  config.model.encoder.hidden_size = 256  # a bi encoder runs 2 × 128
+  config.model.decoder = ml_collections.ConfigDict()
+  config.model.decoder.type = "luong"  # luong | none_state
+  config.model.decoder.num_layers = 1
+  config.model.decoder.input_feeding = True
+  config.model.attention = ml_collections.ConfigDict()
+  config.model.attention.score = "general"  # dot | general
+  config.model.attention.alignment = "global"
+  config.model.attention.window = 10  # D of local alignments
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_steps = 1000
+  config.train.batch_size = 128
+  config.train.optimizer = "adam"  # adam | sgd
+  config.train.learning_rate = 3e-3
+  config.train.schedule = "cosine"  # constant | cosine
+  config.train.warmup_steps = 100
+  config.train.grad_clip = 5.0  # global-norm clipping (Luong: rescale when the norm > 5)
+  config.train.log_every = 100
+  config.train.eval_every = 250
+  config.train.checkpoint_every = 250
+  config.train.keep_checkpoints = 2
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.batch_size = 512
+
+  config.decode = ml_collections.ConfigDict()
+  config.decode.beam_size = 0  # 0 = greedy
+  config.decode.length_penalty = 0.0
+  return config

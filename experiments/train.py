@@ -1,0 +1,46 @@
+r"""Trains and evaluates one experiment.
+
+  python -m experiments.train --config=experiments/configs/dates.py --workdir=runs/dates \
+      [--config.model.attention.score=dot ...] [--overwrite]
+
+Writes config.json, metrics.jsonl, checkpoints/ and result.json to --workdir; running the
+same command again resumes from the latest checkpoint. Prints the final metrics as JSON.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Experiment config file, e.g. experiments/configs/dates.py.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created if missing).")
+_OVERWRITE = flags.DEFINE_bool(
+  "overwrite", False, "Delete a previous run with a different config in --workdir."
+)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from attn_research.training import trainer  # imports jax after absl parsed the flags
+
+  try:
+    result = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
+  except (ValueError, KeyError) as e:
+    sys.exit(f"error: {e}")
+  summary = {
+    "workdir": _WORKDIR.value,
+    "num_params": result["num_params"],
+    "wall_seconds": round(result["wall_seconds"], 1),
+    "train_tokens_per_second": round(result["train_tokens_per_second"], 1),
+    "metrics": result["metrics"],
+  }
+  print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)

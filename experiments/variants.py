@@ -1,0 +1,24 @@
+"""Lists every registered variant family and its names, one family per line.
+
+python -m experiments.variants
+"""
+
+from absl import app
+
+from attn_research.attention import ALIGNMENTS, SCORES
+from attn_research.data.datasets import DATASETS
+from attn_research.model import CELLS, DECODERS, ENCODERS
+from attn_research.training.optimizers import OPTIMIZERS, SCHEDULES
+
+FAMILIES = (SCORES, ALIGNMENTS, ENCODERS, CELLS, DECODERS, DATASETS, OPTIMIZERS, SCHEDULES)
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  width = max(len(r.config_key) for r in FAMILIES)
+  for registry in FAMILIES:
+    print(f"{registry.config_key:<{width}}  {' '.join(registry.names())}")
+
+
+if __name__ == "__main__":
+  app.run(main)
