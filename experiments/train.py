@@ -10,7 +10,7 @@ same command again resumes from the latest checkpoint. Prints the final metrics 
 import json
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -27,6 +27,9 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   from attn_research.training import trainer  # imports jax after absl parsed the flags
+
+  if not flags.FLAGS["verbosity"].present:  # library INFO logs (orbax) drown the progress bar
+    logging.set_verbosity(logging.WARNING)
 
   try:
     result = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)

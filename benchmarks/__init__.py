@@ -1,0 +1,1 @@
+"""Speed benchmarks; each writes its measurements to a JSON file."""

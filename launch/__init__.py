@@ -1,0 +1,1 @@
+"""Sweep launchers: local processes, SLURM job arrays, multi-host."""

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from attn_research.data.pipeline import Buckets, EncodedSplit, TrainBatches, eval_batches
+from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+
+
+def _split(n=500, seed=0):
+  rng = np.random.default_rng(seed)
+  letters = "abcdefghij"
+  sources = ["".join(rng.choice(list(letters), rng.integers(1, 30))) for _ in range(n)]
+  sources[3] = ""  # empty source
+  sources[4] = "a" * 45  # longer than the largest bucket
+  targets = [s[::-1][:9] for s in sources]
+  vocab = Vocabulary.build(sources, "char")
+  return EncodedSplit.from_texts(sources, targets, vocab, vocab)
+
+
+BUCKETS = Buckets(source=(8, 16, 32), target=(5, 10))
+
+
+def test_batches_are_deterministic_resumable_and_of_few_shapes():
+  split = _split()
+  a = TrainBatches(split, BUCKETS, batch_size=16, seed=3)
+  b = TrainBatches(split, BUCKETS, batch_size=16, seed=3)
+  c = TrainBatches(split, BUCKETS, batch_size=16, seed=4)
+  first = [next(a) for _ in range(60)]  # more than an epoch
+  assert a.epoch >= 1
+  shapes = set()
+  for batch, other in zip(first, (next(b) for _ in range(60)), strict=True):
+    for key in batch:
+      np.testing.assert_array_equal(batch[key], other[key])
+    shapes.add((batch["src"].shape, batch["tgt_in"].shape))
+  assert shapes <= {((16, s), (16, t)) for s in BUCKETS.source for t in BUCKETS.target}
+  assert not all(np.array_equal(x["index"], next(c)["index"]) for x in first[:5])
+  assert a.num_filtered == 2  # the empty and the over-long source
+
+  # Resuming from a saved position yields exactly the batches that followed it.
+  resumed = TrainBatches(split, BUCKETS, batch_size=16, seed=3)
+  resumed.set_state({"epoch": 0, "position": 0})
+  for _ in range(20):
+    next(resumed)
+  state = resumed.get_state()
+  fresh = TrainBatches(split, BUCKETS, batch_size=16, seed=3)
+  fresh.set_state(state)
+  for expected in first[20:40]:
+    np.testing.assert_array_equal(next(fresh)["index"], expected["index"])
+
+
+def test_batch_layout_teacher_forcing():
+  split = _split()
+  batch = next(TrainBatches(split, BUCKETS, batch_size=8, seed=0))
+  for row, i in enumerate(batch["index"]):
+    src, tgt = split.sources[i], split.targets[i]
+    n, m = len(src), len(tgt)
+    np.testing.assert_array_equal(batch["src"][row, :n], src)
+    assert batch["src_mask"][row].sum() == n and np.all(batch["src"][row, n:] == PAD_ID)
+    assert batch["tgt_in"][row, 0] == BOS_ID
+    np.testing.assert_array_equal(batch["tgt_in"][row, 1 : m + 1], tgt)
+    np.testing.assert_array_equal(batch["tgt_out"][row, :m], tgt)
+    assert batch["tgt_out"][row, m] == EOS_ID and batch["tgt_mask"][row].sum() == m + 1
+
+
+def test_eval_batches_cover_every_example_once_or_refuse():
+  split = _split()
+  with pytest.raises(ValueError, match=r"data\.source_buckets"):
+    eval_batches(split, BUCKETS, 32, "test")
+  wide = Buckets(source=(8, 16, 64), target=(5, 10))
+  batches = eval_batches(split, wide, 32, "test")
+  indices = np.concatenate([b["index"] for b in batches])
+  assert sorted(indices[indices >= 0].tolist()) == list(range(len(split)))
+  for b in batches:
+    filler = b["index"] < 0
+    assert not b["src_mask"][filler].any() and not b["tgt_mask"][filler].any()
+  assert len({b["src"].shape for b in batches}) <= len(wide.source)
+
+
+def test_buckets_must_increase():
+  with pytest.raises(ValueError, match="increasing"):
+    Buckets(source=(16, 8), target=(4,))

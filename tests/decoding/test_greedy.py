@@ -1,0 +1,56 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from attn_research.decoding import greedy_decode
+from attn_research.model import ModelConfig, Seq2Seq
+
+
+def test_greedy_feeds_back_its_argmax_and_stops_at_eos():
+  model = Seq2Seq(
+    ModelConfig(
+      src_vocab_size=11,
+      tgt_vocab_size=7,
+      embedding_size=8,
+      dropout=0.0,
+      encoder_type="bi",
+      encoder_cell="lstm",
+      encoder_layers=1,
+      hidden_size=8,
+      decoder_type="luong",
+      decoder_layers=1,
+      input_feeding=True,
+      score="general",
+      alignment="global",
+    )
+  )
+  rng = np.random.default_rng(0)
+  src = jnp.asarray(rng.integers(4, 11, (6, 5)), jnp.int32)
+  mask = jnp.asarray(np.arange(5)[None] < np.array([5, 4, 3, 2, 1, 5])[:, None])
+  params = model.init(jax.random.key(3), src, mask, src)["params"]
+  # Make </s> likely so that rows finish at different steps.
+  params["decoder"]["w_s"]["kernel"] = params["decoder"]["w_s"]["kernel"].at[:, EOS_ID].add(0.3)
+  tokens, weights = jax.jit(greedy_decode, static_argnums=(0, 4))(model, params, src, mask, 9)
+  tokens = np.asarray(tokens)
+
+  # Reference: a Python loop over decode_step taking the argmax.
+  memory, state = model.apply({"params": params}, src, mask, method=Seq2Seq.encode)
+  prev = jnp.full((6,), BOS_ID, jnp.int32)
+  expected = []
+  for _ in range(9):
+    state, logits, _ = model.apply(
+      {"params": params}, memory, state, prev, method=Seq2Seq.decode_step
+    )
+    prev = jnp.argmax(logits, -1).astype(jnp.int32)
+    expected.append(np.asarray(prev))
+  expected = np.stack(expected, 1)
+  finished = 0
+  for row in range(6):
+    ends = np.flatnonzero(expected[row] == EOS_ID)
+    stop = ends[0] + 1 if len(ends) else 9
+    finished += bool(len(ends))
+    np.testing.assert_array_equal(tokens[row, :stop], expected[row, :stop])
+    assert np.all(tokens[row, stop:] == PAD_ID)
+    assert np.all(np.asarray(weights)[row, stop:] == 0.0)
+  assert finished > 0

@@ -1,0 +1,54 @@
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _run(*args):
+  return subprocess.run(
+    [sys.executable, "-m", *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "PYTHONPATH": REPO},
+  )
+
+
+def test_unknown_config_key_is_rejected_by_name(tmp_path):
+  result = _run(
+    "experiments.train",
+    "--config=experiments/configs/dates.py",
+    f"--workdir={tmp_path}",
+    "--config.model.attention.scor=dot",
+  )
+  assert result.returncode != 0
+  assert "scor" in result.stderr and "does not exist" in result.stderr
+  assert not os.listdir(tmp_path)
+
+
+def test_unknown_variant_lists_the_valid_ones(tmp_path):
+  result = _run(
+    "experiments.train",
+    "--config=experiments/configs/dates.py",
+    f"--workdir={tmp_path}/run",
+    "--config.model.decoder.type=bahdanauu",
+  )
+  assert result.returncode != 0
+  assert "Unknown decoder 'bahdanauu' for model.decoder.type. Valid names: luong, none_state" in (
+    result.stderr
+  )
+
+
+def test_variants_lists_every_family():
+  result = _run("experiments.variants")
+  assert result.returncode == 0, result.stderr
+  lines = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
+  assert lines["model.attention.score"].split() == ["dot", "general"]
+  assert lines["model.decoder.type"].split() == ["luong", "none_state"]
+  assert {
+    "model.attention.alignment",
+    "model.encoder.type",
+    "model.encoder.cell",
+    "dataset.name",
+  } <= lines.keys()

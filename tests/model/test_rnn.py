@@ -1,0 +1,58 @@
+"""The LSTM against a float64 NumPy implementation of the gate equations (seed 004)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attn_research.model.rnn import LSTMCell, reverse_padded
+
+BATCH, TIME, IN, HID = 3, 6, 5, 4
+
+
+def _sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def _numpy_lstm(xs, mask, w_x, w_h, b):
+  h = np.zeros((BATCH, HID))
+  c = np.zeros((BATCH, HID))
+  outputs = np.zeros((BATCH, TIME, HID))
+  for t in range(TIME):
+    z = xs[:, t] @ w_x + h @ w_h + b
+    i, f, g, o = (z[:, k * HID : (k + 1) * HID] for k in range(4))
+    c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+    h_new = _sigmoid(o) * np.tanh(c_new)
+    m = mask[:, t : t + 1]
+    c, h = np.where(m, c_new, c), np.where(m, h_new, h)
+    outputs[:, t] = np.where(m, h_new, 0.0)
+  return outputs, (c, h)
+
+
+def test_lstm_scan_and_step_match_numpy_with_padding():
+  rng = np.random.default_rng(0)
+  xs = rng.normal(size=(BATCH, TIME, IN))
+  mask = np.arange(TIME)[None] < np.array([6, 2, 4])[:, None]
+  cell = LSTMCell(input_size=IN, hidden_size=HID)
+  carry0 = (jnp.zeros((BATCH, HID)), jnp.zeros((BATCH, HID)))
+  x32 = jnp.asarray(xs, jnp.float32)
+  params = cell.init(jax.random.key(0), x32, carry0, mask, method=LSTMCell.scan)
+  outputs, (c, h) = cell.apply(params, x32, carry0, mask, method=LSTMCell.scan)
+  p = {k: np.asarray(v, np.float64) for k, v in params["params"].items()}
+  np.testing.assert_allclose(p["b"][HID : 2 * HID], 1.0)  # forget bias starts at 1
+  ref_out, (ref_c, ref_h) = _numpy_lstm(xs, mask, p["w_x"], p["w_h"], p["b"])
+  np.testing.assert_allclose(outputs, ref_out, atol=1e-5)
+  np.testing.assert_allclose(c, ref_c, atol=1e-5)
+  np.testing.assert_allclose(h, ref_h, atol=1e-5)
+
+  carry = carry0
+  for t in range(TIME):
+    carry = cell.apply(params, carry, x32[:, t], method=LSTMCell.step)
+    np.testing.assert_allclose(carry[1][0], ref_out[0, t], atol=1e-5)  # row 0 is unpadded
+
+
+def test_reverse_padded_reverses_within_length_and_is_an_involution():
+  xs = jnp.arange(2 * 5).reshape(2, 5)
+  lengths = jnp.array([5, 3])
+  reversed_ = reverse_padded(xs, lengths)
+  np.testing.assert_array_equal(reversed_, [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]])
+  np.testing.assert_array_equal(reverse_padded(reversed_, lengths), xs)
