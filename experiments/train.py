@@ -45,5 +45,20 @@ def main(argv: list[str]) -> None:
   print(json.dumps(summary, indent=2))
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parser, with a one-line error for a config override that names no field."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"error: {e}\nPass --help for the flags.")
+  except (AttributeError, KeyError) as e:  # raised by ml_collections for an unknown key
+    overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+    detail = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'").replace("\n", " ")
+    sys.exit(
+      f"error: a config override names a key that does not exist ({detail}); "
+      f"overrides given: {' '.join(overrides)}."
+    )
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

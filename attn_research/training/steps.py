@@ -35,7 +35,7 @@ def train_step(
     return nll / jnp.maximum(tokens, 1.0), (nll, tokens)
 
   grads, (nll, tokens) = jax.grad(loss_fn, has_aux=True)(state.params)
-  metrics = {"nll_sum": nll, "tokens": tokens, "grad_norm": optax.global_norm(grads)}
+  metrics = {"nll_sum": nll, "tokens": tokens, "grad_norm": optax.tree.norm(grads)}
   return state.apply_gradients(grads=grads), metrics
 
 

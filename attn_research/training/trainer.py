@@ -219,13 +219,14 @@ def train_and_evaluate(
     "wall_seconds": 0.0,
   }
   start_step = checkpointer.latest_step() or 0
+  run.truncate_metrics(start_step)  # what a killed run logged after its last checkpoint
   if start_step:
     abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
     )
     state, progress = checkpointer.restore(start_step, abstract)
+    state = jax.device_put(jax.device_get(state), repl)
     batches.set_state(progress["data"])
-    run.truncate_metrics(start_step)
     _note(f"Resumed from the checkpoint at step {start_step} in {run.path}.")
   segment_wall = time.time()
 

@@ -19,6 +19,13 @@ from tests.configs import tiny_dates
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _read(path):
+  if not os.path.exists(path):
+    return ""
+  with open(path) as f:
+    return f.read()
+
+
 def _config(data_dir, **train):
   config = tiny_dates.get_config()
   config.dataset.data_dir = data_dir
@@ -85,9 +92,11 @@ def test_killed_run_resumes_to_the_same_result(tiny_run, dates_data_dir, tmp_pat
   process = subprocess.Popen(
     command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
   )
-  first_checkpoint = os.path.join(workdir, "checkpoints", "100")
+  # Kill it once step 150 is logged: the step-100 checkpoint has been committed (Orbax
+  # ignores a checkpoint whose write was cut off) and 50 logged steps must be discarded.
+  metrics = os.path.join(workdir, "metrics.jsonl")
   deadline = time.time() + 300
-  while not os.path.exists(first_checkpoint) and process.poll() is None:
+  while process.poll() is None and '"step": 150' not in _read(metrics):
     assert time.time() < deadline
     time.sleep(0.05)
   process.send_signal(signal.SIGKILL)
@@ -96,7 +105,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_run, dates_data_dir, tmp_pat
 
   rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
-  assert "Resumed from the checkpoint at step" in rerun.stderr
+  assert "Resumed from the checkpoint at step 100" in rerun.stderr
   with open(os.path.join(workdir, "result.json")) as f:
     resumed = json.load(f)
   assert resumed["metrics"] == reference["metrics"]
