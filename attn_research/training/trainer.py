@@ -253,6 +253,9 @@ def train_and_evaluate(
     state, step_metrics = p_train_step(
       state, parallel.shard_batch(next(batches), mesh), dropout_rng
     )
+    # One step in flight: with asynchronous dispatch running ahead, XLA:CPU's simulated
+    # devices can fill their thread pool with queued steps and starve a collective.
+    jax.block_until_ready(step_metrics)
     pending.append(step_metrics)
     bar.update(1)
     if step % config.train.log_every == 0 or step == num_steps:
