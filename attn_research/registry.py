@@ -8,10 +8,12 @@ error that lists the valid ones, so a typo in a sweep fails before any compute i
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from attn_research.errors import ConfigError
+
 T = TypeVar("T")
 
 
-class UnknownVariantError(KeyError):
+class UnknownVariantError(ConfigError, KeyError):
   """Raised when a config names a variant that is not registered."""
 
   def __str__(self) -> str:  # KeyError quotes its message; show it plainly.

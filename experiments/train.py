@@ -26,6 +26,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from attn_research.errors import ConfigError
   from attn_research.training import trainer  # imports jax after absl parsed the flags
 
   if not flags.FLAGS["verbosity"].present:  # library INFO logs (orbax) drown the progress bar
@@ -33,7 +34,7 @@ def main(argv: list[str]) -> None:
 
   try:
     result = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
-  except (ValueError, KeyError) as e:
+  except ConfigError as e:
     sys.exit(f"error: {e}")
   summary = {
     "workdir": _WORKDIR.value,

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from attn_research.errors import ConfigError
 from attn_research.registry import Registry
 
 SCORES: Registry[type[nn.Module]] = Registry("score function", "model.attention.score")
@@ -37,7 +38,7 @@ class DotScore(nn.Module):
 
   def prepare(self, keys: jax.Array) -> jax.Array:
     if keys.shape[-1] != self.query_size:
-      raise ValueError(
+      raise ConfigError(
         f"The dot score needs equal query and key sizes, got {self.query_size} and "
         f"{keys.shape[-1]}; use model.attention.score=general to learn a projection."
       )

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from attn_research.errors import ConfigError
 
 Batch = dict[str, np.ndarray]
 
@@ -61,7 +62,9 @@ class Buckets:
   def __post_init__(self):
     for name, lengths in (("source", self.source), ("target", self.target)):
       if not lengths or list(lengths) != sorted(set(lengths)) or lengths[0] < 1:
-        raise ValueError(f"data.{name}_buckets must be increasing positive lengths, got {lengths}.")
+        raise ConfigError(
+          f"data.{name}_buckets must be increasing positive lengths, got {lengths}."
+        )
 
   def assign(self, split: EncodedSplit) -> np.ndarray:
     """`[num_examples, 2]` (source bucket, target bucket) indices; −1 where too long."""
@@ -128,7 +131,7 @@ class TrainBatches(Iterator[Batch]):
     self.num_filtered = len(split) - len(self.kept)
     self._bucket_of = assigned
     if len(self.kept) < batch_size:
-      raise ValueError(
+      raise ConfigError(
         f"Only {len(self.kept)} training examples fit the buckets (source "
         f"{buckets.source[-1]}, target {buckets.target[-1]}), fewer than one batch of "
         f"{batch_size}; raise the largest bucket or lower train.batch_size."
@@ -176,7 +179,7 @@ def eval_batches(split: EncodedSplit, buckets: Buckets, batch_size: int, name: s
   too_long = np.flatnonzero(assigned[:, 0] < 0)
   if len(too_long):
     i = too_long[0]
-    raise ValueError(
+    raise ConfigError(
       f"{len(too_long)} {name} examples do not fit the largest bucket (source "
       f"{buckets.source[-1]}, target {buckets.target[-1]} with </s>), e.g. #{i} with "
       f"{len(split.sources[i])} source and {len(split.targets[i]) + 1} target tokens; add a "

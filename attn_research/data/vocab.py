@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from attn_research.errors import ConfigError
+
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
@@ -22,7 +24,7 @@ class Vocabulary:
 
   def __init__(self, tokens: Sequence[str], level: str):
     if level not in LEVELS:
-      raise ValueError(f"Unknown vocabulary level {level!r}; valid levels: {', '.join(LEVELS)}.")
+      raise ConfigError(f"Unknown vocabulary level {level!r}; valid levels: {', '.join(LEVELS)}.")
     if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
       raise ValueError(f"A vocabulary must start with {SPECIALS}.")
     self.level = level

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_research.attention import Attention, Memory
+from attn_research.errors import ConfigError
 from attn_research.model.encoder import EncoderOutput
 from attn_research.model.rnn import CELLS, Carry
 from attn_research.registry import Registry
@@ -77,7 +78,7 @@ class _RecurrentDecoder(nn.Module):
 
   def prepare(self, encoded: EncoderOutput, src_mask: jax.Array) -> tuple[Memory, DecoderState]:
     if len(encoded.final) != self.num_layers:
-      raise ValueError(
+      raise ConfigError(
         f"The decoder starts from the encoder's final states layer by layer, so it needs as "
         f"many layers: encoder {len(encoded.final)}, decoder {self.num_layers}. Set "
         "model.decoder.num_layers equal to model.encoder.num_layers."

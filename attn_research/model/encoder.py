@@ -7,6 +7,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from attn_research.errors import ConfigError
 from attn_research.model.rnn import CELLS, Carry, reverse_padded
 from attn_research.registry import Registry
 
@@ -52,7 +53,7 @@ class RNNEncoder(nn.Module):
     """Encodes `[batch, src_len]` token ids with `[batch, src_len]` bool mask."""
     cell_cls = CELLS.get(self.cell)
     if self.bidirectional and self.hidden_size % 2:
-      raise ValueError(
+      raise ConfigError(
         f"A bidirectional encoder splits model.encoder.hidden_size={self.hidden_size} "
         "between two directions; choose an even size."
       )

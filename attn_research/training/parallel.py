@@ -10,6 +10,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from attn_research.errors import ConfigError
+
 DATA_AXIS = "data"
 
 
@@ -28,7 +30,7 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 def check_batch_size(batch_size: int, mesh: Mesh, key: str) -> None:
   if batch_size % mesh.size:
-    raise ValueError(
+    raise ConfigError(
       f"{key}={batch_size} must be divisible by the number of devices ({mesh.size}); "
       f"use a multiple of {mesh.size}."
     )

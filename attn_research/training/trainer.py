@@ -25,6 +25,7 @@ from attn_research.data import datasets
 from attn_research.data.pipeline import Buckets, EncodedSplit, TrainBatches, eval_batches
 from attn_research.data.vocab import LEVELS, Vocabulary
 from attn_research.decoding import greedy_decode
+from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics
 from attn_research.model import CELLS, DECODERS, ENCODERS, ModelConfig, Seq2Seq
 from attn_research.training import optimizers, parallel, steps
@@ -52,9 +53,9 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
   ):
     registry.get(name)
   if config.dataset.vocab not in LEVELS:
-    raise ValueError(f"dataset.vocab={config.dataset.vocab!r}; valid: {', '.join(LEVELS)}.")
+    raise ConfigError(f"dataset.vocab={config.dataset.vocab!r}; valid: {', '.join(LEVELS)}.")
   if config.decode.beam_size != 0:
-    raise ValueError(
+    raise ConfigError(
       f"decode.beam_size={config.decode.beam_size}: only greedy decoding (0) is available."
     )
   for key in (
@@ -72,9 +73,9 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
   ):
     value = functools.reduce(getattr, key.split("."), config)
     if value < 1:
-      raise ValueError(f"{key}={value} must be at least 1.")
+      raise ConfigError(f"{key}={value} must be at least 1.")
   if not 0.0 <= config.model.dropout < 1.0:
-    raise ValueError(f"model.dropout={config.model.dropout} must be in [0, 1).")
+    raise ConfigError(f"model.dropout={config.model.dropout} must be in [0, 1).")
   parallel.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
   parallel.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
 
@@ -92,7 +93,7 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: Workdir) -> Data:
   raw = datasets.load(config.dataset.name, config.dataset.data_dir)
   for split in ("train", "validation", "test"):
     if split not in raw:
-      raise ValueError(f"Dataset {config.dataset.name!r} has no {split} split: {list(raw)}.")
+      raise ConfigError(f"Dataset {config.dataset.name!r} has no {split} split: {list(raw)}.")
   vocabs = []
   for filename, feature in ((SOURCE_VOCAB, "source"), (TARGET_VOCAB, "target")):
     if workdir.exists(filename):

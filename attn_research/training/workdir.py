@@ -13,12 +13,14 @@ from typing import Any
 
 import jax
 
+from attn_research.errors import ConfigError
+
 CONFIG, METRICS, RESULT, CHECKPOINTS = "config.json", "metrics.jsonl", "result.json", "checkpoints"
 SOURCE_VOCAB, TARGET_VOCAB = "vocab.source.json", "vocab.target.json"
 RUN_FILES = (CONFIG, METRICS, RESULT, CHECKPOINTS, SOURCE_VOCAB, TARGET_VOCAB)
 
 
-class WorkdirConflictError(ValueError):
+class WorkdirConflictError(ConfigError):
   """The workdir holds a run with a different config."""
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from attn_research.attention import Attention, masked_softmax
+from attn_research.errors import ConfigError
 
 BATCH, SRC, TGT, DIM = 4, 7, 5, 6
 LENGTHS = np.array([7, 3, 1, 5])
@@ -100,7 +101,7 @@ def test_masked_softmax_is_exact_zero_on_padding_with_huge_scores():
 def test_dot_score_rejects_mismatched_sizes():
   layer = Attention(score="dot", alignment="global", query_size=DIM + 1)
   query, values, mask = _inputs()
-  with pytest.raises(ValueError, match=r"model\.attention\.score=general"):
+  with pytest.raises(ConfigError, match=r"model\.attention\.score=general"):
     layer.init(
       jax.random.key(0),
       jnp.asarray(query[..., :1]),

@@ -3,6 +3,7 @@ import pytest
 
 from attn_research.data.pipeline import Buckets, EncodedSplit, TrainBatches, eval_batches
 from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from attn_research.errors import ConfigError
 
 
 def _split(n=500, seed=0):
@@ -63,7 +64,7 @@ def test_batch_layout_teacher_forcing():
 
 def test_eval_batches_cover_every_example_once_or_refuse():
   split = _split()
-  with pytest.raises(ValueError, match=r"data\.source_buckets"):
+  with pytest.raises(ConfigError, match=r"data\.source_buckets"):
     eval_batches(split, BUCKETS, 32, "test")
   wide = Buckets(source=(8, 16, 64), target=(5, 10))
   batches = eval_batches(split, wide, 32, "test")
@@ -76,5 +77,5 @@ def test_eval_batches_cover_every_example_once_or_refuse():
 
 
 def test_buckets_must_increase():
-  with pytest.raises(ValueError, match="increasing"):
+  with pytest.raises(ConfigError, match="increasing"):
     Buckets(source=(16, 8), target=(4,))

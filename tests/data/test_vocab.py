@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from attn_research.data.vocab import EOS_ID, PAD_ID, UNK_ID, Vocabulary
+from attn_research.errors import ConfigError
 
 
 def test_char_vocabulary_orders_by_frequency_and_round_trips():
@@ -22,5 +23,5 @@ def test_word_vocabulary_keeps_the_most_frequent():
 
 
 def test_unknown_level_is_refused():
-  with pytest.raises(ValueError, match="char, word"):
+  with pytest.raises(ConfigError, match="char, word"):
     Vocabulary.build(["a"], "byte")

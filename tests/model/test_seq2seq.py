@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from attn_research.errors import ConfigError
 from attn_research.model import ModelConfig, Seq2Seq
 
 VARIANTS = [("luong", True), ("luong", False), ("none_state", False)]
@@ -107,5 +108,5 @@ def test_layer_mismatch_names_the_fix():
     )
   )
   src, mask, tgt = _batch()
-  with pytest.raises(ValueError, match=r"model\.decoder\.num_layers"):
+  with pytest.raises(ConfigError, match=r"model\.decoder\.num_layers"):
     model.init(jax.random.key(0), src, mask, tgt)

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from attn_research.errors import ConfigError
 from attn_research.registry import UnknownVariantError
 from attn_research.training import parallel, trainer
 from attn_research.training.workdir import WorkdirConflictError
@@ -132,6 +133,6 @@ def test_bad_values_fail_before_any_work(dates_data_dir, tmp_path):
   with pytest.raises(UnknownVariantError, match="Valid names: dot, general"):
     trainer.train_and_evaluate(config, str(tmp_path / "a"))
   config = _config(dates_data_dir, batch_size=60)
-  with pytest.raises(ValueError, match="divisible by the number of devices"):
+  with pytest.raises(ConfigError, match="divisible by the number of devices"):
     trainer.train_and_evaluate(config, str(tmp_path / "b"))
   assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
