@@ -72,16 +72,15 @@ def test_encoding_ignores_padding(encoder):
   np.testing.assert_allclose(alone[0], logits[1], atol=1e-5)
 
 
-def test_none_state_reads_the_source_only_through_the_final_state():
-  """Changing a source token that is not the last changes none_state's output only via the
-  final state: with the last token's state fixed by a 1-token source, outputs are equal."""
+def test_none_state_reads_the_source_only_through_the_initial_state():
+  """The plain seq2seq decoder's logits do not change when the encoder states it would
+  attend to are replaced: the source reaches it only through the final encoder state."""
   model = _model("none_state", False, encoder="uni", layers=1)
   src, mask, tgt = _batch()
   params = model.init(jax.random.key(0), src, mask, tgt)["params"]
   assert "attention" not in params["decoder"]
   memory, state = model.apply({"params": params}, src, mask, method=Seq2Seq.encode)
   logits, _ = model.apply({"params": params}, src, mask, tgt)
-  # Decoding from the same initial state with a different memory gives the same logits.
   other = memory.replace(values=memory.values * 0 + 5.0)
   logits_other, _ = model.apply(
     {"params": params}, other, state, tgt, False, method=lambda m, *a: m.decoder(*a)
