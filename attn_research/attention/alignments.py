@@ -1,23 +1,129 @@
-"""Alignment types: which source positions a decoder step may attend to, and how.
+"""Alignment types: which source positions a decoder step attends to, and how.
 
-An alignment turns the energies of a score function into weights over the full source
-length (so heatmaps and alignment error work the same for every variant).
+An alignment takes queries `[batch, q, query_size]` with their target positions
+`[batch, q]` (0-based decoder step t) and returns the context `[batch, q, value_size]`
+and weights over the full source `[batch, q, src_len]`, so heatmaps and alignment error
+work the same for every variant.
+
+Local alignments (Luong et al. 2015 §3.2) score only the 2D+1 positions of their window:
+the window's prepared keys and values are gathered, so the cost of a decoder step does
+not grow with the source length; the window's weights are then scattered into the
+full-length weight row. Positions outside the sentence get no weight (Luong's footnote:
+"ignore the part outside the sentence"). The paper's positions are 1-based: s = 1..S
+and p_t ∈ [0, S]; array index i holds s = i + 1.
 """
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from attn_research.attention.masking import masked_softmax
 from attn_research.attention.memory import Memory
+from attn_research.attention.scores import Score, luong_uniform
 from attn_research.registry import Registry
 
-ALIGNMENTS: Registry[type[nn.Module]] = Registry("alignment", "model.attention.alignment")
+ALIGNMENTS: Registry[type["Alignment"]] = Registry("alignment", "model.attention.alignment")
+
+
+def _gather(tree, index: jax.Array):
+  """`[batch, src_len, …]` leaves → `[batch, q, width, …]` at `index` `[batch, q, width]`."""
+
+  def take(x):
+    flat = index.reshape(index.shape[0], -1)
+    picked = jnp.take_along_axis(x, flat.reshape(flat.shape + (1,) * (x.ndim - 2)), axis=1)
+    return picked.reshape(index.shape + x.shape[2:])
+
+  return jax.tree.map(take, tree)
+
+
+def _scatter(window_weights: jax.Array, index: jax.Array, src_len: int) -> jax.Array:
+  """Window weights `[batch, q, width]` at `index` → full rows `[batch, q, src_len]`."""
+  batch, queries, _ = index.shape
+  rows = jnp.zeros((batch, queries, src_len), window_weights.dtype)
+  b = jnp.arange(batch)[:, None, None]
+  q = jnp.arange(queries)[None, :, None]
+  return rows.at[b, q, index].add(window_weights)
+
+
+class Alignment(nn.Module):
+  """Base of the alignments; every one takes the same config.
+
+  Attributes:
+    window: D, a local window's half-width (`model.attention.window`).
+    size: inner size of learned position predictors (0: the query size).
+    initialization: "paper" or "default" parameter initialisation.
+  """
+
+  window: int = 10
+  size: int = 0
+  initialization: str = "paper"
+
+
+class _Local(Alignment):
+  """A window of 2D+1 source positions around each decoder step's p_t."""
+
+  def window_positions(self, query, memory, positions):
+    """Returns the window's indices `[b, q, 2D+1]` and p_t (`None` for local-m)."""
+    raise NotImplementedError
+
+  def __call__(self, score: Score, query: jax.Array, memory: Memory, positions: jax.Array):
+    lengths = memory.mask.sum(axis=-1)[:, None, None]
+    index, p_t = self.window_positions(query, memory, positions)
+    inside = (index >= 0) & (index < lengths)
+    if p_t is not None:  # the real-valued window [p_t − D, p_t + D] in 1-based s
+      inside &= jnp.abs(index + 1 - p_t[..., None]) <= self.window
+    src_len = memory.mask.shape[1]
+    safe = jnp.clip(index, 0, src_len - 1)
+    energies = score.compare(query, _gather(memory.keys, safe))
+    weights = masked_softmax(energies, inside)
+    if p_t is not None:  # Luong Eq. 10: align(h_t, h̄_s) · exp(−(s − p_t)² / 2σ²), σ = D/2
+      sigma = self.window / 2.0
+      distance = (index + 1).astype(weights.dtype) - p_t[..., None]
+      weights = weights * jnp.exp(-jnp.square(distance) / (2.0 * sigma**2))
+    context = jnp.einsum("bqw,bqwd->bqd", weights, _gather(memory.values, safe))
+    return context, _scatter(weights, safe, src_len)
 
 
 @ALIGNMENTS.register("global")
-class GlobalAlignment(nn.Module):
+class GlobalAlignment(Alignment):
   """Luong's global attention (Eq. 7): a softmax over every real source position."""
 
-  def __call__(self, score: nn.Module, query: jax.Array, memory: Memory) -> jax.Array:
-    """Returns `[batch, ..., src_len]` weights for `[batch, ..., dim]` queries."""
-    return masked_softmax(score(query, memory.keys), memory.mask)
+  def __call__(self, score: Score, query: jax.Array, memory: Memory, positions: jax.Array):
+    del positions
+    weights = masked_softmax(score.compare(query, memory.keys), memory.mask[:, None, :])
+    return jnp.einsum("bqs,bsd->bqd", weights, memory.values), weights
+
+
+@ALIGNMENTS.register("local_m")
+class LocalMonotonic(_Local):
+  """Luong's local-m: p_t = t (monotonic alignment), window [t − D, t + D], weights the
+  softmax over the window's real positions."""
+
+  def window_positions(self, query, memory, positions):
+    offsets = jnp.arange(-self.window, self.window + 1)
+    return positions[..., None] + offsets, None
+
+
+@ALIGNMENTS.register("local_p")
+class LocalPredictive(_Local):
+  """Luong's local-p: p_t = S · sigmoid(v_pᵀ tanh(W_p h_t)) with S the real source length
+  (Eq. 9), then the window's softmax times a Gaussian centred at p_t (Eq. 10). As in the
+  paper the weights are not renormalised after the Gaussian. W_p and v_p are U(−0.1, 0.1)
+  under initialization="paper" (Luong §4.1).
+  """
+
+  @nn.compact
+  def window_positions(self, query, memory, positions):
+    del positions
+    size = self.size or query.shape[-1]
+    kernel_init = (
+      luong_uniform if self.initialization == "paper" else nn.initializers.lecun_normal()
+    )
+    hidden = jnp.tanh(nn.Dense(size, use_bias=False, kernel_init=kernel_init, name="w_p")(query))
+    v_init = luong_uniform if self.initialization == "paper" else nn.initializers.normal(size**-0.5)
+    v_p = self.param("v_p", v_init, (size,))
+    lengths = memory.mask.sum(axis=-1).astype(hidden.dtype)
+    p_t = lengths[:, None] * jax.nn.sigmoid(hidden @ v_p)  # [b, q], 1-based, in [0, S]
+    # Integers s with |s − p_t| ≤ D lie in floor(p_t) − D … floor(p_t) + D (1-based).
+    first = jnp.floor(p_t).astype(jnp.int32) - self.window - 1  # as a 0-based index
+    return first[..., None] + jnp.arange(2 * self.window + 1), p_t

@@ -21,6 +21,8 @@ def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
   """
   if mask.ndim < scores.ndim:
     mask = mask.reshape(mask.shape[:1] + (1,) * (scores.ndim - mask.ndim) + mask.shape[1:])
-  neg = jnp.finfo(scores.dtype).min
-  weights = jax.nn.softmax(jnp.where(mask, scores, neg), axis=-1)
-  return jnp.where(mask, weights, jnp.zeros_like(weights))
+  # The softmax runs in float32 whatever the input dtype (bfloat16 sums drift).
+  scores32 = scores.astype(jnp.float32)
+  neg = jnp.finfo(jnp.float32).min
+  weights = jax.nn.softmax(jnp.where(mask, scores32, neg), axis=-1)
+  return jnp.where(mask, weights, 0.0).astype(scores.dtype)

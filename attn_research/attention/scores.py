@@ -1,13 +1,21 @@
 """Score functions `score(h_t, h̄_s)`: how well a query matches each source position.
 
-Each score is a linen module with two methods:
-  * `prepare(keys)`: work that depends only on the source, done once per sentence
-    (e.g. `W_a h̄_s` for `general`), not at every decoder step;
-  * `__call__(query, prepared)`: energies for every source position.
-Queries may carry extra leading axes (`[batch, tgt_len, dim]`), so one call scores every
-target step at once when the queries are known in advance (teacher forcing without
-input feeding).
+Every score splits its work in two:
+  * `prepare(keys)`: everything that depends only on the source, once per sentence
+    (`W_a h̄_s` for `general`, `U_a h̄_s` for `additive`, …). The result has leading axes
+    `[batch, src_len]`, one entry per source position, so local alignments can gather
+    the 2D+1 positions of their window from it.
+  * `compare(query, prepared)`: energies. `query` is `[batch, num_queries, query_size]`
+    (one query per decoder step, or every target step at once); `prepared` is either the
+    full `[batch, src_len, …]` (global) or a gathered window `[batch, num_queries,
+    width, …]` (local). Returns `[batch, num_queries, src_len or width]`.
+
+Initialisation follows the papers where they say (`initialization="paper"`): Luong et al. 2015
+draw every parameter from U(−0.1, 0.1); Bahdanau et al. 2015 (appendix B.2) draw W_a and
+U_a from N(0, 0.001²) and set v_a to 0. `initialization="default"` uses Flax's LeCun-normal.
 """
+
+import math
 
 import flax.linen as nn
 import jax
@@ -16,25 +24,73 @@ import jax.numpy as jnp
 from attn_research.errors import ConfigError
 from attn_research.registry import Registry
 
-SCORES: Registry[type[nn.Module]] = Registry("score function", "model.attention.score")
+SCORES: Registry[type["Score"]] = Registry("score function", "model.attention.score")
+INITS = ("paper", "default")
 
 
-def _dot(query: jax.Array, keys: jax.Array) -> jax.Array:
-  """`[batch, ..., dim] · [batch, src_len, dim] → [batch, ..., src_len]`."""
-  batch, *middle, dim = query.shape
-  flat = query.reshape(batch, -1, dim)
-  return jnp.einsum("bqd,bsd->bqs", flat, keys).reshape(batch, *middle, keys.shape[1])
+def luong_uniform(key, shape, dtype=jnp.float32):
+  """Luong et al. 2015 §4.1: parameters uniform in [−0.1, 0.1]."""
+  return jax.random.uniform(key, shape, dtype, -0.1, 0.1)
 
 
-@SCORES.register("dot")
-class DotScore(nn.Module):
-  """Luong's `dot`: `h_tᵀ h̄_s` (query and key sizes must match).
+def bahdanau_normal(key, shape, dtype=jnp.float32):
+  """Bahdanau et al. 2015 appendix B.2: W_a and U_a from N(0, 0.001²)."""
+  return 0.001 * jax.random.normal(key, shape, dtype)
+
+
+def dot(query: jax.Array, keys: jax.Array) -> jax.Array:
+  """`[b, q, d]` · full `[b, s, d]` or windowed `[b, q, w, d]` keys → `[b, q, s|w]`."""
+  if keys.ndim == 3:
+    return jnp.einsum("bqd,bsd->bqs", query, keys)
+  return jnp.einsum("bqd,bqwd->bqw", query, keys)
+
+
+def add(query: jax.Array, keys: jax.Array) -> jax.Array:
+  """`[b, q, n]` + full `[b, s, n]` or windowed `[b, q, w, n]` → `[b, q, s|w, n]`."""
+  return query[:, :, None, :] + (keys[:, None] if keys.ndim == 3 else keys)
+
+
+class Score(nn.Module):
+  """Base of the score functions.
 
   Attributes:
-    query_size: size of `h_t`, checked against the key size.
+    query_size: size of the query h_t (or s_{t−1}).
+    size: inner size N of the projected scores (`concat`, `additive`, `normed_additive`,
+      `mul`); 0 means `query_size`.
+    max_length: longest source the `location` score can address.
+    initialization: "paper" or "default" (see the module docstring).
   """
 
   query_size: int
+  size: int = 0
+  max_length: int = 0
+  initialization: str = "paper"
+
+  @property
+  def inner_size(self) -> int:
+    return self.size or self.query_size
+
+  def initializer(self, paper, vector: bool = False):
+    """`paper` under initialization="paper", else LeCun-normal (N(0, 1/N) for a vector)."""
+    if self.initialization == "paper":
+      return paper
+    if vector:
+      return nn.initializers.normal(1.0 / math.sqrt(self.inner_size))
+    return nn.initializers.lecun_normal()
+
+  def dense(self, features: int, name: str, paper=luong_uniform) -> nn.Dense:
+    return nn.Dense(features, use_bias=False, kernel_init=self.initializer(paper), name=name)
+
+  def prepare(self, keys: jax.Array):
+    return keys
+
+  def compare(self, query: jax.Array, prepared) -> jax.Array:
+    raise NotImplementedError
+
+
+@SCORES.register("dot")
+class Dot(Score):
+  """Luong's `dot`: `h_tᵀ h̄_s` (query and key sizes must match)."""
 
   def prepare(self, keys: jax.Array) -> jax.Array:
     if keys.shape[-1] != self.query_size:
@@ -44,27 +100,158 @@ class DotScore(nn.Module):
       )
     return keys
 
-  def __call__(self, query: jax.Array, prepared: jax.Array) -> jax.Array:
-    return _dot(query, prepared)
+  def compare(self, query, prepared):
+    return dot(query, prepared)
+
+
+@SCORES.register("scaled_dot")
+class ScaledDot(Dot):
+  """`h_tᵀ h̄_s / √d` (Vaswani et al. 2017's scaling on Luong's dot)."""
+
+  def compare(self, query, prepared):
+    return dot(query, prepared) / math.sqrt(self.query_size)
 
 
 @SCORES.register("general")
-class GeneralScore(nn.Module):
-  """Luong's `general`: `h_tᵀ W_a h̄_s`, with `W_a h̄_s` computed once per source.
-
-  Attributes:
-    query_size: size of `h_t`; `W_a` is `[query_size, key_size]`.
-  """
-
-  query_size: int
+class General(Score):
+  """Luong's `general`: `h_tᵀ W_a h̄_s`, with `W_a h̄_s` computed once per source."""
 
   def setup(self):
     # Dense computes `h̄_s @ kernel`, so its kernel is W_aᵀ: `[key_size, query_size]`.
-    self.w_a = nn.Dense(self.query_size, use_bias=False, name="w_a")
+    self.w_a = self.dense(self.query_size, "w_a")
 
-  def prepare(self, keys: jax.Array) -> jax.Array:
-    """`[batch, src_len, key_size] → [batch, src_len, query_size]` (W_a h̄_s)."""
+  def prepare(self, keys):
     return self.w_a(keys)
 
-  def __call__(self, query: jax.Array, prepared: jax.Array) -> jax.Array:
-    return _dot(query, prepared)
+  def compare(self, query, prepared):
+    return dot(query, prepared)
+
+
+@SCORES.register("scaled_general")
+class ScaledGeneral(General):
+  """tensorflow/nmt's scaled Luong: `g · h_tᵀ W_a h̄_s`, g a learned scalar starting at 1."""
+
+  def setup(self):
+    super().setup()
+    self.g = self.param("g", nn.initializers.ones, ())
+
+  def compare(self, query, prepared):
+    return self.g * dot(query, prepared)
+
+
+@SCORES.register("concat")
+class Concat(Score):
+  """Luong's `concat`: `v_aᵀ tanh(W_a [h_t; h̄_s])`, with W_a = [W_q, W_k] split so that
+  `W_k h̄_s` is computed once per source."""
+
+  def setup(self):
+    self.w_q = self.dense(self.inner_size, "w_q")
+    self.w_k = self.dense(self.inner_size, "w_k")
+    self.v_a = self.param("v_a", self.initializer(luong_uniform, True), (self.inner_size,))
+
+  def prepare(self, keys):
+    return self.w_k(keys)
+
+  def compare(self, query, prepared):
+    return jnp.tanh(add(self.w_q(query), prepared)) @ self.v_a
+
+
+@SCORES.register("additive")
+class Additive(Score):
+  """Bahdanau's `v_aᵀ tanh(W_a s + U_a h̄_s)`, `U_a h̄_s` once per source; W_a, U_a from
+  N(0, 0.001²) and v_a = 0 (Bahdanau et al. 2015, appendix B.2)."""
+
+  def setup(self):
+    self.w_a = self.dense(self.inner_size, "w_a", bahdanau_normal)
+    self.u_a = self.dense(self.inner_size, "u_a", bahdanau_normal)
+    self.v_a = self.param("v_a", self.initializer(nn.initializers.zeros, True), (self.inner_size,))
+
+  def prepare(self, keys):
+    return self.u_a(keys)
+
+  def compare(self, query, prepared):
+    return jnp.tanh(add(self.w_a(query), prepared)) @ self.v_a
+
+
+@SCORES.register("normed_additive")
+class NormedAdditive(Score):
+  """tensorflow/nmt's normed Bahdanau (Salimans & Kingma 2016 weight normalisation):
+  `(g · v / ‖v‖)ᵀ tanh(W q + U h̄_s + b)`, g starting at √(1/N), b at 0, the rest
+  U(−0.1, 0.1) as tensorflow/nmt's standard `init_weight`."""
+
+  def setup(self):
+    self.w_a = self.dense(self.inner_size, "w_a")
+    self.u_a = self.dense(self.inner_size, "u_a")
+    self.v = self.param("v", self.initializer(luong_uniform, True), (self.inner_size,))
+    self.g = self.param("g", nn.initializers.constant(math.sqrt(1.0 / self.inner_size)), ())
+    self.b = self.param("b", nn.initializers.zeros, (self.inner_size,))
+
+  def prepare(self, keys):
+    return self.u_a(keys)
+
+  def compare(self, query, prepared):
+    normed_v = self.g * self.v / jnp.linalg.norm(self.v)
+    return jnp.tanh(add(self.w_a(query), prepared) + self.b) @ normed_v
+
+
+@SCORES.register("mul")
+class Mul(Score):
+  """Britz et al. 2017's multiplicative Mul-N: `(W_q h_t)ᵀ (W_k h̄_s)`, both sides
+  projected to N = `model.attention.size`."""
+
+  def setup(self):
+    self.w_q = self.dense(self.inner_size, "w_q")
+    self.w_k = self.dense(self.inner_size, "w_k")
+
+  def prepare(self, keys):
+    return self.w_k(keys)
+
+  def compare(self, query, prepared):
+    return dot(self.w_q(query), prepared)
+
+
+@SCORES.register("cosine")
+class Cosine(Dot):
+  """Content-based cosine similarity `h_tᵀ h̄_s / (‖h_t‖ ‖h̄_s‖)` (Graves et al. 2014)."""
+
+  eps: float = 1e-8
+
+  def _normalise(self, x):
+    # sqrt(|x|² + ε) keeps zero vectors (padding) and their gradients finite.
+    return x / jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + self.eps)
+
+  def prepare(self, keys):
+    return super().prepare(self._normalise(keys))
+
+  def compare(self, query, prepared):
+    return dot(self._normalise(query), prepared)
+
+
+@SCORES.register("location")
+class Location(Score):
+  """Luong's location-based `a_t = softmax(W_a h_t)` over source positions.
+
+  Row s of W_a scores position s whatever the source says, so `prepare` returns the
+  rows of the first src_len positions as per-position "keys" and the score is their
+  dot product with h_t: a local window gathers its rows like any other keys.
+  """
+
+  def setup(self):
+    if self.max_length < 1:
+      raise ConfigError("The location score needs model.attention.max_source_length ≥ 1.")
+    self.w_a = self.param(
+      "w_a", self.initializer(luong_uniform), (self.query_size, self.max_length)
+    )
+
+  def prepare(self, keys):
+    batch, src_len = keys.shape[:2]
+    if src_len > self.max_length:
+      raise ConfigError(
+        f"The location score addresses {self.max_length} source positions, the batch has "
+        f"{src_len}; raise model.attention.max_source_length."
+      )
+    rows = self.w_a[:, :src_len].T.astype(keys.dtype)
+    return jnp.broadcast_to(rows, (batch, src_len, self.query_size))
+
+  def compare(self, query, prepared):
+    return dot(query, prepared)
