@@ -46,7 +46,9 @@ def main(argv: list[str]) -> None:
     for key, value in overrides.items():
       section, field = key.split(".")
       setattr(config.model[section], field, value)
-    model = Seq2Seq(ModelConfig.from_config(config.model, SRC_VOCAB, TGT_VOCAB))
+    model = Seq2Seq(
+      ModelConfig.from_config(config.model, SRC_VOCAB, TGT_VOCAB, max(config.data.source_buckets))
+    )
     batch_size = config.train.batch_size
     rng = np.random.default_rng(0)
     batch = {

@@ -27,10 +27,12 @@ class DecoderState:
   """Attributes:
   carries: one recurrent carry per decoder layer.
   feed: `[batch, hidden]` previous attentional state h̃_{t−1} (input feeding).
+  position: `[batch]` int32, the 0-based target step about to be predicted.
   """
 
   carries: tuple[Carry, ...]
   feed: jax.Array
+  position: jax.Array
 
 
 class _RecurrentDecoder(nn.Module):
@@ -47,6 +49,10 @@ class _RecurrentDecoder(nn.Module):
     input_feeding: concatenate h̃_{t−1} to the next step's input (Luong §3.3).
     score: attention score name (attentional decoders only).
     alignment: attention alignment name (attentional decoders only).
+    window: D of local alignments.
+    attention_size: inner size N of projected scores (0: hidden size).
+    attention_init: "paper" or "default" initialisation of the attention parameters.
+    max_source_length: source positions the `location` score addresses.
   """
 
   vocab_size: int
@@ -58,6 +64,10 @@ class _RecurrentDecoder(nn.Module):
   input_feeding: bool
   score: str
   alignment: str
+  window: int
+  attention_size: int
+  attention_init: str
+  max_source_length: int
 
   feeds_input = False
 
@@ -84,7 +94,11 @@ class _RecurrentDecoder(nn.Module):
         "model.decoder.num_layers equal to model.encoder.num_layers."
       )
     batch = src_mask.shape[0]
-    state = DecoderState(carries=encoded.final, feed=jnp.zeros((batch, self.hidden_size)))
+    state = DecoderState(
+      carries=encoded.final,
+      feed=jnp.zeros((batch, self.hidden_size)),
+      position=jnp.zeros((batch,), jnp.int32),
+    )
     return self._memory(encoded.states, src_mask), state
 
   def _memory(self, states: jax.Array, src_mask: jax.Array) -> Memory:
@@ -126,15 +140,22 @@ class LuongDecoder(_RecurrentDecoder):
   def setup(self):
     super().setup()
     self.attention = Attention(
-      score=self.score, alignment=self.alignment, query_size=self.hidden_size, name="attention"
+      score=self.score,
+      alignment=self.alignment,
+      query_size=self.hidden_size,
+      window=self.window,
+      size=self.attention_size,
+      max_length=self.max_source_length,
+      initialization=self.attention_init,
+      name="attention",
     )
     self.w_c = nn.Dense(self.hidden_size, use_bias=False, name="w_c")
 
   def _memory(self, states: jax.Array, src_mask: jax.Array) -> Memory:
     return self.attention.prepare(states, src_mask)
 
-  def _attend(self, memory: Memory, h: jax.Array, train: bool):
-    context, weights = self.attention(h, memory)
+  def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array, train: bool):
+    context, weights = self.attention(h, memory, positions)
     h_tilde = jnp.tanh(self.w_c(jnp.concatenate([context, h], axis=-1)))
     logits = self.w_s(self.drop(h_tilde, deterministic=not train))
     return h_tilde, logits, weights
@@ -145,14 +166,16 @@ class LuongDecoder(_RecurrentDecoder):
     if self.input_feeding:
       x = jnp.concatenate([x, state.feed], axis=-1)
     carries, h = self._stack_step(state.carries, x, train)
-    h_tilde, logits, weights = self._attend(memory, h, train)
-    return DecoderState(carries=carries, feed=h_tilde), logits, weights
+    h_tilde, logits, weights = self._attend(memory, h, state.position, train)
+    new_state = DecoderState(carries=carries, feed=h_tilde, position=state.position + 1)
+    return new_state, logits, weights
 
   def __call__(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
     """`[batch, tgt_len]` inputs → `[batch, tgt_len, vocab]` logits and `[…, src_len]` weights."""
     if not self.input_feeding:
       hs, _ = self._stack_scan(self.embed(tokens), state.carries, train)
-      _, logits, weights = self._attend(memory, hs, train)
+      positions = state.position[:, None] + jnp.arange(tokens.shape[1])
+      _, logits, weights = self._attend(memory, hs, positions, train)
       return logits, weights
 
     def body(module, state, token):
@@ -185,7 +208,8 @@ class NoneStateDecoder(_RecurrentDecoder):
   def step(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool = False):
     carries, h = self._stack_step(state.carries, self.embed(tokens), train)
     weights = jnp.zeros(memory.mask.shape, h.dtype)
-    return state.replace(carries=carries), self._logits(h, train), weights
+    new_state = state.replace(carries=carries, position=state.position + 1)
+    return new_state, self._logits(h, train), weights
 
   def __call__(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
     hs, _ = self._stack_scan(self.embed(tokens), state.carries, train)

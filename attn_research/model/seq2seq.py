@@ -28,11 +28,21 @@ class ModelConfig:
   input_feeding: bool
   score: str
   alignment: str
+  window: int = 10
+  attention_size: int = 0
+  attention_init: str = "paper"
+  max_source_length: int = 0
 
   @classmethod
   def from_config(
-    cls, model: ml_collections.ConfigDict, src_vocab_size: int, tgt_vocab_size: int
+    cls,
+    model: ml_collections.ConfigDict,
+    src_vocab_size: int,
+    tgt_vocab_size: int,
+    longest_source: int,
   ) -> "ModelConfig":
+    """`longest_source`: the data's largest source bucket, the `location` score's default
+    reach when `model.attention.max_source_length` is 0."""
     return cls(
       src_vocab_size=src_vocab_size,
       tgt_vocab_size=tgt_vocab_size,
@@ -47,6 +57,10 @@ class ModelConfig:
       input_feeding=model.decoder.input_feeding,
       score=model.attention.score,
       alignment=model.attention.alignment,
+      window=model.attention.window,
+      attention_size=model.attention.size,
+      attention_init=model.attention.init,
+      max_source_length=model.attention.max_source_length or longest_source,
     )
 
 
@@ -80,6 +94,10 @@ class Seq2Seq(nn.Module):
       input_feeding=c.input_feeding,
       score=c.score,
       alignment=c.alignment,
+      window=c.window,
+      attention_size=c.attention_size,
+      attention_init=c.attention_init,
+      max_source_length=c.max_source_length,
       name="decoder",
     )
 

@@ -21,6 +21,7 @@ from flax.training import train_state
 from jax.sharding import Mesh
 
 from attn_research.attention import ALIGNMENTS, SCORES
+from attn_research.attention.scores import INITS
 from attn_research.data import datasets
 from attn_research.data.pipeline import Buckets, EncodedSplit, TrainBatches, eval_batches
 from attn_research.data.vocab import LEVELS, Vocabulary
@@ -74,6 +75,18 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
     value = functools.reduce(getattr, key.split("."), config)
     if value < 1:
       raise ConfigError(f"{key}={value} must be at least 1.")
+  if config.model.attention.init not in INITS:
+    raise ConfigError(
+      f"model.attention.init={config.model.attention.init!r}; valid: {', '.join(INITS)}."
+    )
+  if config.model.attention.window < 0 or config.model.attention.size < 0:
+    raise ConfigError("model.attention.window and model.attention.size must be ≥ 0.")
+  longest = config.model.attention.max_source_length
+  if 0 < longest < max(config.data.source_buckets):
+    raise ConfigError(
+      f"model.attention.max_source_length={longest} is shorter than the largest source "
+      f"bucket ({max(config.data.source_buckets)}); raise it or set 0 to use the bucket."
+    )
   if not 0.0 <= config.model.dropout < 1.0:
     raise ConfigError(f"model.dropout={config.model.dropout} must be in [0, 1).")
   parallel.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
@@ -190,7 +203,11 @@ def train_and_evaluate(
     return run.read_json(RESULT)
 
   data = prepare_data(config, run)
-  model = Seq2Seq(ModelConfig.from_config(config.model, len(data.src_vocab), len(data.tgt_vocab)))
+  model = Seq2Seq(
+    ModelConfig.from_config(
+      config.model, len(data.src_vocab), len(data.tgt_vocab), data.buckets.source[-1]
+    )
+  )
   tx = optimizers.make_optimizer(config.train)
   repl = parallel.replicated(mesh)
 

@@ -38,9 +38,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.decoder.num_layers = 1
   config.model.decoder.input_feeding = True
   config.model.attention = ml_collections.ConfigDict()
-  config.model.attention.score = "general"  # dot | general
-  config.model.attention.alignment = "global"
-  config.model.attention.window = 10  # D of local alignments
+  config.model.attention.score = "general"  # see `python -m experiments.variants`
+  config.model.attention.alignment = "global"  # global | local_m | local_p
+  config.model.attention.window = 10  # D of local alignments (Luong: 10)
+  config.model.attention.size = 0  # N of concat/additive/mul scores and local-p; 0 = hidden
+  config.model.attention.init = "paper"  # paper (each score as published) | default
+  config.model.attention.max_source_length = 0  # location score reach; 0 = largest bucket
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 1000

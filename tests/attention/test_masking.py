@@ -1,0 +1,21 @@
+import jax.numpy as jnp
+import numpy as np
+
+from attn_research.attention import masked_softmax
+
+
+def test_padding_gets_exactly_zero_even_against_huge_scores():
+  scores = jnp.array([[1e30, -1e30, 3.0], [0.0, 0.0, 0.0]], jnp.float32)
+  mask = jnp.array([[False, True, True], [False, False, False]])
+  weights = np.asarray(masked_softmax(scores, mask))
+  np.testing.assert_array_equal(weights[0], [0.0, 0.0, 1.0])
+  np.testing.assert_array_equal(weights[1], [0.0, 0.0, 0.0])  # an empty row, not NaN
+
+
+def test_softmax_over_real_positions_in_bfloat16():
+  scores = jnp.array([[1.0, 2.0, 3.0, 50.0]], jnp.bfloat16)
+  mask = jnp.array([[True, True, True, False]])
+  weights = masked_softmax(scores, mask)
+  assert weights.dtype == jnp.bfloat16
+  e = np.exp([1.0, 2.0, 3.0])
+  np.testing.assert_allclose(np.asarray(weights, np.float32)[0], [*(e / e.sum()), 0.0], atol=4e-3)

@@ -1,0 +1,219 @@
+"""Every score × alignment against float64 NumPy written from the papers' formulas.
+
+Luong et al. 2015 Eqs. 7–10 (global, local-m, local-p; dot, general, concat, location),
+Bahdanau et al. 2015 (additive), tensorflow/nmt (scaled Luong, normed Bahdanau), Britz
+et al. 2017 (Mul-N), Graves et al. 2014 (cosine), Vaswani et al. 2017 (scaled dot).
+Positions in the formulas are 1-based (s = 1..S), as in the paper.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from attn_research.attention import ALIGNMENTS, SCORES, Attention
+
+B, S, T, DIM, N, D = 5, 9, 6, 6, 5, 2
+LENGTHS = np.array([9, 5, 1, 0, 3])  # row 3 is an empty source
+MAX_LEN = 12
+
+
+def _inputs(seed=0):
+  rng = np.random.default_rng(seed)
+  query = rng.normal(size=(B, T, DIM))
+  values = rng.normal(size=(B, S, DIM))
+  mask = np.arange(S)[None, :] < LENGTHS[:, None]
+  values[~mask] = 100.0 * rng.normal(size=values[~mask].shape)  # padding must not leak
+  return query, values, mask
+
+
+def _apply(module, query, values, mask, positions):
+  return module(query, module.prepare(values, mask), positions)
+
+
+def _build(score, alignment, **kw):
+  return Attention(
+    score=score, alignment=alignment, query_size=DIM, window=D, size=N, max_length=MAX_LEN, **kw
+  )
+
+
+def _np(params, *path):
+  x = params
+  for key in path:
+    x = x[key]
+  return np.asarray(x, np.float64)
+
+
+def _score_fn(name, p):
+  """score(h, k) for one query h [DIM] and one key k [DIM], and location's by position."""
+  sp = p.get("score", {})
+  if name == "dot":
+    return lambda h, k, s: h @ k
+  if name == "scaled_dot":
+    return lambda h, k, s: h @ k / np.sqrt(DIM)
+  if name in ("general", "scaled_general"):
+    w_a = _np(sp, "w_a", "kernel").T  # [query, key]
+    g = float(_np(sp, "g")) if name == "scaled_general" else 1.0
+    return lambda h, k, s: g * h @ w_a @ k
+  if name == "concat":
+    w_a = np.concatenate([_np(sp, "w_q", "kernel").T, _np(sp, "w_k", "kernel").T], axis=1)
+    v_a = _np(sp, "v_a")
+    return lambda h, k, s: v_a @ np.tanh(w_a @ np.concatenate([h, k]))
+  if name == "additive":
+    w_a, u_a, v_a = _np(sp, "w_a", "kernel").T, _np(sp, "u_a", "kernel").T, _np(sp, "v_a")
+    return lambda h, k, s: v_a @ np.tanh(w_a @ h + u_a @ k)
+  if name == "normed_additive":
+    w, u, v = _np(sp, "w_a", "kernel").T, _np(sp, "u_a", "kernel").T, _np(sp, "v")
+    g, b = float(_np(sp, "g")), _np(sp, "b")
+    return lambda h, k, s: (g * v / np.linalg.norm(v)) @ np.tanh(w @ h + u @ k + b)
+  if name == "mul":
+    w_q, w_k = _np(sp, "w_q", "kernel").T, _np(sp, "w_k", "kernel").T
+    return lambda h, k, s: (w_q @ h) @ (w_k @ k)
+  if name == "cosine":
+    return lambda h, k, s: h @ k / (np.linalg.norm(h) * np.linalg.norm(k))
+  if name == "location":
+    w_a = _np(sp, "w_a").T  # [max_len, query]: row s scores position s
+    return lambda h, k, s: (w_a @ h)[s - 1]
+  raise AssertionError(name)
+
+
+def _reference(score, alignment, params, query, values, mask):
+  p = params.get("params", {})
+  f = _score_fn(score, p)
+  weights = np.zeros((B, T, S))
+  for b, t in itertools.product(range(B), range(T)):
+    length, h = int(LENGTHS[b]), query[b, t]
+    if alignment == "global":
+      window = list(range(1, length + 1))
+    elif alignment == "local_m":  # p_t = t (1-based t + 1), window [p_t − D, p_t + D]
+      window = [s for s in range(t + 1 - D, t + 2 + D) if 1 <= s <= length]
+    else:  # local_p
+      w_p, v_p = _np(p["alignment"], "w_p", "kernel").T, _np(p["alignment"], "v_p")
+      p_t = length / (1.0 + np.exp(-(v_p @ np.tanh(w_p @ h))))
+      window = [s for s in range(1, length + 1) if abs(s - p_t) <= D]
+    if not window:
+      continue
+    e = np.array([f(h, values[b, s - 1], s) for s in window])
+    align = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
+    if alignment == "local_p":
+      align = align * np.exp(-((np.array(window) - p_t) ** 2) / (2 * (D / 2) ** 2))
+    weights[b, t, np.array(window) - 1] = align
+  context = np.einsum("bts,bsd->btd", weights, values)
+  return context, weights
+
+
+@pytest.mark.parametrize(
+  "score,alignment", list(itertools.product(SCORES.names(), ALIGNMENTS.names()))
+)
+def test_matches_numpy_formula(score, alignment):
+  query, values, mask = _inputs()
+  positions = np.broadcast_to(np.arange(T), (B, T))
+  layer = _build(score, alignment)
+  args = (jnp.asarray(query, jnp.float32), jnp.asarray(values, jnp.float32), mask, positions)
+  params = layer.init(jax.random.key(1), *args, method=_apply)
+  if score in ("additive",):  # v_a starts at 0 (Bahdanau); give it values to test the form
+    params["params"]["score"]["v_a"] = jax.random.normal(jax.random.key(2), (N,))
+  context, weights = layer.apply(params, *args, method=_apply)
+  ref_context, ref_weights = _reference(score, alignment, params, query, values, mask)
+  np.testing.assert_allclose(weights, ref_weights, atol=3e-6, rtol=1e-5)
+  np.testing.assert_allclose(context, ref_context, atol=3e-5, rtol=1e-5)
+  weights = np.asarray(weights)
+  assert np.all(weights[ref_weights == 0] == 0.0)  # padding / outside the window: exactly 0
+  assert np.all(np.asarray(context)[LENGTHS == 0] == 0.0)
+  if alignment != "local_p":  # local-p multiplies by a Gaussian after the softmax (Eq. 10)
+    # 1 wherever the window meets the sentence (local-m at t > S + D attends to nothing).
+    reached = ref_weights.sum(-1) > 0
+    assert reached[LENGTHS > 0].mean() > 0.8
+    np.testing.assert_allclose(weights.sum(-1)[reached], 1.0, atol=1e-6)
+    assert np.all(weights.sum(-1)[~reached] == 0.0)
+
+  # Step by step (a decoder's view) gives the same as all target steps at once.
+  for t in (0, T - 1):
+    c_t, a_t = layer.apply(params, args[0][:, t], args[1], mask, positions[:, t], method=_apply)
+    np.testing.assert_allclose(a_t, weights[:, t], atol=1e-6)
+    np.testing.assert_allclose(c_t, context[:, t], atol=1e-5)
+
+  # Gradients with respect to parameters, queries and values are finite everywhere.
+  def loss(params, q, v):
+    c, w = layer.apply(params, q, v, mask, positions, method=_apply)
+    return jnp.sum(c**2) + jnp.sum(w * jnp.arange(S))
+
+  grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(params, args[0], args[1])
+  for leaf in jax.tree.leaves(grads):
+    assert np.all(np.isfinite(np.asarray(leaf)))
+  assert np.all(np.asarray(grads[2])[~mask] == 0.0)  # nothing flows into padding
+
+
+def test_local_p_window_and_gaussian_at_the_sentence_edges():
+  """p_t forced to 0, S and a fractional point: the window is the real interval
+  [p_t − D, p_t + D] cut at 1 and S, and the Gaussian is exp(−(s − p_t)²/2σ²), σ = D/2."""
+  query, values, mask = _inputs()
+  query[:, :, 0] = 10.0  # tanh(W_p h) ≈ 1 for W_p reading only the first component
+  layer = _build("dot", "local_p")
+  args = (jnp.asarray(query, jnp.float32), jnp.asarray(values, jnp.float32), mask, 0)
+  params = layer.init(jax.random.key(1), *args, method=_apply)
+  kernel = np.zeros((DIM, N), np.float32)
+  kernel[0] = 1.0
+  params["params"]["alignment"]["w_p"]["kernel"] = jnp.asarray(kernel)
+  b = 0  # length 9
+  for v_p, p_t in ((-20.0, 0.0), (20.0, 9.0), (np.log(0.37 / 0.63) / N, 9 * 0.37)):
+    params["params"]["alignment"]["v_p"] = jnp.full((N,), v_p, jnp.float32)
+    _, weights = layer.apply(params, *args, method=_apply)
+    row = np.asarray(weights)[b, 0]
+    s = np.arange(1, S + 1)
+    inside = (np.abs(s - p_t) <= D + 1e-4) & (s <= LENGTHS[b])
+    assert np.all(row[~inside] == 0.0) and np.all(row[inside] > 0.0), (p_t, row)
+    e = query[b, 0] @ values[b, inside].T
+    align = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
+    gauss = np.exp(-((s[inside] - p_t) ** 2) / (2 * (D / 2) ** 2))
+    np.testing.assert_allclose(row[inside], align * gauss, rtol=1e-4, atol=1e-6)
+  # At p_t = S the last word sits at the Gaussian's peak and the window has D + 1 words.
+  params["params"]["alignment"]["v_p"] = jnp.full((N,), 20.0, jnp.float32)
+  _, weights = layer.apply(params, *args, method=_apply)
+  assert np.count_nonzero(np.asarray(weights)[b, 0]) == D + 1
+
+
+@pytest.mark.parametrize(
+  "score,alignment", [("general", "global"), ("concat", "local_p"), ("location", "local_m")]
+)
+def test_bfloat16_and_vmap(score, alignment):
+  query, values, mask = _inputs()
+  layer = _build(score, alignment)
+  args32 = (jnp.asarray(query, jnp.float32), jnp.asarray(values, jnp.float32), mask, 1)
+  params = layer.init(jax.random.key(1), *args32, method=_apply)
+  context32, weights32 = layer.apply(params, *args32, method=_apply)
+  bf = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
+  args16 = (args32[0].astype(jnp.bfloat16), args32[1].astype(jnp.bfloat16), mask, 1)
+  context16, weights16 = jax.jit(lambda p, q, v: layer.apply(p, q, v, mask, 1, method=_apply))(
+    bf, args16[0], args16[1]
+  )
+  assert context16.dtype == jnp.bfloat16 and weights16.dtype == jnp.bfloat16
+  w16 = np.asarray(weights16, np.float32)
+  assert np.all(np.isfinite(w16)) and np.all(w16[np.asarray(weights32) == 0] == 0.0)
+  np.testing.assert_allclose(w16, weights32, atol=0.05)
+  np.testing.assert_allclose(np.asarray(context16, np.float32), context32, atol=0.5, rtol=0.05)
+
+  # vmap over an extra leading axis equals applying to each slice.
+  stacked = jnp.stack([args32[0], args32[0][::-1]])
+  vmapped = jax.vmap(lambda q: layer.apply(params, q, args32[1], mask, 1, method=_apply)[1])(
+    stacked
+  )
+  np.testing.assert_allclose(vmapped[0], weights32, atol=1e-6)
+
+
+def test_location_refuses_sources_longer_than_its_reach():
+  query, values, mask = _inputs()
+  layer = Attention(score="location", alignment="global", query_size=DIM, max_length=S - 1)
+  with pytest.raises(ValueError, match=r"max_source_length"):
+    layer.init(jax.random.key(0), jnp.asarray(query), jnp.asarray(values), mask, 0, method=_apply)
+
+
+def test_dot_score_names_the_fix_for_mismatched_sizes():
+  _, values, mask = _inputs()
+  layer = Attention(score="dot", alignment="global", query_size=DIM + 1)
+  with pytest.raises(ValueError, match=r"model\.attention\.score=general"):
+    layer.init(
+      jax.random.key(0), jnp.ones((B, DIM + 1)), jnp.asarray(values), mask, 0, method=_apply
+    )
