@@ -45,7 +45,19 @@ def test_variants_lists_every_family():
   result = _run("experiments.variants")
   assert result.returncode == 0, result.stderr
   lines = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
-  assert lines["model.attention.score"].split() == ["dot", "general"]
+  assert set(lines["model.attention.score"].split()) == {
+    "dot",
+    "scaled_dot",
+    "general",
+    "scaled_general",
+    "concat",
+    "additive",
+    "normed_additive",
+    "mul",
+    "cosine",
+    "location",
+  }
+  assert lines["model.attention.alignment"].split() == ["global", "local_m", "local_p"]
   assert lines["model.decoder.type"].split() == ["luong", "none_state"]
   assert {
     "model.attention.alignment",

@@ -130,7 +130,7 @@ def test_workdir_with_another_config_is_refused(tiny_run, dates_data_dir):
 def test_bad_values_fail_before_any_work(dates_data_dir, tmp_path):
   config = _config(dates_data_dir)
   config.model.attention.score = "dott"
-  with pytest.raises(UnknownVariantError, match="Valid names: dot, general"):
+  with pytest.raises(UnknownVariantError, match="Valid names: dot, scaled_dot, general"):
     trainer.train_and_evaluate(config, str(tmp_path / "a"))
   config = _config(dates_data_dir, batch_size=60)
   with pytest.raises(ConfigError, match="divisible by the number of devices"):
