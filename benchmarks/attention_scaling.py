@@ -10,6 +10,7 @@ timed calls is reported. Writes
 `{"device": ..., "results": [{"alignment", "score", "src_len", "seconds_per_step"}, ...]}`.
 """
 
+import functools
 import json
 import os
 import statistics
@@ -51,10 +52,10 @@ def main(argv: list[str]) -> None:
         keys[2], query, values, mask, position,
         method=lambda m, q, v, k, p: m(q, m.prepare(v, k), p),
       )
-      memory = jax.jit(lambda p, v, k: layer.apply(p, v, k, method=Attention.prepare))(
+      memory = jax.jit(functools.partial(layer.apply, method=Attention.prepare))(
         params, values, mask
       )
-      step = jax.jit(lambda p, q, m, t: layer.apply(p, q, m, t))
+      step = jax.jit(layer.apply)
       for _ in range(5):
         jax.block_until_ready(step(params, query, memory, position))
       times = []
