@@ -21,7 +21,9 @@ from absl import app, flags
 _OUT = flags.DEFINE_string("out", None, "Where to write the JSON results.")
 _REPEATS = flags.DEFINE_integer("repeats", 200, "Timed calls per point.")
 _SCORE = flags.DEFINE_string("score", "general", "Score function.")
-_ALIGNMENTS = flags.DEFINE_list("alignments", ["global", "local_m", "local_p"], "Alignments to time.")
+_ALIGNMENTS = flags.DEFINE_list(
+  "alignments", ["global", "local_m", "local_p"], "Alignments to time."
+)
 _LENGTHS = flags.DEFINE_list("src_lens", ["50", "100", "200", "400", "800"], "Source lengths.")
 _BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 _HIDDEN = flags.DEFINE_integer("hidden", 512, "Query and key size.")
@@ -40,7 +42,10 @@ def main(argv: list[str]) -> None:
   for alignment in _ALIGNMENTS.value:
     for src_len in map(int, _LENGTHS.value):
       layer = Attention(
-        score=_SCORE.value, alignment=alignment, query_size=hidden, window=_WINDOW.value,
+        score=_SCORE.value,
+        alignment=alignment,
+        query_size=hidden,
+        window=_WINDOW.value,
         max_length=src_len,
       )
       keys = jax.random.split(jax.random.key(src_len), 3)
@@ -49,7 +54,11 @@ def main(argv: list[str]) -> None:
       mask = jnp.ones((batch, src_len), bool)
       position = jnp.full((batch,), src_len // 2, jnp.int32)
       params = layer.init(
-        keys[2], query, values, mask, position,
+        keys[2],
+        query,
+        values,
+        mask,
+        position,
         method=lambda m, q, v, k, p: m(q, m.prepare(v, k), p),
       )
       memory = jax.jit(functools.partial(layer.apply, method=Attention.prepare))(
@@ -63,12 +72,14 @@ def main(argv: list[str]) -> None:
         start = time.perf_counter()
         jax.block_until_ready(step(params, query, memory, position))
         times.append(time.perf_counter() - start)
-      results.append({
-        "alignment": alignment,
-        "score": _SCORE.value,
-        "src_len": src_len,
-        "seconds_per_step": statistics.median(times),
-      })
+      results.append(
+        {
+          "alignment": alignment,
+          "score": _SCORE.value,
+          "src_len": src_len,
+          "seconds_per_step": statistics.median(times),
+        }
+      )
       print(json.dumps(results[-1]))
   report = {
     "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",

@@ -7,10 +7,10 @@ from absl import app
 
 from attn_research.attention import ALIGNMENTS, SCORES
 from attn_research.data.datasets import DATASETS
-from attn_research.model import CELLS, DECODERS, ENCODERS
+from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS
 from attn_research.training.optimizers import OPTIMIZERS, SCHEDULES
 
-FAMILIES = (SCORES, ALIGNMENTS, ENCODERS, CELLS, DECODERS, DATASETS, OPTIMIZERS, SCHEDULES)
+FAMILIES = (SCORES, ALIGNMENTS, ENCODERS, CELLS, BRIDGES, DECODERS, DATASETS, OPTIMIZERS, SCHEDULES)
 
 
 def main(argv: list[str]) -> None:

@@ -1,11 +1,16 @@
-"""Target decoders: the Luong attentional decoder and the no-attention baseline.
+"""Target decoders.
 
 Every decoder offers the same three methods:
-  * `prepare(encoded, src_mask)` → (memory, initial state), once per source batch;
+  * `prepare(encoded, src_mask, carries)` → (memory, initial state), once per source
+    batch (`carries` come from the bridge);
   * `step(memory, state, tokens)` → (state, logits, weights) for one target position,
-    used by greedy and beam decoding;
+    used by greedy and beam search;
   * `__call__(memory, state, tokens)` → (logits, weights) for a whole target sequence
     under teacher forcing, equal to running `step` over it.
+
+Which decoder state is the attention query is a property of the decoder, independent of
+the score function: `luong` attends from the current top state h_t, `bahdanau` from the
+previous state s_{t−1}, `gnmt` from the bottom layer's previous output.
 """
 
 import flax.linen as nn
@@ -19,14 +24,16 @@ from attn_research.model.encoder import EncoderOutput
 from attn_research.model.rnn import CELLS, Carry
 from attn_research.registry import Registry
 
-DECODERS: Registry[type[nn.Module]] = Registry("decoder", "model.decoder.type")
+DECODERS: Registry[type["RecurrentDecoder"]] = Registry("decoder", "model.decoder.type")
 
 
 @flax.struct.dataclass
 class DecoderState:
   """Attributes:
   carries: one recurrent carry per decoder layer.
-  feed: `[batch, hidden]` previous attentional state h̃_{t−1} (input feeding).
+  feed: `[batch, hidden]` what a decoder carries between steps besides its cells: h̃_{t−1}
+    (luong with input feeding), the bottom layer's previous output (gnmt), the encoder
+    summary (none_input); zeros otherwise.
   position: `[batch]` int32, the 0-based target step about to be predicted.
   """
 
@@ -35,24 +42,28 @@ class DecoderState:
   position: jax.Array
 
 
-class _RecurrentDecoder(nn.Module):
-  """What the decoders share: target embedding, stacked cells, output layer.
+class RecurrentDecoder(nn.Module):
+  """What the decoders share: target embedding, stacked cells, dropout, output layer.
 
   Attributes:
     vocab_size: target vocabulary size.
     embedding_size: target embedding size.
-    hidden_size: decoder state size (equal to the encoder's output size).
-    num_layers: stacked layers; the initial state copies the encoder's final states
-      layer by layer (Luong's setup), so the encoder must have as many layers.
+    hidden_size: decoder state size (the encoder's output size).
+    num_layers: stacked layers.
     cell: name in `CELLS`.
     dropout: dropout rate on every layer's input and on the output layer's input.
-    input_feeding: concatenate h̃_{t−1} to the next step's input (Luong §3.3).
-    score: attention score name (attentional decoders only).
-    alignment: attention alignment name (attentional decoders only).
+    input_feeding: luong: concatenate h̃_{t−1} to the next input (Luong §3.3).
+    score: attention score name (attentional decoders).
+    alignment: attention alignment name (attentional decoders).
     window: D of local alignments.
     attention_size: inner size N of projected scores (0: hidden size).
     attention_init: "paper" or "default" initialisation of the attention parameters.
     max_source_length: source positions the `location` score addresses.
+    tfnmt_compat: luong: tensorflow/nmt's attention layer `W[h; c]` (no tanh, no bias).
+    deep_output: bahdanau: the maxout deep-output layer of Bahdanau's appendix A.2.2.
+    maxout_size: bahdanau: maxout units l (0: hidden size // 2, as Bahdanau's 500 / 1000).
+    tie_embeddings: the output layer reuses the target embedding matrix (Press & Wolf
+      2017); the output layer's input must then have the embedding size.
   """
 
   vocab_size: int
@@ -61,122 +72,108 @@ class _RecurrentDecoder(nn.Module):
   num_layers: int
   cell: str
   dropout: float
-  input_feeding: bool
-  score: str
-  alignment: str
-  window: int
-  attention_size: int
-  attention_init: str
-  max_source_length: int
+  input_feeding: bool = False
+  score: str = "general"
+  alignment: str = "global"
+  window: int = 10
+  attention_size: int = 0
+  attention_init: str = "paper"
+  max_source_length: int = 0
+  tfnmt_compat: bool = False
+  deep_output: bool = True
+  maxout_size: int = 0
+  tie_embeddings: bool = False
 
-  feeds_input = False
+  attentional = False
+  feed_input = False  # whether `state.feed` joins every step's bottom input
+
+  def layer_input_size(self, layer: int) -> int:
+    extra = self.hidden_size if self.feed_input else 0
+    return self.embedding_size + extra if layer == 0 else self.hidden_size
+
+  def output_input_size(self) -> int:
+    return self.hidden_size
 
   def setup(self):
     cell_cls = CELLS.get(self.cell)
-    first_input = self.embedding_size + (self.hidden_size if self.feeds_input else 0)
     self.embed = nn.Embed(self.vocab_size, self.embedding_size, name="embed")
     self.cells = [
       cell_cls(
-        input_size=first_input if layer == 0 else self.hidden_size,
-        hidden_size=self.hidden_size,
-        name=f"layer{layer}",
+        input_size=self.layer_input_size(layer), hidden_size=self.hidden_size, name=f"layer{layer}"
       )
       for layer in range(self.num_layers)
     ]
     self.drop = nn.Dropout(self.dropout)
-    self.w_s = nn.Dense(self.vocab_size, use_bias=False, name="w_s")
-
-  def prepare(self, encoded: EncoderOutput, src_mask: jax.Array) -> tuple[Memory, DecoderState]:
-    if len(encoded.final) != self.num_layers:
-      raise ConfigError(
-        f"The decoder starts from the encoder's final states layer by layer, so it needs as "
-        f"many layers: encoder {len(encoded.final)}, decoder {self.num_layers}. Set "
-        "model.decoder.num_layers equal to model.encoder.num_layers."
+    if self.tie_embeddings:
+      if self.output_input_size() != self.embedding_size:
+        raise ConfigError(
+          f"model.decoder.tie_embeddings needs the output layer's input size "
+          f"({self.output_input_size()}) to equal model.embedding_size ({self.embedding_size})."
+        )
+    else:
+      self.w_s = nn.Dense(self.vocab_size, use_bias=False, name="w_s")
+    if self.attentional:
+      self.attention = Attention(
+        score=self.score,
+        alignment=self.alignment,
+        query_size=self.hidden_size,
+        window=self.window,
+        size=self.attention_size,
+        max_length=self.max_source_length,
+        initialization=self.attention_init,
+        name="attention",
       )
-    batch = src_mask.shape[0]
+
+  def project_out(self, x: jax.Array, train: bool) -> jax.Array:
+    """`softmax(W_s x)`'s logits, with W_s the embedding matrix when tied."""
+    x = self.drop(x, deterministic=not train)
+    return self.embed.attend(x) if self.tie_embeddings else self.w_s(x)
+
+  def initial_feed(self, encoded: EncoderOutput, carries) -> jax.Array:
+    return jnp.zeros((encoded.states.shape[0], self.hidden_size), encoded.states.dtype)
+
+  def prepare(
+    self, encoded: EncoderOutput, src_mask: jax.Array, carries: tuple[Carry, ...]
+  ) -> tuple[Memory, DecoderState]:
+    if self.attentional:
+      memory = self.attention.prepare(encoded.states, src_mask)
+    else:
+      memory = Memory(values=encoded.states, keys=encoded.states, mask=src_mask)
     state = DecoderState(
-      carries=encoded.final,
-      feed=jnp.zeros((batch, self.hidden_size)),
-      position=jnp.zeros((batch,), jnp.int32),
+      carries=carries,
+      feed=self.initial_feed(encoded, carries),
+      position=jnp.zeros((src_mask.shape[0],), jnp.int32),
     )
-    return self._memory(encoded.states, src_mask), state
+    return memory, state
 
-  def _memory(self, states: jax.Array, src_mask: jax.Array) -> Memory:
-    return Memory(values=states, keys=states, mask=src_mask)
-
-  def _stack_step(self, carries, x, train):
-    """One step through the stacked cells: returns new carries and the top output."""
+  def stack_step(self, carries, x, train, context=None, residual_from=None):
+    """One step through the stacked cells; `context` joins every layer's input after the
+    first (gnmt); residual connections from layer `residual_from` on."""
     new = []
-    for cell, carry in zip(self.cells, carries, strict=True):
+    for layer, (cell, carry) in enumerate(zip(self.cells, carries, strict=True)):
+      inputs = x
+      if context is not None and layer > 0:
+        x = jnp.concatenate([x, context], axis=-1)
       carry = cell.step(carry, self.drop(x, deterministic=not train))
       new.append(carry)
       x = cell.output(carry)
+      if residual_from is not None and layer >= residual_from:
+        x = x + inputs
     return tuple(new), x
 
-  def _stack_scan(self, xs, carries, train):
-    """All target steps through the stacked cells (no input feeding needed)."""
+  def stack_scan(self, xs, carries, train):
+    """All target steps through the stacked cells (when no step feeds the next's input)."""
     new = []
     for cell, carry in zip(self.cells, carries, strict=True):
       xs, carry = cell.scan(self.drop(xs, deterministic=not train), carry)
       new.append(carry)
     return xs, tuple(new)
 
-
-@DECODERS.register("luong")
-class LuongDecoder(_RecurrentDecoder):
-  """Luong et al. 2015: attention on the current top-layer state h_t.
-
-    c_t, a_t = attend(h_t, h̄),   h̃_t = tanh(W_c [c_t; h_t]),   p(y_t) = softmax(W_s h̃_t).
-
-  With input feeding, h̃_{t−1} joins the step's input and the decoder runs step by step;
-  without it, the recurrent pass runs first and attention is computed for every target
-  step in one batched operation.
-  """
-
-  @property
-  def feeds_input(self) -> bool:
-    return self.input_feeding
-
-  def setup(self):
-    super().setup()
-    self.attention = Attention(
-      score=self.score,
-      alignment=self.alignment,
-      query_size=self.hidden_size,
-      window=self.window,
-      size=self.attention_size,
-      max_length=self.max_source_length,
-      initialization=self.attention_init,
-      name="attention",
-    )
-    self.w_c = nn.Dense(self.hidden_size, use_bias=False, name="w_c")
-
-  def _memory(self, states: jax.Array, src_mask: jax.Array) -> Memory:
-    return self.attention.prepare(states, src_mask)
-
-  def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array, train: bool):
-    context, weights = self.attention(h, memory, positions)
-    h_tilde = jnp.tanh(self.w_c(jnp.concatenate([context, h], axis=-1)))
-    logits = self.w_s(self.drop(h_tilde, deterministic=not train))
-    return h_tilde, logits, weights
-
   def step(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool = False):
-    """`[batch]` previous tokens → state, `[batch, vocab]` logits, `[batch, src_len]` weights."""
-    x = self.embed(tokens)
-    if self.input_feeding:
-      x = jnp.concatenate([x, state.feed], axis=-1)
-    carries, h = self._stack_step(state.carries, x, train)
-    h_tilde, logits, weights = self._attend(memory, h, state.position, train)
-    new_state = DecoderState(carries=carries, feed=h_tilde, position=state.position + 1)
-    return new_state, logits, weights
+    raise NotImplementedError
 
-  def __call__(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
-    """`[batch, tgt_len]` inputs → `[batch, tgt_len, vocab]` logits and `[…, src_len]` weights."""
-    if not self.input_feeding:
-      hs, _ = self._stack_scan(self.embed(tokens), state.carries, train)
-      positions = state.position[:, None] + jnp.arange(tokens.shape[1])
-      _, logits, weights = self._attend(memory, hs, positions, train)
-      return logits, weights
+  def scan_steps(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
+    """Teacher forcing by running `step` over `[batch, tgt_len]` inputs."""
 
     def body(module, state, token):
       state, logits, weights = module.step(memory, state, token, train)
@@ -192,26 +189,161 @@ class LuongDecoder(_RecurrentDecoder):
     _, (logits, weights) = scan(self, state, tokens)
     return logits, weights
 
+  def __call__(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
+    """`[batch, tgt_len]` inputs → `[batch, tgt_len, vocab]` logits and `[…, src_len]`
+    attention weights (zeros for decoders without attention)."""
+    return self.scan_steps(memory, state, tokens, train)
 
-@DECODERS.register("none_state")
-class NoneStateDecoder(_RecurrentDecoder):
-  """Plain seq2seq (Sutskever et al. 2014; the seeds' fixed-vector bottleneck).
 
-  The decoder starts from the encoder's final states and never looks at the source
-  again: p(y_t) = softmax(W_s h_t). Weights are returned as zeros so that every decoder
-  has the same interface. `input_feeding` does not apply (there is no h̃ to feed).
+@DECODERS.register("luong")
+class LuongDecoder(RecurrentDecoder):
+  """Luong et al. 2015: attention from the current top-layer state h_t.
+
+    c_t, a_t = attend(h_t, h̄),   h̃_t = tanh(W_c [c_t; h_t]),   p(y_t) = softmax(W_s h̃_t).
+
+  With input feeding, h̃_{t−1} joins the step's input and teacher forcing runs step by
+  step; without it, the recurrent pass runs over all target steps first and attention is
+  one batched operation. `tfnmt_compat` uses tensorflow/nmt's `W [h_t; c_t]` instead.
   """
 
-  def _logits(self, h: jax.Array, train: bool) -> jax.Array:
-    return self.w_s(self.drop(h, deterministic=not train))
+  attentional = True
 
-  def step(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool = False):
-    carries, h = self._stack_step(state.carries, self.embed(tokens), train)
+  @property
+  def feed_input(self) -> bool:
+    return self.input_feeding
+
+  def setup(self):
+    super().setup()
+    self.w_c = nn.Dense(self.hidden_size, use_bias=False, name="w_c")
+
+  def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array, train: bool):
+    context, weights = self.attention(h, memory, positions)
+    if self.tfnmt_compat:
+      h_tilde = self.w_c(jnp.concatenate([h, context], axis=-1))
+    else:
+      h_tilde = jnp.tanh(self.w_c(jnp.concatenate([context, h], axis=-1)))
+    return h_tilde, self.project_out(h_tilde, train), weights
+
+  def step(self, memory, state, tokens, train=False):
+    x = self.embed(tokens)
+    if self.input_feeding:
+      x = jnp.concatenate([x, state.feed], axis=-1)
+    carries, h = self.stack_step(state.carries, x, train)
+    h_tilde, logits, weights = self._attend(memory, h, state.position, train)
+    return DecoderState(carries, h_tilde, state.position + 1), logits, weights
+
+  def __call__(self, memory, state, tokens, train):
+    if self.input_feeding:
+      return self.scan_steps(memory, state, tokens, train)
+    hs, _ = self.stack_scan(self.embed(tokens), state.carries, train)
+    positions = state.position[:, None] + jnp.arange(tokens.shape[1])
+    _, logits, weights = self._attend(memory, hs, positions, train)
+    return logits, weights
+
+
+@DECODERS.register("bahdanau")
+class BahdanauDecoder(RecurrentDecoder):
+  """Bahdanau et al. 2015 (RNNsearch): attention from the previous state s_{t−1}.
+
+    c_t, a_t = attend(s_{t−1}, h̄),   s_t = cell(s_{t−1}, [E y_{t−1}; c_t]),
+
+  so the context enters every gate of the step (the paper's C, C_z, C_r). The output is
+  the deep-output maxout layer of appendix A.2.2,
+    t̃_t = U_o s_{t−1} + V_o E y_{t−1} + C_o c_t,  t_t = max-pool of pairs of t̃_t,
+    p(y_t) = softmax(W_o t_t),
+  or softmax(W_s s_t) without it. With several layers the top state is the query and the
+  context joins the bottom layer's input.
+  """
+
+  attentional = True
+  feed_input = True  # the context joins the bottom input (sized like the hidden state)
+
+  @property
+  def maxout_units(self) -> int:
+    return self.maxout_size or self.hidden_size // 2
+
+  def output_input_size(self) -> int:
+    return self.maxout_units if self.deep_output else self.hidden_size
+
+  def setup(self):
+    super().setup()
+    if self.deep_output:
+      self.t_tilde = nn.Dense(2 * self.maxout_units, use_bias=False, name="deep_output")
+
+  def step(self, memory, state, tokens, train=False):
+    s_prev = CELLS.get(self.cell).output(state.carries[-1])
+    context, weights = self.attention(s_prev, memory, state.position)
+    y_prev = self.embed(tokens)
+    carries, s_t = self.stack_step(state.carries, jnp.concatenate([y_prev, context], -1), train)
+    if self.deep_output:
+      t_tilde = self.t_tilde(jnp.concatenate([s_prev, y_prev, context], axis=-1))
+      t = jnp.max(t_tilde.reshape(*t_tilde.shape[:-1], self.maxout_units, 2), axis=-1)
+      logits = self.project_out(t, train)
+    else:
+      logits = self.project_out(s_t, train)
+    return DecoderState(carries, state.feed, state.position + 1), logits, weights
+
+
+@DECODERS.register("gnmt")
+class GNMTDecoder(RecurrentDecoder):
+  """Wu et al. 2016 §3: the bottom layer's output from the previous step is the query;
+  the context joins the input of every layer; residual connections from the third layer.
+
+    c_t, a_t = attend(h¹_{t−1}, h̄),   h¹_t = cell¹([E y_{t−1}; c_t]),
+    hˡ_t = cellˡ([hˡ⁻¹_t; c_t]) (+ hˡ⁻¹_t for l ≥ 3),   p(y_t) = softmax(W_s h^L_t).
+  """
+
+  attentional = True
+  feed_input = True
+
+  def layer_input_size(self, layer: int) -> int:
+    return (self.embedding_size if layer == 0 else self.hidden_size) + self.hidden_size
+
+  def initial_feed(self, encoded, carries):
+    return CELLS.get(self.cell).output(carries[0])
+
+  def step(self, memory, state, tokens, train=False):
+    context, weights = self.attention(state.feed, memory, state.position)
+    x = jnp.concatenate([self.embed(tokens), context], axis=-1)
+    carries, h = self.stack_step(state.carries, x, train, context=context, residual_from=2)
+    bottom = CELLS.get(self.cell).output(carries[0])
+    return DecoderState(carries, bottom, state.position + 1), self.project_out(h, train), weights
+
+
+@DECODERS.register("none_state")
+class NoneStateDecoder(RecurrentDecoder):
+  """Plain seq2seq (Sutskever et al. 2014; the seeds' fixed-vector bottleneck): the
+  decoder sees the source only through its initial state. p(y_t) = softmax(W_s h_t).
+  Weights are zeros so that every decoder has the same interface."""
+
+  def step(self, memory, state, tokens, train=False):
+    x = self.embed(tokens)
+    if self.feed_input:
+      x = jnp.concatenate([x, state.feed], axis=-1)
+    carries, h = self.stack_step(state.carries, x, train)
     weights = jnp.zeros(memory.mask.shape, h.dtype)
-    new_state = state.replace(carries=carries, position=state.position + 1)
-    return new_state, self._logits(h, train), weights
+    return (
+      DecoderState(carries, state.feed, state.position + 1),
+      self.project_out(h, train),
+      weights,
+    )
 
-  def __call__(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
-    hs, _ = self._stack_scan(self.embed(tokens), state.carries, train)
+  def __call__(self, memory, state, tokens, train):
+    xs = self.embed(tokens)
+    if self.feed_input:
+      feed = jnp.broadcast_to(state.feed[:, None], xs.shape[:2] + state.feed.shape[-1:])
+      xs = jnp.concatenate([xs, feed], axis=-1)
+    hs, _ = self.stack_scan(xs, state.carries, train)
     weights = jnp.zeros(tokens.shape + memory.mask.shape[1:], hs.dtype)
-    return self._logits(hs, train), weights
+    return self.project_out(hs, train), weights
+
+
+@DECODERS.register("none_input")
+class NoneInputDecoder(NoneStateDecoder):
+  """No attention; the encoder's final top-layer state joins every decoder input (the
+  textbook's "peeky" decoder, Britz et al. 2017's None-Input)."""
+
+  feed_input = True
+
+  def initial_feed(self, encoded, carries):
+    return CELLS.get(self.cell).output(encoded.final[-1])

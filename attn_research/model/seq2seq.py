@@ -7,13 +7,17 @@ import jax
 import ml_collections
 
 from attn_research.attention import Memory
+from attn_research.model.bridge import BRIDGES
 from attn_research.model.decoder import DECODERS, DecoderState
 from attn_research.model.encoder import ENCODERS
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """The model part of an experiment config, frozen so it can be a static jit argument."""
+  """The model part of an experiment config, frozen so it can be a static jit argument.
+
+  Field meanings are documented in `experiments/configs/dates.py`.
+  """
 
   src_vocab_size: int
   tgt_vocab_size: int
@@ -32,6 +36,13 @@ class ModelConfig:
   attention_size: int = 0
   attention_init: str = "paper"
   max_source_length: int = 0
+  residual: bool = False
+  reverse_source: bool = False
+  bridge: str = "last"
+  tfnmt_compat: bool = False
+  deep_output: bool = True
+  maxout_size: int = 0
+  tie_embeddings: bool = False
 
   @classmethod
   def from_config(
@@ -61,11 +72,18 @@ class ModelConfig:
       attention_size=model.attention.size,
       attention_init=model.attention.init,
       max_source_length=model.attention.max_source_length or longest_source,
+      residual=model.encoder.residual,
+      reverse_source=model.encoder.reverse_source,
+      bridge=model.bridge,
+      tfnmt_compat=model.decoder.tfnmt_compat,
+      deep_output=model.decoder.deep_output,
+      maxout_size=model.decoder.maxout_size,
+      tie_embeddings=model.decoder.tie_embeddings,
     )
 
 
 class Seq2Seq(nn.Module):
-  """Encoder → decoder with attention over the encoder states.
+  """Encoder → bridge → decoder with attention over the encoder states.
 
   Attributes:
     config: the architecture.
@@ -82,7 +100,12 @@ class Seq2Seq(nn.Module):
       num_layers=c.encoder_layers,
       cell=c.encoder_cell,
       dropout=c.dropout,
+      residual_connections=c.residual,
+      reverse_source=c.reverse_source,
       name="encoder",
+    )
+    self.bridge = BRIDGES.get(c.bridge)(
+      num_layers=c.decoder_layers, hidden_size=c.hidden_size, cell=c.encoder_cell, name="bridge"
     )
     self.decoder = DECODERS.get(c.decoder_type)(
       vocab_size=c.tgt_vocab_size,
@@ -98,6 +121,10 @@ class Seq2Seq(nn.Module):
       attention_size=c.attention_size,
       attention_init=c.attention_init,
       max_source_length=c.max_source_length,
+      tfnmt_compat=c.tfnmt_compat,
+      deep_output=c.deep_output,
+      maxout_size=c.maxout_size,
+      tie_embeddings=c.tie_embeddings,
       name="decoder",
     )
 
@@ -105,7 +132,8 @@ class Seq2Seq(nn.Module):
     self, src: jax.Array, src_mask: jax.Array, train: bool = False
   ) -> tuple[Memory, DecoderState]:
     """`[batch, src_len]` ids and bool mask → attention memory and initial decoder state."""
-    return self.decoder.prepare(self.encoder(src, src_mask, train), src_mask)
+    encoded = self.encoder(src, src_mask, train)
+    return self.decoder.prepare(encoded, src_mask, self.bridge(encoded))
 
   def decode_step(
     self, memory: Memory, state: DecoderState, tokens: jax.Array

@@ -17,7 +17,11 @@ def token_nll(
 
 
 def train_step(
-  state: train_state.TrainState, batch: dict[str, jax.Array], rng: jax.Array, model: nn.Module
+  state: train_state.TrainState,
+  batch: dict[str, jax.Array],
+  rng: jax.Array,
+  model: nn.Module,
+  label_smoothing: float = 0.0,
 ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
   """One optimizer step on the mean per-token cross-entropy of the global batch."""
   dropout_rng = jax.random.fold_in(rng, state.step)
@@ -31,7 +35,7 @@ def train_step(
       train=True,
       rngs={"dropout": dropout_rng},
     )
-    nll, tokens = token_nll(logits, batch["tgt_out"], batch["tgt_mask"])
+    nll, tokens = token_nll(logits, batch["tgt_out"], batch["tgt_mask"], label_smoothing)
     return nll / jnp.maximum(tokens, 1.0), (nll, tokens)
 
   grads, (nll, tokens) = jax.grad(loss_fn, has_aux=True)(state.params)

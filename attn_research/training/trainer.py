@@ -28,7 +28,7 @@ from attn_research.data.vocab import LEVELS, Vocabulary
 from attn_research.decoding import greedy_decode
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics
-from attn_research.model import CELLS, DECODERS, ENCODERS, ModelConfig, Seq2Seq
+from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS, ModelConfig, Seq2Seq
 from attn_research.training import optimizers, parallel, steps
 from attn_research.training.checkpointing import Checkpointer
 from attn_research.training.workdir import (
@@ -47,6 +47,7 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
     (ENCODERS, config.model.encoder.type),
     (CELLS, config.model.encoder.cell),
     (DECODERS, config.model.decoder.type),
+    (BRIDGES, config.model.bridge),
     (SCORES, config.model.attention.score),
     (ALIGNMENTS, config.model.attention.alignment),
     (optimizers.OPTIMIZERS, config.train.optimizer),
@@ -87,6 +88,8 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
       f"model.attention.max_source_length={longest} is shorter than the largest source "
       f"bucket ({max(config.data.source_buckets)}); raise it or set 0 to use the bucket."
     )
+  if not 0.0 <= config.train.label_smoothing < 1.0:
+    raise ConfigError(f"train.label_smoothing={config.train.label_smoothing} must be in [0, 1).")
   if not 0.0 <= config.model.dropout < 1.0:
     raise ConfigError(f"model.dropout={config.model.dropout} must be in [0, 1).")
   parallel.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
@@ -249,7 +252,7 @@ def train_and_evaluate(
   segment_wall = time.time()
 
   p_train_step = jax.jit(
-    functools.partial(steps.train_step, model=model),
+    functools.partial(steps.train_step, model=model, label_smoothing=config.train.label_smoothing),
     in_shardings=(repl, parallel.batch_sharding(mesh), repl),
     out_shardings=(repl, repl),
     donate_argnums=0,

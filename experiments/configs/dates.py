@@ -29,14 +29,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.embedding_size = 64
   config.model.dropout = 0.0
   config.model.encoder = ml_collections.ConfigDict()
-  config.model.encoder.type = "bi"  # uni | bi
-  config.model.encoder.cell = "lstm"
+  config.model.encoder.type = "bi"  # uni | bi | gnmt
+  config.model.encoder.cell = "lstm"  # lstm | gru (the decoder uses the same cell)
   config.model.encoder.num_layers = 1
   config.model.encoder.hidden_size = 256  # a bi encoder runs 2 × 128
+  config.model.encoder.residual = False  # residual connections from the second layer
+  config.model.encoder.reverse_source = False  # read sources backwards (Luong's +reverse)
+  config.model.bridge = "last"  # zero | last (Luong) | dense (Bahdanau: tanh(W ←h_1))
   config.model.decoder = ml_collections.ConfigDict()
-  config.model.decoder.type = "luong"  # luong | none_state
+  config.model.decoder.type = "luong"  # luong | bahdanau | gnmt | none_state | none_input
   config.model.decoder.num_layers = 1
-  config.model.decoder.input_feeding = True
+  config.model.decoder.input_feeding = True  # luong only
+  config.model.decoder.tfnmt_compat = False  # luong: tensorflow/nmt's W[h; c], no tanh
+  config.model.decoder.deep_output = True  # bahdanau: maxout deep output (appendix A.2.2)
+  config.model.decoder.maxout_size = 0  # bahdanau: maxout units; 0 = hidden_size // 2
+  config.model.decoder.tie_embeddings = False  # output layer = target embedding matrix
   config.model.attention = ml_collections.ConfigDict()
   config.model.attention.score = "general"  # see `python -m experiments.variants`
   config.model.attention.alignment = "global"  # global | local_m | local_p
@@ -53,6 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.schedule = "cosine"  # constant | cosine
   config.train.warmup_steps = 100
   config.train.grad_clip = 5.0  # global-norm clipping (Luong: rescale when the norm > 5)
+  config.train.label_smoothing = 0.0
   config.train.log_every = 100
   config.train.eval_every = 250
   config.train.checkpoint_every = 250

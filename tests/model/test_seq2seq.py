@@ -6,36 +6,58 @@ import pytest
 from attn_research.errors import ConfigError
 from attn_research.model import ModelConfig, Seq2Seq
 
-VARIANTS = [
-  ("luong", True, "global"),
-  ("luong", False, "global"),
-  ("luong", True, "local_m"),
-  ("luong", False, "local_m"),
-  ("luong", True, "local_p"),
-  ("luong", False, "local_p"),
-  ("none_state", False, "global"),
-]
+VARIANTS = {
+  "luong+feed": dict(decoder_type="luong", input_feeding=True),
+  "luong": dict(decoder_type="luong"),
+  "luong+feed,local_m": dict(decoder_type="luong", input_feeding=True, alignment="local_m"),
+  "luong,local_m": dict(decoder_type="luong", alignment="local_m"),
+  "luong+feed,local_p": dict(decoder_type="luong", input_feeding=True, alignment="local_p"),
+  "luong,local_p": dict(decoder_type="luong", alignment="local_p"),
+  "luong,tfnmt,tied": dict(
+    decoder_type="luong",
+    input_feeding=True,
+    tfnmt_compat=True,
+    tie_embeddings=True,
+    embedding_size=12,
+  ),
+  "luong,reverse,residual,zero": dict(
+    decoder_type="luong",
+    encoder_type="uni",
+    residual=True,
+    reverse_source=True,
+    bridge="zero",
+    encoder_layers=3,
+  ),
+  "bahdanau,gru": dict(
+    decoder_type="bahdanau", encoder_cell="gru", bridge="dense", score="additive", decoder_layers=1
+  ),
+  "bahdanau,shallow": dict(decoder_type="bahdanau", deep_output=False, alignment="local_p"),
+  "gnmt": dict(decoder_type="gnmt", encoder_type="gnmt", encoder_layers=3, decoder_layers=3),
+  "gnmt,gru,local_m": dict(decoder_type="gnmt", encoder_cell="gru", alignment="local_m"),
+  "none_state": dict(decoder_type="none_state"),
+  "none_input,gru": dict(decoder_type="none_input", encoder_cell="gru"),
+}
 
 
-def _model(decoder, input_feeding, encoder="bi", layers=2, score="general", alignment="global"):
-  return Seq2Seq(
-    ModelConfig(
-      src_vocab_size=23,
-      tgt_vocab_size=17,
-      embedding_size=8,
-      dropout=0.0,
-      encoder_type=encoder,
-      encoder_cell="lstm",
-      encoder_layers=layers,
-      hidden_size=12,
-      decoder_type=decoder,
-      decoder_layers=layers,
-      input_feeding=input_feeding,
-      score=score,
-      alignment=alignment,
-      window=2,
-    )
+def _model(**overrides):
+  config = dict(
+    src_vocab_size=23,
+    tgt_vocab_size=17,
+    embedding_size=8,
+    dropout=0.0,
+    encoder_type="bi",
+    encoder_cell="lstm",
+    encoder_layers=2,
+    hidden_size=12,
+    decoder_type="luong",
+    decoder_layers=2,
+    input_feeding=False,
+    score="general",
+    alignment="global",
+    window=2,
   )
+  config.update(overrides)
+  return Seq2Seq(ModelConfig(**config))
 
 
 def _batch(seed=0):
@@ -48,9 +70,10 @@ def _batch(seed=0):
   return jnp.asarray(src), jnp.asarray(mask), jnp.asarray(tgt)
 
 
-@pytest.mark.parametrize("decoder,input_feeding,alignment", VARIANTS)
-def test_teacher_forcing_equals_step_by_step(decoder, input_feeding, alignment):
-  model = _model(decoder, input_feeding, alignment=alignment)
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_teacher_forcing_equals_step_by_step(name):
+  overrides = VARIANTS[name]
+  model = _model(**overrides)
   src, mask, tgt = _batch()
   params = model.init(jax.random.key(0), src, mask, tgt)["params"]
   logits, weights = model.apply({"params": params}, src, mask, tgt)
@@ -62,7 +85,7 @@ def test_teacher_forcing_equals_step_by_step(decoder, input_feeding, alignment):
     )
     np.testing.assert_allclose(step_logits, logits[:, t], atol=1e-5)
     np.testing.assert_allclose(step_weights, weights[:, t], atol=1e-6)
-  if decoder == "luong" and alignment == "global":
+  if not name.startswith("none") and overrides.get("alignment", "global") == "global":
     np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, atol=1e-5)
     assert np.all(
       np.asarray(weights)[~np.broadcast_to(np.asarray(mask)[:, None], weights.shape)] == 0
@@ -72,7 +95,7 @@ def test_teacher_forcing_equals_step_by_step(decoder, input_feeding, alignment):
 @pytest.mark.parametrize("encoder", ["uni", "bi"])
 def test_encoding_ignores_padding(encoder):
   """A sentence gives the same outputs alone and padded inside a longer batch."""
-  model = _model("luong", True, encoder=encoder)
+  model = _model(input_feeding=True, encoder_type=encoder)
   src, mask, tgt = _batch()
   params = model.init(jax.random.key(0), src, mask, tgt)["params"]
   logits, _ = model.apply({"params": params}, src, mask, tgt)
@@ -84,7 +107,7 @@ def test_encoding_ignores_padding(encoder):
 def test_none_state_reads_the_source_only_through_the_initial_state():
   """The plain seq2seq decoder's logits do not change when the encoder states it would
   attend to are replaced: the source reaches it only through the final encoder state."""
-  model = _model("none_state", False, encoder="uni", layers=1)
+  model = _model(decoder_type="none_state", encoder_type="uni", encoder_layers=1, decoder_layers=1)
   src, mask, tgt = _batch()
   params = model.init(jax.random.key(0), src, mask, tgt)["params"]
   assert "attention" not in params["decoder"]
