@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attn_research.model.rnn import LSTMCell, reverse_padded
+from attn_research.model.rnn import GRUCell, LSTMCell, reverse_padded
 
 BATCH, TIME, IN, HID = 3, 6, 5, 4
 
@@ -56,3 +56,37 @@ def test_reverse_padded_reverses_within_length_and_is_an_involution():
   reversed_ = reverse_padded(xs, lengths)
   np.testing.assert_array_equal(reversed_, [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]])
   np.testing.assert_array_equal(reverse_padded(reversed_, lengths), xs)
+
+
+def _numpy_gru(xs, mask, w_x, b, u_zr, u_h):
+  h = np.zeros((BATCH, HID))
+  outputs = np.zeros((BATCH, TIME, HID))
+  for t in range(TIME):
+    x_z, x_r, x_h = np.split(xs[:, t] @ w_x + b, 3, axis=-1)
+    z = _sigmoid(x_z + h @ u_zr[:, :HID])
+    r = _sigmoid(x_r + h @ u_zr[:, HID:])
+    candidate = np.tanh(x_h + (r * h) @ u_h)
+    h_new = (1 - z) * h + z * candidate
+    m = mask[:, t : t + 1]
+    h = np.where(m, h_new, h)
+    outputs[:, t] = np.where(m, h_new, 0.0)
+  return outputs, h
+
+
+def test_gru_scan_and_step_match_numpy_with_padding():
+  rng = np.random.default_rng(1)
+  xs = rng.normal(size=(BATCH, TIME, IN))
+  mask = np.arange(TIME)[None] < np.array([6, 2, 4])[:, None]
+  cell = GRUCell(input_size=IN, hidden_size=HID)
+  carry0 = (jnp.zeros((BATCH, HID)),)
+  x32 = jnp.asarray(xs, jnp.float32)
+  params = cell.init(jax.random.key(0), x32, carry0, mask, method=GRUCell.scan)
+  outputs, (h,) = cell.apply(params, x32, carry0, mask, method=GRUCell.scan)
+  p = {k: np.asarray(v, np.float64) for k, v in params["params"].items()}
+  ref_out, ref_h = _numpy_gru(xs, mask, p["w_x"], p["b"], p["u_zr"], p["u_h"])
+  np.testing.assert_allclose(outputs, ref_out, atol=1e-5)
+  np.testing.assert_allclose(h, ref_h, atol=1e-5)
+  carry = carry0
+  for t in range(TIME):
+    carry = cell.apply(params, carry, x32[:, t], method=GRUCell.step)
+    np.testing.assert_allclose(carry[0][0], ref_out[0, t], atol=1e-5)
