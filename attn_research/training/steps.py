@@ -8,10 +8,19 @@ from flax.training import train_state
 
 
 def token_nll(
-  logits: jax.Array, targets: jax.Array, mask: jax.Array
+  logits: jax.Array, targets: jax.Array, mask: jax.Array, label_smoothing: float = 0.0
 ) -> tuple[jax.Array, jax.Array]:
-  """Summed negative log-likelihood of `[batch, tgt_len]` targets and the token count."""
-  nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+  """Summed cross-entropy of `[batch, tgt_len]` targets and the token count.
+
+  With `label_smoothing` ε the target distribution is (1 − ε) on the reference token and
+  ε spread uniformly over the vocabulary (Szegedy et al. 2016).
+  """
+  logits = logits.astype(jnp.float32)
+  if label_smoothing:
+    labels = optax.smooth_labels(jax.nn.one_hot(targets, logits.shape[-1]), label_smoothing)
+    nll = optax.softmax_cross_entropy(logits, labels)
+  else:
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
   weights = mask.astype(jnp.float32)
   return jnp.sum(nll * weights), jnp.sum(weights)
 
