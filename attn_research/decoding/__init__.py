@@ -1,5 +1,6 @@
-"""Decoding: greedy search (beam search arrives with the decoder zoo)."""
+"""Decoding: greedy and beam search."""
 
+from attn_research.decoding.beam import beam_search
 from attn_research.decoding.greedy import greedy_decode
 
-__all__ = ["greedy_decode"]
+__all__ = ["beam_search", "greedy_decode"]

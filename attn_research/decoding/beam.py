@@ -5,11 +5,10 @@ A finished hypothesis Y with attention p (target step i × source word j) scores
     s(Y, X) = log P(Y | X) / lp(Y) + cp(X; Y),
     lp(Y) = ((5 + |Y|) / 6)^α,   cp = β · Σ_j log(min(Σ_i p_ij, 1)),
 
-with |Y| counting `</s>` and j running over the real source words. Alive hypotheses
-are ranked by log P. The whole search is one `lax.while_loop`; it stops when no alive
-hypothesis can still beat the worst kept finished one in any sentence, or when every
-sentence reached its length limit ⌊a · src_len + b⌋ (capped by `max_len`), where `</s>`
-is forced. The attention history of every hypothesis is reordered with the beam
+with |Y| counting `</s>` and j running over the real source words; hypotheses still
+growing are ranked by the same formula at their current length. The whole search is one
+`lax.while_loop` that stops when every slot of every sentence has finished or at
+`max_len`. The attention history of every hypothesis is reordered with the beam
 back-pointers, so the returned weights are those of the returned tokens.
 """
 
@@ -34,14 +33,17 @@ def coverage_penalty(attention: jax.Array, src_mask: jax.Array, beta: float) -> 
   return beta * jnp.sum(jnp.where(src_mask, logs, 0.0), axis=-1)
 
 
-def _gather_beams(tree, beam_index: jax.Array, batch: int, beam: int):
-  """Leaves `[batch * beam, …]` or `[batch, beam, …]` → the rows of `beam_index` `[batch, k]`."""
+def _gather(x: jax.Array, index: jax.Array) -> jax.Array:
+  """`[batch, beam, …]` → `[batch, n, …]` at beam indices `index` `[batch, n]`."""
+  return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
+
+
+def _gather_flat(tree, index: jax.Array, beam: int):
+  """Decoder-state leaves `[batch * beam, …]` → `[batch * n, …]` at `index` `[batch, n]`."""
 
   def take(x):
-    flat = x.shape[0] == batch * beam
-    x = x.reshape(batch, beam, *x.shape[1:]) if flat else x
-    picked = jnp.take_along_axis(x, beam_index.reshape(beam_index.shape + (1,) * (x.ndim - 2)), 1)
-    return picked.reshape(batch * beam_index.shape[1], *x.shape[2:]) if flat else picked
+    picked = _gather(x.reshape(index.shape[0], beam, *x.shape[1:]), index)
+    return picked.reshape(-1, *x.shape[1:])
 
   return jax.tree.map(take, tree)
 
@@ -61,13 +63,19 @@ def beam_search(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Decodes `[batch, src_len]` sources.
 
+  Each sentence keeps `beam_size` slots. At every step each alive slot proposes every
+  token, each finished slot proposes itself unchanged, and the `beam_size` best proposals
+  by s(Y, X) survive (the tensorflow/nmt and GNMT procedure; width 1 is greedy search).
+
   Args:
     model, params: the model.
     src, src_mask: source ids and bool mask.
-    beam_size: hypotheses kept per sentence.
-    max_len: static bound on the target length (with `</s>`).
+    beam_size: slots per sentence.
+    max_len: static bound on the target length (with `</s>`); a hypothesis that reaches
+      it without `</s>` is returned unfinished, as greedy decoding does.
     alpha, beta: length and coverage penalty weights (0: plain log-probability).
-    max_len_a, max_len_b: per-sentence limit ⌊a · src_len + b⌋ when a > 0 or b > 0.
+    max_len_a, max_len_b: when either is set, sentence limits ⌊a · src_len + b⌋ (at most
+      `max_len`) at which `</s>` is forced.
 
   Returns:
     tokens `[batch, max_len]` of the best hypothesis (`</s>` then `<pad>`), its attention
@@ -79,79 +87,65 @@ def beam_search(
   memory, state = model.apply(variables, src, src_mask, method=Seq2Seq.encode)
   repeat = lambda x: jnp.repeat(x, k, axis=0)  # noqa: E731
   memory, state = jax.tree.map(repeat, memory), jax.tree.map(repeat, state)
+  mask3 = src_mask[:, None, :]
 
-  lengths = src_mask.sum(axis=1)
   if max_len_a > 0 or max_len_b > 0:
-    limit = jnp.floor(max_len_a * lengths + max_len_b).astype(jnp.int32)
+    limit = jnp.floor(max_len_a * src_mask.sum(axis=1) + max_len_b).astype(jnp.int32)
     limit = jnp.clip(limit, 1, max_len)
   else:
-    limit = jnp.full((batch,), max_len, jnp.int32)
+    limit = jnp.full((batch,), max_len + 1, jnp.int32)  # never forced
 
   init = {
     "step": jnp.int32(0),
     "state": state,
-    "alive_seq": jnp.full((batch, k, max_len + 1), PAD_ID, jnp.int32).at[:, :, 0].set(BOS_ID),
-    "alive_logp": jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1)), (batch, 1)),
-    "alive_attn": jnp.zeros((batch, k, max_len, src_len)),
-    "done_seq": jnp.full((batch, k, max_len + 1), PAD_ID, jnp.int32),
-    "done_score": jnp.full((batch, k), NEG_INF),
-    "done_attn": jnp.zeros((batch, k, max_len, src_len)),
+    "seq": jnp.full((batch, k, max_len + 1), PAD_ID, jnp.int32).at[:, :, 0].set(BOS_ID),
+    "logp": jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1)), (batch, 1)),
+    "score": jnp.zeros((batch, k)),
+    "finished": jnp.zeros((batch, k), bool),
+    "attn": jnp.zeros((batch, k, max_len, src_len)),
   }
 
-  def still_running(c):
-    # The best an alive hypothesis can still reach: log P only falls, lp is at most
-    # lp(max_len) and cp is at most 0.
-    best_alive = c["alive_logp"][:, 0] / length_penalty(limit.astype(jnp.float32), alpha)
-    can_improve = best_alive > c["done_score"].min(axis=1)
-    return (c["step"] < max_len) & jnp.any(can_improve & (c["step"] < limit))
+  def running(c):
+    return (c["step"] < max_len) & ~jnp.all(c["finished"])
 
   def body(c):
     t = c["step"]
-    tokens = c["alive_seq"][:, :, t].reshape(batch * k)
+    tokens = c["seq"][:, :, t].reshape(batch * k)
     state, logits, weights = model.apply(
       variables, memory, c["state"], tokens, method=Seq2Seq.decode_step
     )
     logp = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(batch, k, -1)
     vocab = logp.shape[-1]
-    at_limit = (t + 1 >= limit)[:, None, None]
-    logp = jnp.where(at_limit & (jnp.arange(vocab) != EOS_ID), NEG_INF, logp)
-    candidates = (c["alive_logp"][..., None] + logp).reshape(batch, k * vocab)
-    cand_logp, cand_index = jax.lax.top_k(candidates, 2 * k)
-    parent, token = cand_index // vocab, cand_index % vocab
+    forced = (t + 1 >= limit)[:, None, None] & (jnp.arange(vocab) != EOS_ID)
+    logp = jnp.where(forced, NEG_INF, logp)
 
-    seq = _gather_beams(c["alive_seq"], parent, batch, k).at[:, :, t + 1].set(token)
-    attn = _gather_beams(c["alive_attn"], parent, batch, k)
-    step_weights = _gather_beams(weights.reshape(batch, k, src_len), parent, batch, k)
-    attn = attn.at[:, :, t].set(step_weights)
+    # Alive slots extend by every token; finished slots stay as they are (one proposal).
+    finished = c["finished"]
+    grown_attn = c["attn"].at[:, :, t].set(weights.reshape(batch, k, src_len))
+    grown = c["logp"][..., None] + logp
+    grown_score = grown / length_penalty((t + 1).astype(jnp.float32), alpha)
+    grown_score = grown_score + coverage_penalty(grown_attn, mask3, beta)[..., None]
+    kept_score = jnp.where(jnp.arange(vocab) == PAD_ID, c["score"][..., None], NEG_INF)
+    score = jnp.where(
+      finished[..., None], kept_score, jnp.where(grown > NEG_INF / 2, grown_score, NEG_INF)
+    )
+    new_logp = jnp.where(finished[..., None], c["logp"][..., None], grown)
 
-    # Finished candidates: those that just emitted </s>.
-    ended = token == EOS_ID
-    cover = coverage_penalty(attn, src_mask[:, None, :], beta)
-    score = cand_logp / length_penalty((t + 1).astype(jnp.float32), alpha) + cover
-    score = jnp.where(ended & (cand_logp > NEG_INF / 2), score, NEG_INF)
-    all_score = jnp.concatenate([c["done_score"], score], axis=1)
-    all_seq = jnp.concatenate([c["done_seq"], seq], axis=1)
-    all_attn = jnp.concatenate([c["done_attn"], attn], axis=1)
-    done_score, keep = jax.lax.top_k(all_score, k)
-    done_seq = jnp.take_along_axis(all_seq, keep[..., None], 1)
-    done_attn = jnp.take_along_axis(all_attn, keep[..., None, None], 1)
-
-    # Alive: the k best candidates that did not end.
-    alive_logp = jnp.where(ended, NEG_INF, cand_logp)
-    alive_logp, pick = jax.lax.top_k(alive_logp, k)
-    new_parent = jnp.take_along_axis(parent, pick, 1)
+    score, flat_index = jax.lax.top_k(score.reshape(batch, k * vocab), k)
+    parent, token = flat_index // vocab, flat_index % vocab
+    parent_finished = _gather(finished, parent)
+    attn = jnp.where(
+      parent_finished[..., None, None], _gather(c["attn"], parent), _gather(grown_attn, parent)
+    )
     return {
       "step": t + 1,
-      "state": _gather_beams(state, new_parent, batch, k),
-      "alive_seq": jnp.take_along_axis(seq, pick[..., None], 1),
-      "alive_logp": alive_logp,
-      "alive_attn": jnp.take_along_axis(attn, pick[..., None, None], 1),
-      "done_seq": done_seq,
-      "done_score": done_score,
-      "done_attn": done_attn,
+      "state": _gather_flat(state, parent, k),
+      "seq": _gather(c["seq"], parent).at[:, :, t + 1].set(token),
+      "logp": jnp.take_along_axis(new_logp.reshape(batch, k * vocab), flat_index, 1),
+      "score": score,
+      "finished": parent_finished | (token == EOS_ID),
+      "attn": attn,
     }
 
-  final = jax.lax.while_loop(still_running, body, init)
-  tokens = final["done_seq"][:, 0, 1:]
-  attention = final["done_attn"][:, 0]
-  return tokens, attention, final["done_score"][:, 0]
+  final = jax.lax.while_loop(running, body, init)
+  return final["seq"][:, 0, 1:], final["attn"][:, 0], final["score"][:, 0]

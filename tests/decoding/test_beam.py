@@ -1,0 +1,126 @@
+"""Beam search against brute force, greedy, batch size and teacher-forced attention."""
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from attn_research.decoding import beam_search, greedy_decode
+from attn_research.decoding.beam import coverage_penalty, length_penalty
+from attn_research.model import ModelConfig, Seq2Seq
+
+VOCAB = 6  # <pad> <s> </s> <unk> and two words
+
+
+def _model(decoder="luong"):
+  return Seq2Seq(
+    ModelConfig(
+      src_vocab_size=9,
+      tgt_vocab_size=VOCAB,
+      embedding_size=4,
+      dropout=0.0,
+      encoder_type="bi",
+      encoder_cell="lstm",
+      encoder_layers=1,
+      hidden_size=6,
+      decoder_type=decoder,
+      decoder_layers=1,
+      input_feeding=True,
+      score="general",
+      alignment="global",
+    )
+  )
+
+
+def _sources(batch, seed=0):
+  rng = np.random.default_rng(seed)
+  src = rng.integers(4, 9, (batch, 5)).astype(np.int32)
+  mask = np.arange(5)[None] < rng.integers(1, 6, batch)[:, None]
+  src[~mask] = PAD_ID
+  return jnp.asarray(src), jnp.asarray(mask)
+
+
+def _params(model, seed=0):
+  src, mask = _sources(2)
+  params = model.init(jax.random.key(seed), src, mask, src[:, :3])["params"]
+  # Sharper output distributions make the search non-trivial.
+  return jax.tree.map(lambda x: 3.0 * x, params)
+
+
+def _teacher_forced(model, params, src, mask, hypothesis):
+  tgt_in = jnp.asarray([[BOS_ID, *hypothesis[:-1]]], jnp.int32)
+  logits, weights = model.apply({"params": params}, src, mask, tgt_in)
+  logp = jax.nn.log_softmax(logits[0])
+  return float(sum(logp[i, y] for i, y in enumerate(hypothesis))), np.asarray(weights[0])
+
+
+@pytest.mark.parametrize("alpha,beta", [(0.0, 0.0), (0.6, 0.2)])
+def test_beam_finds_the_brute_force_best(alpha, beta):
+  model = _model()
+  params = _params(model)
+  src, mask = _sources(3, seed=1)
+  max_len = 3
+  tokens, _, scores = jax.jit(
+    functools.partial(
+      beam_search, model, beam_size=32, max_len=max_len, alpha=alpha, beta=beta, max_len_b=max_len
+    )
+  )(params, src, mask)
+  non_eos = [v for v in range(VOCAB) if v != EOS_ID]
+  for row in range(3):
+    best, best_hyp = -np.inf, None
+    for n in range(1, max_len + 1):
+      for prefix in itertools.product(non_eos, repeat=n - 1):
+        hyp = [*prefix, EOS_ID]
+        logp, weights = _teacher_forced(model, params, src[row : row + 1], mask[row : row + 1], hyp)
+        score = logp / float(length_penalty(n, alpha)) + float(
+          coverage_penalty(jnp.asarray(weights), mask[row], beta)
+        )
+        if score > best:
+          best, best_hyp = score, hyp
+    got = [int(x) for x in tokens[row][: len(best_hyp)]]
+    assert got == best_hyp, (row, got, best_hyp)
+    np.testing.assert_allclose(scores[row], best, rtol=1e-4)
+
+
+def test_beam_is_independent_of_the_batch_size_and_keeps_the_right_attention():
+  model = _model()
+  params = _params(model, seed=3)
+  src, mask = _sources(64, seed=2)
+  search = jax.jit(functools.partial(beam_search, model, beam_size=4, max_len=6, alpha=0.6))
+  tokens, attention, _ = search(params, src, mask)
+  for row in range(0, 64, 9):
+    alone, alone_attention, _ = search(params, src[row : row + 1], mask[row : row + 1])
+    np.testing.assert_array_equal(alone[0], tokens[row])
+    np.testing.assert_allclose(alone_attention[0], attention[row], atol=1e-6)
+    hyp = [int(t) for t in tokens[row]]
+    n = hyp.index(EOS_ID) + 1 if EOS_ID in hyp else len(hyp)
+    _, weights = _teacher_forced(model, params, src[row : row + 1], mask[row : row + 1], hyp[:n])
+    np.testing.assert_allclose(np.asarray(attention[row])[:n], weights, atol=1e-5)
+    assert np.all(np.asarray(attention[row])[n:] == 0.0)
+
+
+def test_beam_width_one_is_greedy():
+  model = _model()
+  params = _params(model, seed=4)
+  src, mask = _sources(16, seed=5)
+  beam, _, _ = jax.jit(functools.partial(beam_search, model, beam_size=1, max_len=7))(
+    params, src, mask
+  )
+  greedy, _ = jax.jit(greedy_decode, static_argnums=(0, 4))(model, params, src, mask, 7)
+  np.testing.assert_array_equal(beam, greedy)
+
+
+def test_length_limit_a_src_len_plus_b():
+  model = _model()
+  params = _params(model)
+  src, mask = _sources(8, seed=6)
+  tokens, _, _ = jax.jit(
+    functools.partial(beam_search, model, beam_size=3, max_len=9, max_len_a=1.0, max_len_b=1)
+  )(params, src, mask)
+  for row in range(8):
+    hyp = [int(t) for t in tokens[row]]
+    assert EOS_ID in hyp and hyp.index(EOS_ID) + 1 <= int(mask[row].sum()) + 1
