@@ -21,3 +21,23 @@ def dates_data_dir(tmp_path_factory) -> str:
   data_dir = str(tmp_path_factory.mktemp("tfds"))
   datasets.load("dates", data_dir)
   return data_dir
+
+
+def tiny_config(data_dir: str, **train):
+  """The tiny dates config reading `data_dir`, with `train.*` overrides."""
+  from tests.configs import tiny_dates
+
+  config = tiny_dates.get_config()
+  config.dataset.data_dir = data_dir
+  for key, value in train.items():
+    setattr(config.train, key, value)
+  return config
+
+
+@pytest.fixture(scope="session")
+def tiny_run(dates_data_dir, tmp_path_factory):
+  """A finished 300-step run of the tiny dates config: (workdir, result)."""
+  from attn_research.training import trainer
+
+  workdir = str(tmp_path_factory.mktemp("tiny"))
+  return workdir, trainer.train_and_evaluate(tiny_config(dates_data_dir), workdir)

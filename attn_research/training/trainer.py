@@ -25,7 +25,7 @@ from attn_research.attention.scores import INITS
 from attn_research.data import datasets
 from attn_research.data.pipeline import Buckets, EncodedSplit, TrainBatches, eval_batches
 from attn_research.data.vocab import LEVELS, Vocabulary
-from attn_research.decoding import greedy_decode
+from attn_research.decoding import beam_search, greedy_decode
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics
 from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS, ModelConfig, Seq2Seq
@@ -56,10 +56,8 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
     registry.get(name)
   if config.dataset.vocab not in LEVELS:
     raise ConfigError(f"dataset.vocab={config.dataset.vocab!r}; valid: {', '.join(LEVELS)}.")
-  if config.decode.beam_size != 0:
-    raise ConfigError(
-      f"decode.beam_size={config.decode.beam_size}: only greedy decoding (0) is available."
-    )
+  if config.decode.beam_size < 0:
+    raise ConfigError(f"decode.beam_size={config.decode.beam_size}: use 0 (greedy) or ≥ 1.")
   for key in (
     "train.num_steps",
     "train.batch_size",
@@ -130,19 +128,46 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: Workdir) -> Data:
   return Data(src_vocab, tgt_vocab, splits, buckets)
 
 
-class Evaluator:
-  """Teacher-forced loss/perplexity and greedy exact match over every example of a split."""
+def make_decoder(model: Seq2Seq, decode: ml_collections.ConfigDict, max_len: int):
+  """`(params, src, src_mask) → (tokens, weights)`: greedy for beam_size 0, else beam."""
+  if decode.beam_size == 0:
+    return functools.partial(greedy_decode, model, max_len=max_len)
+  search = functools.partial(
+    beam_search,
+    model,
+    beam_size=decode.beam_size,
+    max_len=max_len,
+    alpha=decode.length_penalty,
+    beta=decode.coverage_penalty,
+    max_len_a=decode.max_length_a,
+    max_len_b=decode.max_length_b,
+  )
+  return lambda params, src, src_mask: search(params, src, src_mask)[:2]
 
-  def __init__(self, model: Seq2Seq, mesh: Mesh, data: Data, batch_size: int):
+
+class Evaluator:
+  """Teacher-forced loss/perplexity and decoded exact match over every example of a split."""
+
+  def __init__(
+    self,
+    model: Seq2Seq,
+    mesh: Mesh,
+    data: Data,
+    batch_size: int,
+    decode: ml_collections.ConfigDict,
+  ):
     self.mesh = mesh
     self.data = data
     self.batch_size = batch_size
     self._batches: dict[str, list] = {}
-    max_len = data.buckets.target[-1]
     self._eval_step = jax.jit(functools.partial(steps.eval_step, model=model))
-    self._decode = jax.jit(functools.partial(greedy_decode, model, max_len=max_len))
+    self._decode = jax.jit(make_decoder(model, decode, data.buckets.target[-1]))
 
   def __call__(self, params, split: str) -> dict[str, float]:
+    return self.run(params, split)[0]
+
+  def run(self, params, split: str) -> tuple[dict[str, float], list[str]]:
+    """Metrics of `split` and its detokenised hypotheses in example order."""
     if split not in self._batches:
       self._batches[split] = eval_batches(
         self.data.splits[split], self.data.buckets, self.batch_size, split
@@ -161,12 +186,42 @@ class Evaluator:
           hypotheses[int(index)] = self.data.tgt_vocab.decode(decoded[row])
     split_data = self.data.splits[split]
     hyps = [hypotheses[i] for i in range(len(split_data))]
-    return {
+    result = {
       "loss": nll / tokens,
       "ppl": metrics.perplexity(nll, tokens),
       "exact_match": metrics.exact_match(hyps, split_data.target_texts),
       "num_examples": len(split_data),
     }
+    return result, hyps
+
+
+def build(
+  config: ml_collections.ConfigDict, data: Data, mesh: Mesh
+) -> tuple[Seq2Seq, train_state.TrainState]:
+  """The model and its freshly initialised, replicated train state."""
+  model = Seq2Seq(
+    ModelConfig.from_config(
+      config.model, len(data.src_vocab), len(data.tgt_vocab), data.buckets.source[-1]
+    )
+  )
+  tx = optimizers.make_optimizer(config.train)
+
+  def init_state(rng):
+    src = jnp.zeros((1, data.buckets.source[0]), jnp.int32)
+    tgt = jnp.zeros((1, data.buckets.target[0]), jnp.int32)
+    params = model.init(rng, src, src > 0, tgt)["params"]
+    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+  init_rng = jax.random.split(jax.random.key(config.seed))[0]
+  return model, jax.jit(init_state, out_shardings=parallel.replicated(mesh))(init_rng)
+
+
+def restore(checkpointer: Checkpointer, step: int, like: train_state.TrainState):
+  """The checkpoint at `step` in the structure and sharding of `like`."""
+  abstract = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like
+  )
+  return checkpointer.restore(step, abstract)
 
 
 def _note(message: str) -> None:
@@ -206,23 +261,9 @@ def train_and_evaluate(
     return run.read_json(RESULT)
 
   data = prepare_data(config, run)
-  model = Seq2Seq(
-    ModelConfig.from_config(
-      config.model, len(data.src_vocab), len(data.tgt_vocab), data.buckets.source[-1]
-    )
-  )
-  tx = optimizers.make_optimizer(config.train)
+  model, state = build(config, data, mesh)
   repl = parallel.replicated(mesh)
-
-  def init_state(rng):
-    src = jnp.zeros((1, data.buckets.source[0]), jnp.int32)
-    tgt = jnp.zeros((1, data.buckets.target[0]), jnp.int32)
-    params = model.init(rng, src, src > 0, tgt)["params"]
-    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-
-  rng = jax.random.key(config.seed)
-  init_rng, dropout_rng = jax.random.split(rng)
-  state = jax.jit(init_state, out_shardings=repl)(init_rng)
+  dropout_rng = jax.random.split(jax.random.key(config.seed))[1]
   num_params = _count_params(state.params)
 
   batches = TrainBatches(
@@ -242,11 +283,7 @@ def train_and_evaluate(
   start_step = checkpointer.latest_step() or 0
   run.truncate_metrics(start_step)  # what a killed run logged after its last checkpoint
   if start_step:
-    abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
-    )
-    state, progress = checkpointer.restore(start_step, abstract)
-    state = jax.device_put(jax.device_get(state), repl)
+    state, progress = restore(checkpointer, start_step, state)
     batches.set_state(progress["data"])
     _note(f"Resumed from the checkpoint at step {start_step} in {run.path}.")
   segment_wall = time.time()
@@ -257,7 +294,7 @@ def train_and_evaluate(
     out_shardings=(repl, repl),
     donate_argnums=0,
   )
-  evaluator = Evaluator(model, mesh, data, config.eval.batch_size)
+  evaluator = Evaluator(model, mesh, data, config.eval.batch_size, config.decode)
   schedule = optimizers.SCHEDULES.get(config.train.schedule)(config.train)
   num_steps = config.train.num_steps
 

@@ -70,6 +70,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.batch_size = 512
 
   config.decode = ml_collections.ConfigDict()
-  config.decode.beam_size = 0  # 0 = greedy
-  config.decode.length_penalty = 0.0
+  config.decode.beam_size = 0  # 0 = greedy, k ≥ 1 = beam search
+  config.decode.length_penalty = 0.0  # GNMT α: lp = ((5 + |Y|) / 6)^α
+  config.decode.coverage_penalty = 0.0  # GNMT β: β Σ_j log min(Σ_i p_ij, 1)
+  config.decode.max_length_a = 0.0  # beam: force </s> at ⌊a · src_len + b⌋ when a or b > 0
+  config.decode.max_length_b = 0
   return config

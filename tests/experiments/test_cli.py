@@ -36,7 +36,7 @@ def test_unknown_variant_lists_the_valid_ones(tmp_path):
     "--config.model.decoder.type=bahdanauu",
   )
   assert result.returncode != 0
-  assert "Unknown decoder 'bahdanauu' for model.decoder.type. Valid names: luong, none_state" in (
+  assert "Unknown decoder 'bahdanauu' for model.decoder.type. Valid names: luong, bahdanau" in (
     result.stderr
   )
 
@@ -58,7 +58,16 @@ def test_variants_lists_every_family():
     "location",
   }
   assert lines["model.attention.alignment"].split() == ["global", "local_m", "local_p"]
-  assert lines["model.decoder.type"].split() == ["luong", "none_state"]
+  assert lines["model.decoder.type"].split() == [
+    "luong",
+    "bahdanau",
+    "gnmt",
+    "none_state",
+    "none_input",
+  ]
+  assert lines["model.encoder.type"].split() == ["uni", "bi", "gnmt"]
+  assert lines["model.encoder.cell"].split() == ["lstm", "gru"]
+  assert lines["model.bridge"].split() == ["zero", "last", "dense"]
   assert {
     "model.attention.alignment",
     "model.encoder.type",

@@ -15,7 +15,7 @@ from attn_research.errors import ConfigError
 from attn_research.registry import UnknownVariantError
 from attn_research.training import parallel, trainer
 from attn_research.training.workdir import WorkdirConflictError
-from tests.configs import tiny_dates
+from tests.conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -28,17 +28,7 @@ def _read(path):
 
 
 def _config(data_dir, **train):
-  config = tiny_dates.get_config()
-  config.dataset.data_dir = data_dir
-  for key, value in train.items():
-    setattr(config.train, key, value)
-  return config
-
-
-@pytest.fixture(scope="module")
-def tiny_run(dates_data_dir, tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("tiny"))
-  return workdir, trainer.train_and_evaluate(_config(dates_data_dir), workdir)
+  return tiny_config(data_dir, **train)
 
 
 def test_tiny_run_learns_and_writes_its_files(tiny_run):

@@ -1,0 +1,54 @@
+"""Evaluating a finished (or running) run from its directory."""
+
+import json
+
+import ml_collections
+
+from attn_research.errors import ConfigError
+from attn_research.training import parallel, trainer
+from attn_research.training.checkpointing import Checkpointer
+from attn_research.training.workdir import CHECKPOINTS, CONFIG, Workdir, config_differences
+
+OVERRIDABLE = ("decode.", "eval.", "dataset.data_dir")
+
+
+def evaluate_run(
+  workdir: str, config: ml_collections.ConfigDict, split: str
+) -> tuple[dict, list[str]]:
+  """Restores the latest checkpoint of `workdir` and decodes `split` with `config`.
+
+  Returns:
+    `{"split", "step", "decode", "metrics": {...}}` and the hypotheses in split order.
+
+  Raises:
+    ConfigError: no run there, no checkpoint, an unknown split, or an override that
+      changes the trained model (only decode.*, eval.* and dataset.data_dir may change).
+  """
+  run = Workdir(workdir)
+  if not run.exists(CONFIG):
+    raise ConfigError(f"{run.path} holds no run (no {CONFIG}); pass the --workdir of a run.")
+  as_stored = json.loads(json.dumps(config.to_dict()))  # tuples → lists
+  changed = [
+    d for d in config_differences(run.read_json(CONFIG), as_stored) if not d.startswith(OVERRIDABLE)
+  ]
+  if changed:
+    raise ConfigError(
+      f"These overrides change the trained model, not its decoding: {'; '.join(changed)}. "
+      "Only decode.*, eval.* and dataset.data_dir can be overridden."
+    )
+  mesh = parallel.make_mesh()
+  trainer.validate_config(config, mesh)
+  checkpointer = Checkpointer(run.file(CHECKPOINTS), config.train.keep_checkpoints)
+  step = checkpointer.latest_step()
+  if step is None:
+    raise ConfigError(f"{run.path} has no checkpoint yet; train it first.")
+  data = trainer.prepare_data(config, run)
+  if split not in data.splits:
+    raise ConfigError(f"Unknown split {split!r}; the dataset has {', '.join(data.splits)}.")
+  model, state = trainer.build(config, data, mesh)
+  state, _ = trainer.restore(checkpointer, step, state)
+  checkpointer.close()
+  evaluator = trainer.Evaluator(model, mesh, data, config.eval.batch_size, config.decode)
+  metrics, hypotheses = evaluator.run(state.params, split)
+  result = {"split": split, "step": step, "decode": config.decode.to_dict(), "metrics": metrics}
+  return result, hypotheses

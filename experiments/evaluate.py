@@ -1,0 +1,67 @@
+r"""Decodes a split with a trained run's latest checkpoint.
+
+  python -m experiments.evaluate --workdir=runs/dates [--config.decode.beam_size=5 ...] \
+      [--split=test] [--output=hyps.txt]
+
+The config is the run's own (`config.json`); only `decode.*`, `eval.*` and
+`dataset.data_dir` may be overridden. Writes one detokenised hypothesis per line (in the
+split's order) to --output, and prints the metrics as JSON on the last line.
+"""
+
+import json
+import os
+import sys
+
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
+
+
+def _workdir_from_argv(argv: list[str]) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg.startswith("--workdir="):
+      return arg.split("=", 1)[1]
+    if arg == "--workdir" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _stored_config(workdir: str | None) -> ml_collections.ConfigDict:
+  """The run's config, so that `--config.key=value` overrides are type-checked against it."""
+  path = os.path.join(os.path.expanduser(workdir or ""), "config.json")
+  if not workdir or not os.path.exists(path):
+    return ml_collections.ConfigDict()
+  with open(path, encoding="utf-8") as f:
+    stored = json.load(f)
+  stored["data"] = {k: tuple(v) for k, v in stored["data"].items()}
+  return ml_collections.ConfigDict(stored)
+
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
+_SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
+_OUTPUT = flags.DEFINE_string("output", None, "File for the hypotheses, one per line.")
+_CONFIG = config_flags.DEFINE_config_dict(
+  "config", _stored_config(_workdir_from_argv(sys.argv)), "The run's config.", lock_config=True
+)
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from attn_research.errors import ConfigError
+  from attn_research.training import evaluation
+
+  try:
+    result, hypotheses = evaluation.evaluate_run(_WORKDIR.value, _CONFIG.value, _SPLIT.value)
+  except ConfigError as e:
+    sys.exit(f"error: {e}")
+  if _OUTPUT.value:
+    from attn_research.training.workdir import atomic_write_text
+
+    atomic_write_text(_OUTPUT.value, "".join(h + "\n" for h in hypotheses))
+  print(json.dumps(result))
+
+
+if __name__ == "__main__":
+  app.run(main)
