@@ -70,17 +70,28 @@ def test_beam_finds_the_brute_force_best(alpha, beta):
     )
   )(params, src, mask)
   non_eos = [v for v in range(VOCAB) if v != EOS_ID]
+  hyps = [
+    [*p, EOS_ID] for n in range(1, max_len + 1) for p in itertools.product(non_eos, repeat=n - 1)
+  ]
+  padded = np.full((len(hyps), max_len), PAD_ID, np.int32)
+  for i, hyp in enumerate(hyps):
+    padded[i, : len(hyp)] = hyp
+  tgt_in = np.concatenate([np.full((len(hyps), 1), BOS_ID, np.int32), padded[:, :-1]], axis=1)
+  score_all = jax.jit(lambda s, m: model.apply({"params": params}, s, m, jnp.asarray(tgt_in)))
   for row in range(3):
+    # Every hypothesis of up to max_len tokens, scored by teacher forcing in one batch.
+    rep = lambda x: jnp.repeat(x[row : row + 1], len(hyps), axis=0)  # noqa: E731, B023
+    logits, weights = score_all(rep(src), rep(mask))
+    logp = np.asarray(jax.nn.log_softmax(logits), np.float64)
     best, best_hyp = -np.inf, None
-    for n in range(1, max_len + 1):
-      for prefix in itertools.product(non_eos, repeat=n - 1):
-        hyp = [*prefix, EOS_ID]
-        logp, weights = _teacher_forced(model, params, src[row : row + 1], mask[row : row + 1], hyp)
-        score = logp / float(length_penalty(n, alpha)) + float(
-          coverage_penalty(jnp.asarray(weights), mask[row], beta)
-        )
-        if score > best:
-          best, best_hyp = score, hyp
+    for i, hyp in enumerate(hyps):
+      n = len(hyp)
+      total = sum(logp[i, j, y] for j, y in enumerate(hyp))
+      score = total / float(length_penalty(n, alpha)) + float(
+        coverage_penalty(jnp.asarray(weights[i, :n]), mask[row], beta)
+      )
+      if score > best:
+        best, best_hyp = score, hyp
     got = [int(x) for x in tokens[row][: len(best_hyp)]]
     assert got == best_hyp, (row, got, best_hyp)
     np.testing.assert_allclose(scores[row], best, rtol=1e-4)
