@@ -51,7 +51,7 @@ class Vocabulary:
 
   def encode(self, text: str) -> np.ndarray:
     """Token ids of `text`, without `<s>` or `</s>`; unknown tokens become `<unk>`."""
-    return np.array([self._ids.get(t, UNK_ID) for t in _split(text, self.level)], np.int32)
+    return np.array([self._ids.get(t, UNK_ID) for t in self.split(text)], np.int32)
 
   def decode(self, ids: Iterable[int]) -> str:
     """Text of `ids` up to the first `</s>`, skipping `<pad>` and `<s>`."""
@@ -61,7 +61,15 @@ class Vocabulary:
         break
       if i not in (PAD_ID, BOS_ID):
         out.append(self.tokens[i])
-    return ("" if self.level == "char" else " ").join(out)
+    return self.join(out)
+
+  def split(self, text: str) -> list[str]:
+    """The tokens of `text` at this vocabulary's level (before any id lookup)."""
+    return _split(text, self.level)
+
+  def join(self, tokens: Iterable[str]) -> str:
+    """Inverse of `split`."""
+    return ("" if self.level == "char" else " ").join(tokens)
 
   def to_json(self) -> str:
     return json.dumps({"level": self.level, "tokens": self.tokens}, ensure_ascii=False)

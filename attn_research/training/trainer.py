@@ -26,6 +26,7 @@ from attn_research.data import datasets
 from attn_research.data.pipeline import Buckets, EncodedSplit, TrainBatches, eval_batches
 from attn_research.data.vocab import LEVELS, Vocabulary
 from attn_research.decoding import beam_search, greedy_decode
+from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics
 from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS, ModelConfig, Seq2Seq
@@ -162,6 +163,8 @@ class Evaluator:
     self._batches: dict[str, list] = {}
     self._eval_step = jax.jit(functools.partial(steps.eval_step, model=model))
     self._decode = jax.jit(make_decoder(model, decode, data.buckets.target[-1]))
+    self._unk_replace = decode.unk_replace
+    self._dictionary = load_dictionary(decode.unk_dictionary) if decode.unk_dictionary else None
 
   def __call__(self, params, split: str) -> dict[str, float]:
     return self.run(params, split)[0]
@@ -177,12 +180,18 @@ class Evaluator:
     for host_batch in self._batches[split]:
       batch = parallel.shard_batch(host_batch, self.mesh)
       sums = self._eval_step(params, batch)
-      decoded, _ = self._decode(params, batch["src"], batch["src_mask"])
-      decoded = np.asarray(jax.device_get(decoded))
+      decoded, weights = jax.device_get(self._decode(params, batch["src"], batch["src_mask"]))
       nll += float(sums["nll_sum"])
       tokens += float(sums["tokens"])
       for row, index in enumerate(host_batch["index"]):
-        if index >= 0:
+        if index < 0:
+          continue
+        if self._unk_replace:
+          source = self.data.src_vocab.split(self.data.splits[split].source_texts[index])
+          hypotheses[int(index)] = replace_unknowns(
+            decoded[row], weights[row], source, self.data.tgt_vocab, self._dictionary
+          )
+        else:
           hypotheses[int(index)] = self.data.tgt_vocab.decode(decoded[row])
     split_data = self.data.splits[split]
     hyps = [hypotheses[i] for i in range(len(split_data))]

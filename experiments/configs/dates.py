@@ -75,4 +75,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.decode.coverage_penalty = 0.0  # GNMT β: β Σ_j log min(Σ_i p_ij, 1)
   config.decode.max_length_a = 0.0  # beam: force </s> at ⌊a · src_len + b⌋ when a or b > 0
   config.decode.max_length_b = 0
+  config.decode.unk_replace = False  # <unk> → most attended source token (Luong's +unk replace)
+  config.decode.unk_dictionary = ""  # optional source<TAB>target file for unk_replace
   return config
