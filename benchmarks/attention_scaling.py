@@ -12,7 +12,6 @@ timed calls is reported. Writes
 
 import functools
 import json
-import os
 import statistics
 import time
 
@@ -36,6 +35,7 @@ def main(argv: list[str]) -> None:
   import jax.numpy as jnp
 
   from attn_research.attention import Attention
+  from benchmarks.report import write_report
 
   batch, hidden = _BATCH.value, _HIDDEN.value
   results = []
@@ -81,17 +81,7 @@ def main(argv: list[str]) -> None:
         }
       )
       print(json.dumps(results[-1]))
-  report = {
-    "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
-    "batch": batch,
-    "hidden": hidden,
-    "window": _WINDOW.value,
-    "results": results,
-  }
-  if _OUT.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    with open(_OUT.value, "w") as f:
-      json.dump(report, f, indent=2)
+  write_report(_OUT.value, results, batch=batch, hidden=hidden, window=_WINDOW.value)
 
 
 if __name__ == "__main__":

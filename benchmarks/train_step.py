@@ -10,7 +10,6 @@ timed steps is reported. Writes
 
 import functools
 import json
-import os
 import statistics
 import time
 
@@ -37,6 +36,7 @@ def main(argv: list[str]) -> None:
 
   from attn_research.model import ModelConfig, Seq2Seq
   from attn_research.training import optimizers, parallel, steps
+  from benchmarks.report import write_report
   from experiments.configs import dates
 
   mesh = parallel.make_mesh()
@@ -94,11 +94,7 @@ def main(argv: list[str]) -> None:
       }
     )
     print(json.dumps(results[-1]))
-  report = {"device": f"{jax.device_count()} x {jax.devices()[0].device_kind}", "results": results}
-  if _OUT.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    with open(_OUT.value, "w") as f:
-      json.dump(report, f, indent=2)
+  write_report(_OUT.value, results)
 
 
 if __name__ == "__main__":

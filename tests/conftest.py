@@ -41,3 +41,27 @@ def tiny_run(dates_data_dir, tmp_path_factory):
 
   workdir = str(tmp_path_factory.mktemp("tiny"))
   return workdir, trainer.train_and_evaluate(tiny_config(dates_data_dir), workdir)
+
+
+def tiny_seq2seq(**overrides):
+  """A small `Seq2Seq` for model and decoding tests; `overrides` are `ModelConfig` fields."""
+  from attn_research.model import ModelConfig, Seq2Seq
+
+  config = dict(
+    src_vocab_size=23,
+    tgt_vocab_size=17,
+    embedding_size=8,
+    dropout=0.0,
+    encoder_type="bi",
+    encoder_cell="lstm",
+    encoder_layers=2,
+    hidden_size=12,
+    decoder_type="luong",
+    decoder_layers=2,
+    input_feeding=False,
+    score="general",
+    alignment="global",
+    window=2,
+  )
+  config.update(overrides)
+  return Seq2Seq(ModelConfig(**config))

@@ -11,28 +11,21 @@ import pytest
 from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from attn_research.decoding import beam_search, greedy_decode
 from attn_research.decoding.beam import coverage_penalty, length_penalty
-from attn_research.model import ModelConfig, Seq2Seq
+from tests.conftest import tiny_seq2seq
 
 VOCAB = 6  # <pad> <s> </s> <unk> and two words
 
 
 def _model(decoder="luong"):
-  return Seq2Seq(
-    ModelConfig(
-      src_vocab_size=9,
-      tgt_vocab_size=VOCAB,
-      embedding_size=4,
-      dropout=0.0,
-      encoder_type="bi",
-      encoder_cell="lstm",
-      encoder_layers=1,
-      hidden_size=6,
-      decoder_type=decoder,
-      decoder_layers=1,
-      input_feeding=True,
-      score="general",
-      alignment="global",
-    )
+  return tiny_seq2seq(
+    src_vocab_size=9,
+    tgt_vocab_size=VOCAB,
+    embedding_size=4,
+    encoder_layers=1,
+    decoder_layers=1,
+    hidden_size=6,
+    decoder_type=decoder,
+    input_feeding=True,
   )
 
 

@@ -4,26 +4,18 @@ import numpy as np
 
 from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from attn_research.decoding import greedy_decode
-from attn_research.model import ModelConfig, Seq2Seq
+from attn_research.model import Seq2Seq
+from tests.conftest import tiny_seq2seq
 
 
 def test_greedy_feeds_back_its_argmax_and_stops_at_eos():
-  model = Seq2Seq(
-    ModelConfig(
-      src_vocab_size=11,
-      tgt_vocab_size=7,
-      embedding_size=8,
-      dropout=0.0,
-      encoder_type="bi",
-      encoder_cell="lstm",
-      encoder_layers=1,
-      hidden_size=8,
-      decoder_type="luong",
-      decoder_layers=1,
-      input_feeding=True,
-      score="general",
-      alignment="global",
-    )
+  model = tiny_seq2seq(
+    src_vocab_size=11,
+    tgt_vocab_size=7,
+    encoder_layers=1,
+    decoder_layers=1,
+    hidden_size=8,
+    input_feeding=True,
   )
   rng = np.random.default_rng(0)
   src = jnp.asarray(rng.integers(4, 11, (6, 5)), jnp.int32)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from attn_research.errors import ConfigError
-from attn_research.model import ModelConfig, Seq2Seq
+from attn_research.model import Seq2Seq
+from tests.conftest import tiny_seq2seq
 
 VARIANTS = {
   "luong+feed": dict(decoder_type="luong", input_feeding=True),
@@ -39,25 +40,7 @@ VARIANTS = {
 }
 
 
-def _model(**overrides):
-  config = dict(
-    src_vocab_size=23,
-    tgt_vocab_size=17,
-    embedding_size=8,
-    dropout=0.0,
-    encoder_type="bi",
-    encoder_cell="lstm",
-    encoder_layers=2,
-    hidden_size=12,
-    decoder_type="luong",
-    decoder_layers=2,
-    input_feeding=False,
-    score="general",
-    alignment="global",
-    window=2,
-  )
-  config.update(overrides)
-  return Seq2Seq(ModelConfig(**config))
+_model = tiny_seq2seq
 
 
 def _batch(seed=0):
@@ -121,23 +104,7 @@ def test_none_state_reads_the_source_only_through_the_initial_state():
 
 
 def test_layer_mismatch_names_the_fix():
-  model = Seq2Seq(
-    ModelConfig(
-      src_vocab_size=23,
-      tgt_vocab_size=17,
-      embedding_size=8,
-      dropout=0.0,
-      encoder_type="uni",
-      encoder_cell="lstm",
-      encoder_layers=2,
-      hidden_size=12,
-      decoder_type="luong",
-      decoder_layers=1,
-      input_feeding=True,
-      score="dot",
-      alignment="global",
-    )
-  )
+  model = _model(encoder_type="uni", decoder_layers=1, score="dot")
   src, mask, tgt = _batch()
   with pytest.raises(ConfigError, match=r"model\.decoder\.num_layers"):
     model.init(jax.random.key(0), src, mask, tgt)
