@@ -1,7 +1,7 @@
-r"""Decodes a split with a trained run's latest checkpoint.
+r"""Decodes a split with a trained run's best (or latest) checkpoint.
 
   python -m experiments.evaluate --workdir=runs/dates [--config.decode.beam_size=5 ...] \
-      [--split=test] [--output=hyps.txt]
+      [--split=test] [--checkpoint=best|latest] [--output=hyps.txt]
 
 The config is the run's own (`config.json`); only `decode.*`, `eval.*` and
 `dataset.data_dir` may be overridden. Writes one detokenised hypothesis per line (in the
@@ -39,6 +39,9 @@ def _stored_config(workdir: str | None) -> ml_collections.ConfigDict:
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
+_CHECKPOINT = flags.DEFINE_enum(
+  "checkpoint", "best", ["best", "latest"], "Lowest-validation-perplexity or latest checkpoint."
+)
 _OUTPUT = flags.DEFINE_string("output", None, "File for the hypotheses, one per line.")
 _CONFIG = config_flags.DEFINE_config_dict(
   "config", _stored_config(_workdir_from_argv(sys.argv)), "The run's config.", lock_config=True
@@ -53,7 +56,9 @@ def main(argv: list[str]) -> None:
   from attn_research.training import evaluation
 
   try:
-    result, hypotheses = evaluation.evaluate_run(_WORKDIR.value, _CONFIG.value, _SPLIT.value)
+    result, hypotheses = evaluation.evaluate_run(
+      _WORKDIR.value, _CONFIG.value, _SPLIT.value, _CHECKPOINT.value
+    )
   except ConfigError as e:
     sys.exit(f"error: {e}")
   if _OUTPUT.value:

@@ -7,18 +7,28 @@ import ml_collections
 from attn_research.errors import ConfigError
 from attn_research.training import parallel, trainer
 from attn_research.training.checkpointing import Checkpointer
-from attn_research.training.workdir import CHECKPOINTS, CONFIG, Workdir, config_differences
+from attn_research.training.workdir import BEST, CHECKPOINTS, CONFIG, Workdir, config_differences
 
 OVERRIDABLE = ("decode.", "eval.", "dataset.data_dir")
 
 
+CHECKPOINT_KINDS = {"best": BEST, "latest": CHECKPOINTS}
+
+
 def evaluate_run(
-  workdir: str, config: ml_collections.ConfigDict, split: str
+  workdir: str, config: ml_collections.ConfigDict, split: str, checkpoint: str = "best"
 ) -> tuple[dict, list[str]]:
-  """Restores the latest checkpoint of `workdir` and decodes `split` with `config`.
+  """Restores a checkpoint of `workdir` and decodes `split` with `config`.
+
+  Args:
+    workdir: the run.
+    config: its config, with decoding overrides.
+    split: the split to decode.
+    checkpoint: "best" (lowest validation perplexity) or "latest".
 
   Returns:
-    `{"split", "step", "decode", "metrics": {...}}` and the hypotheses in split order.
+    `{"split", "checkpoint", "step", "decode", "metrics": {...}}` and the hypotheses in
+    split order.
 
   Raises:
     ConfigError: no run there, no checkpoint, an unknown split, or an override that
@@ -38,10 +48,12 @@ def evaluate_run(
     )
   mesh = parallel.make_mesh()
   trainer.validate_config(config, mesh)
-  checkpointer = Checkpointer(run.file(CHECKPOINTS), config.train.keep_checkpoints)
+  if checkpoint not in CHECKPOINT_KINDS:
+    raise ConfigError(f"--checkpoint={checkpoint!r}; valid: {', '.join(CHECKPOINT_KINDS)}.")
+  checkpointer = Checkpointer(run.file(CHECKPOINT_KINDS[checkpoint]), keep=1)
   step = checkpointer.latest_step()
   if step is None:
-    raise ConfigError(f"{run.path} has no checkpoint yet; train it first.")
+    raise ConfigError(f"{run.path} has no {checkpoint} checkpoint yet; train it further.")
   data = trainer.prepare_data(config, run)
   if split not in data.splits:
     raise ConfigError(f"Unknown split {split!r}; the dataset has {', '.join(data.splits)}.")
@@ -50,5 +62,11 @@ def evaluate_run(
   checkpointer.close()
   evaluator = trainer.Evaluator(model, mesh, data, config.eval.batch_size, config.decode)
   metrics, hypotheses = evaluator.run(state.params, split)
-  result = {"split": split, "step": step, "decode": config.decode.to_dict(), "metrics": metrics}
+  result = {
+    "split": split,
+    "checkpoint": checkpoint,
+    "step": step,
+    "decode": config.decode.to_dict(),
+    "metrics": metrics,
+  }
   return result, hypotheses

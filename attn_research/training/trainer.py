@@ -33,6 +33,7 @@ from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS, ModelConfig,
 from attn_research.training import optimizers, parallel, steps
 from attn_research.training.checkpointing import Checkpointer
 from attn_research.training.workdir import (
+  BEST,
   CHECKPOINTS,
   RESULT,
   SOURCE_VOCAB,
@@ -283,12 +284,23 @@ def train_and_evaluate(
       "Dropped %d training examples that are empty or do not fit the buckets.", batches.num_filtered
     )
   checkpointer = Checkpointer(run.file(CHECKPOINTS), config.train.keep_checkpoints)
+  best = Checkpointer(run.file(BEST), keep=1)
   progress = {
     "data": batches.get_state(),
     "train_seconds": 0.0,
     "train_tokens": 0.0,
     "wall_seconds": 0.0,
+    "best_validation_ppl": None,
   }
+
+  def keep_if_best(step: int, validation: dict) -> None:
+    """Saves the state as the run's best when its validation perplexity is the lowest."""
+    if (
+      progress["best_validation_ppl"] is None or validation["ppl"] < progress["best_validation_ppl"]
+    ):
+      progress["best_validation_ppl"] = validation["ppl"]
+      best.save(step, state, {"validation_ppl": validation["ppl"]})
+
   start_step = checkpointer.latest_step() or 0
   run.truncate_metrics(start_step)  # what a killed run logged after its last checkpoint
   if start_step:
@@ -352,6 +364,7 @@ def train_and_evaluate(
     pause = time.time()  # evaluation and checkpointing do not count as training time
     if step % config.train.eval_every == 0 and step != num_steps:
       result = evaluator(state.params, "validation")
+      keep_if_best(step, result)
       run.append_metrics({"step": step, **{f"validation_{k}": v for k, v in result.items()}})
       _note(
         f"step {step}: validation ppl {result['ppl']:.4f}, exact match {result['exact_match']:.4f}"
@@ -366,6 +379,8 @@ def train_and_evaluate(
   checkpointer.close()
 
   final = {split: evaluator(state.params, split) for split in ("validation", "test")}
+  keep_if_best(num_steps, final["validation"])
+  best.close()
   run.append_metrics(
     {
       "step": num_steps,

@@ -15,9 +15,10 @@ import jax
 
 from attn_research.errors import ConfigError
 
-CONFIG, METRICS, RESULT, CHECKPOINTS = "config.json", "metrics.jsonl", "result.json", "checkpoints"
+CONFIG, METRICS, RESULT = "config.json", "metrics.jsonl", "result.json"
+CHECKPOINTS, BEST = "checkpoints", "best"  # latest checkpoints; lowest validation ppl
 SOURCE_VOCAB, TARGET_VOCAB = "vocab.source.json", "vocab.target.json"
-RUN_FILES = (CONFIG, METRICS, RESULT, CHECKPOINTS, SOURCE_VOCAB, TARGET_VOCAB)
+RUN_FILES = (CONFIG, METRICS, RESULT, CHECKPOINTS, BEST, SOURCE_VOCAB, TARGET_VOCAB)
 
 
 class WorkdirConflictError(ConfigError):
