@@ -200,6 +200,8 @@ class Evaluator:
       "loss": nll / tokens,
       "ppl": metrics.perplexity(nll, tokens),
       "exact_match": metrics.exact_match(hyps, split_data.target_texts),
+      **metrics.bleu(hyps, split_data.target_texts),
+      "chrf": metrics.chrf(hyps, split_data.target_texts),
       "num_examples": len(split_data),
     }
     return result, hyps

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from attn_research.evaluation.metrics import exact_match, perplexity
+from attn_research.evaluation.metrics import bleu, chrf, exact_match, perplexity
 
 
 def test_exact_match_and_perplexity():
@@ -10,3 +10,32 @@ def test_exact_match_and_perplexity():
   assert perplexity(2.0 * math.log(3.0), 2.0) == pytest.approx(3.0)
   with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
     exact_match(["a", "b"], ["a"])
+
+
+def _bleu_by_hand(hyps, refs, max_n=4):
+  """Papineni et al. 2002: clipped n-gram precisions, geometric mean, brevity penalty."""
+  import collections
+
+  matches, totals = [0] * max_n, [0] * max_n
+  hyp_len = ref_len = 0
+  for h, r in zip(hyps, refs, strict=True):
+    h, r = h.split(), r.split()
+    hyp_len, ref_len = hyp_len + len(h), ref_len + len(r)
+    for n in range(1, max_n + 1):
+      hc = collections.Counter(tuple(h[i : i + n]) for i in range(len(h) - n + 1))
+      rc = collections.Counter(tuple(r[i : i + n]) for i in range(len(r) - n + 1))
+      matches[n - 1] += sum(min(c, rc[g]) for g, c in hc.items())
+      totals[n - 1] += max(len(h) - n + 1, 0)
+  log_precision = sum(math.log(m / t) for m, t in zip(matches, totals, strict=True)) / max_n
+  brevity = min(1.0, math.exp(1 - ref_len / hyp_len))
+  return 100 * brevity * math.exp(log_precision)
+
+
+def test_tokenized_bleu_matches_the_definition_and_sacrebleu_reports_its_signature():
+  hyps = ["the cat sat on the mat today", "a dog ran in the big park"]
+  refs = ["the cat sat on a mat today", "the dog ran in the big park"]
+  scores = bleu(hyps, refs)
+  assert scores["tokenized_bleu"] == pytest.approx(_bleu_by_hand(hyps, refs), rel=1e-9)
+  assert scores["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+  assert bleu(refs, refs)["bleu"] == pytest.approx(100.0)
+  assert chrf(refs, refs) == pytest.approx(100.0) and chrf(hyps, refs) < 100.0
