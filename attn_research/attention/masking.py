@@ -7,20 +7,18 @@ import jax.numpy as jnp
 def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
   """Softmax over the last axis that gives padded positions exactly zero weight.
 
-  Masked scores are replaced by the most negative finite value of their dtype (not −∞,
-  whose `−∞ − (−∞)` would make a fully masked row NaN); the result is then multiplied by
-  the mask so that padding is exactly 0 even when a whole row is masked, in which case
-  the row is all zeros (an empty source yields a zero context vector).
+  Masked scores are replaced by the most negative finite float32 (not −∞, whose
+  `−∞ − (−∞)` would make a fully masked row NaN); masked positions of the result are then
+  set to 0, so padding is exactly 0 even when a whole row is masked, in which case the
+  row is all zeros (an empty source yields a zero context vector).
 
   Args:
     scores: `[batch, ..., src_len]` attention energies.
-    mask: `[batch, src_len]` or broadcastable to `scores`; True on real positions.
+    mask: bool, broadcastable to `scores`; True on real positions.
 
   Returns:
     `[batch, ..., src_len]` weights, summing to 1 over real positions (0 for empty rows).
   """
-  if mask.ndim < scores.ndim:
-    mask = mask.reshape(mask.shape[:1] + (1,) * (scores.ndim - mask.ndim) + mask.shape[1:])
   # The softmax runs in float32 whatever the input dtype (bfloat16 sums drift).
   scores32 = scores.astype(jnp.float32)
   neg = jnp.finfo(jnp.float32).min

@@ -58,7 +58,7 @@ class Cell(nn.Module):
 
   def recur(self, carry: Carry, projected: jax.Array) -> Carry:
     """The recurrent half of a step, given `project(x)`."""
-    raise NotImplementedError
+    return self.recurrence()(carry, projected)
 
   def step(self, carry: Carry, x: jax.Array) -> Carry:
     """One time step: `[batch, input_size]` → new carry."""
@@ -137,9 +137,6 @@ class LSTMCell(Cell):
   def recurrence(self):
     return functools.partial(_lstm_recur, self.w_h)
 
-  def recur(self, carry, projected):
-    return _lstm_recur(self.w_h, carry, projected)
-
 
 def _gru_recur(u_zr: jax.Array, u_h: jax.Array, carry: Carry, projected: jax.Array) -> Carry:
   """The recurrent half of a GRU step, given `[W_z x + b_z, W_r x + b_r, W x + b]`."""
@@ -174,6 +171,3 @@ class GRUCell(Cell):
 
   def recurrence(self):
     return functools.partial(_gru_recur, self.u_zr, self.u_h)
-
-  def recur(self, carry, projected):
-    return _gru_recur(self.u_zr, self.u_h, carry, projected)

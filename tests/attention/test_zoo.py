@@ -113,7 +113,7 @@ def test_matches_numpy_formula(score, alignment):
   layer = _build(score, alignment)
   args = (jnp.asarray(query, jnp.float32), jnp.asarray(values, jnp.float32), mask, positions)
   params = layer.init(jax.random.key(1), *args, method=_apply)
-  if score in ("additive",):  # v_a starts at 0 (Bahdanau); give it values to test the form
+  if score == "additive":  # v_a starts at 0 (Bahdanau); give it values to test the form
     params["params"]["score"]["v_a"] = jax.random.normal(jax.random.key(2), (N,))
   context, weights = layer.apply(params, *args, method=_apply)
   ref_context, ref_weights = _reference(score, alignment, params, query, values, mask)
