@@ -20,8 +20,11 @@ setuptools.setup(
     "importlib_resources>=6.0",  # tensorflow-datasets needs it for in-package builders
     "babel>=2.18.0",
     "sacrebleu>=2.6.0",
+    "sacremoses>=0.2.0",
+    "sentencepiece>=0.2.3",
     "matplotlib>=3.11.2",
     "numpy>=2.4",
+    "requests>=2.32",
     "tqdm>=4.70.1",
   ],
   extras_require={

@@ -1,11 +1,12 @@
 r"""Decodes a split with a trained run's best (or latest) checkpoint.
 
   python -m experiments.evaluate --workdir=runs/dates [--config.decode.beam_size=5 ...] \
-      [--split=test] [--checkpoint=best|latest] [--output=hyps.txt]
+      [--split=test] [--checkpoint=best|latest] [--output=hyps.txt] [--reports_dir=DIR]
 
 The config is the run's own (`config.json`); only `decode.*`, `eval.*` and
 `dataset.data_dir` may be overridden. Writes one detokenised hypothesis per line (in the
-split's order) to --output, and prints the metrics as JSON on the last line.
+split's order) to --output, the BLEU-by-length plot and `eval.num_heatmaps` attention
+heatmaps to --reports_dir, and prints the metrics as JSON on the last line.
 """
 
 import json
@@ -34,6 +35,7 @@ def _stored_config(workdir: str | None) -> ml_collections.ConfigDict:
   with open(path, encoding="utf-8") as f:
     stored = json.load(f)
   stored["data"] = {k: tuple(v) for k, v in stored["data"].items()}
+  stored["eval"]["splits"] = tuple(stored["eval"]["splits"])
   return ml_collections.ConfigDict(stored)
 
 
@@ -43,6 +45,9 @@ _CHECKPOINT = flags.DEFINE_enum(
   "checkpoint", "best", ["best", "latest"], "Lowest-validation-perplexity or latest checkpoint."
 )
 _OUTPUT = flags.DEFINE_string("output", None, "File for the hypotheses, one per line.")
+_REPORTS_DIR = flags.DEFINE_string(
+  "reports_dir", "", "Directory for hypotheses, the BLEU-by-length plot and heatmaps."
+)
 _CONFIG = config_flags.DEFINE_config_dict(
   "config", _stored_config(_workdir_from_argv(sys.argv)), "The run's config.", lock_config=True
 )
@@ -57,14 +62,14 @@ def main(argv: list[str]) -> None:
 
   try:
     result, hypotheses = evaluation.evaluate_run(
-      _WORKDIR.value, _CONFIG.value, _SPLIT.value, _CHECKPOINT.value
+      _WORKDIR.value, _CONFIG.value, _SPLIT.value, _CHECKPOINT.value, _REPORTS_DIR.value
     )
   except ConfigError as e:
     sys.exit(f"error: {e}")
   if _OUTPUT.value:
-    from attn_research.training.workdir import atomic_write_text
+    from attn_research.training.workdir import atomic_write
 
-    atomic_write_text(_OUTPUT.value, "".join(h + "\n" for h in hypotheses))
+    atomic_write(_OUTPUT.value, "".join(h + "\n" for h in hypotheses))
   print(json.dumps(result))
 
 

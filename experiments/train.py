@@ -41,7 +41,10 @@ def main(argv: list[str]) -> None:
     "num_params": result["num_params"],
     "wall_seconds": round(result["wall_seconds"], 1),
     "train_tokens_per_second": round(result["train_tokens_per_second"], 1),
-    "metrics": result["metrics"],
+    "metrics": {  # bins of BLEU by length are in result.json and its plot
+      split: {k: v for k, v in m.items() if k != "bleu_by_length"}
+      for split, m in result["metrics"].items()
+    },
   }
   print(json.dumps(summary, indent=2))
 

@@ -23,6 +23,21 @@ def dates_data_dir(tmp_path_factory) -> str:
   return data_dir
 
 
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> str:
+  """A TFDS data dir holding small `synthetic/copy` and `synthetic/reverse` datasets."""
+  from attn_research.data import datasets
+  from attn_research.data.datasets import synthetic
+
+  data_dir = str(tmp_path_factory.mktemp("tfds_synthetic"))
+  sizes = {"train": 2000, "validation": 64, "test": 64, "test_long": 64}
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(synthetic, "SPLIT_SIZES", sizes)
+    for task in ("copy", "reverse"):
+      datasets.load(f"synthetic/{task}", data_dir)
+  return data_dir
+
+
 def tiny_config(data_dir: str, **train):
   """The tiny dates config reading `data_dir`, with `train.*` overrides."""
   from tests.configs import tiny_dates

@@ -7,6 +7,7 @@ import ml_collections
 from attn_research.errors import ConfigError
 from attn_research.training import parallel, trainer
 from attn_research.training.checkpointing import Checkpointer
+from attn_research.training.reports import write_reports
 from attn_research.training.workdir import BEST, CHECKPOINTS, CONFIG, Workdir, config_differences
 
 OVERRIDABLE = ("decode.", "eval.", "dataset.data_dir")
@@ -16,7 +17,11 @@ CHECKPOINT_KINDS = {"best": BEST, "latest": CHECKPOINTS}
 
 
 def evaluate_run(
-  workdir: str, config: ml_collections.ConfigDict, split: str, checkpoint: str = "best"
+  workdir: str,
+  config: ml_collections.ConfigDict,
+  split: str,
+  checkpoint: str = "best",
+  reports_dir: str = "",
 ) -> tuple[dict, list[str]]:
   """Restores a checkpoint of `workdir` and decodes `split` with `config`.
 
@@ -25,6 +30,8 @@ def evaluate_run(
     config: its config, with decoding overrides.
     split: the split to decode.
     checkpoint: "best" (lowest validation perplexity) or "latest".
+    reports_dir: where to write hypotheses, the BLEU-by-length plot and `eval.num_heatmaps`
+      attention heatmaps; "" writes none.
 
   Returns:
     `{"split", "checkpoint", "step", "decode", "metrics": {...}}` and the hypotheses in
@@ -60,13 +67,23 @@ def evaluate_run(
   model, state = trainer.build(config, data, mesh)
   state, _ = trainer.restore(checkpointer, step, state)
   checkpointer.close()
-  evaluator = trainer.Evaluator(model, mesh, data, config.eval.batch_size, config.decode)
-  metrics, hypotheses = evaluator.run(state.params, split)
+  evaluator = trainer.Evaluator(model, mesh, data, config.eval, config.decode)
+  num_heatmaps = config.eval.num_heatmaps if evaluator.attentional else 0
+  evaluation = evaluator.run(state.params, split, num_heatmaps)
+  if reports_dir:
+    write_reports(
+      reports_dir,
+      split,
+      evaluation,
+      data.splits[split].source_texts,
+      data.src_vocab,
+      trainer.run_label(config),
+    )
   result = {
     "split": split,
     "checkpoint": checkpoint,
     "step": step,
     "decode": config.decode.to_dict(),
-    "metrics": metrics,
+    "metrics": evaluation.metrics,
   }
-  return result, hypotheses
+  return result, evaluation.hypotheses

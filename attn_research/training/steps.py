@@ -52,8 +52,18 @@ def train_step(
   return state.apply_gradients(grads=grads), metrics
 
 
-def eval_step(params, batch: dict[str, jax.Array], model: nn.Module) -> dict[str, jax.Array]:
-  """Teacher-forced sums over the real tokens of a batch (filler rows have empty masks)."""
-  logits, _ = model.apply({"params": params}, batch["src"], batch["src_mask"], batch["tgt_in"])
+def eval_step(
+  params, batch: dict[str, jax.Array], model: nn.Module
+) -> tuple[dict[str, jax.Array], jax.Array]:
+  """Teacher forcing (forced decoding of the reference) over a batch.
+
+  Returns:
+    sums over the real tokens (filler rows have empty masks) and, per target position,
+    the most attended source position `[batch, tgt_len]` (Luong et al. 2015 §5.4's
+    alignments for AER).
+  """
+  logits, weights = model.apply(
+    {"params": params}, batch["src"], batch["src_mask"], batch["tgt_in"]
+  )
   nll, tokens = token_nll(logits, batch["tgt_out"], batch["tgt_mask"])
-  return {"nll_sum": nll, "tokens": tokens}
+  return {"nll_sum": nll, "tokens": tokens}, jnp.argmax(weights, axis=-1).astype(jnp.int32)

@@ -24,14 +24,16 @@ from attn_research.attention import ALIGNMENTS, SCORES
 from attn_research.attention.scores import INITS
 from attn_research.data import datasets
 from attn_research.data.pipeline import Buckets, EncodedSplit, TrainBatches, eval_batches
-from attn_research.data.vocab import LEVELS, Vocabulary
+from attn_research.data.tokenizers import TOKENIZERS
+from attn_research.data.vocab import EOS_ID, Vocabulary
 from attn_research.decoding import beam_search, greedy_decode
 from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
 from attn_research.errors import ConfigError
-from attn_research.evaluation import metrics
+from attn_research.evaluation import alignment, metrics
 from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS, ModelConfig, Seq2Seq
 from attn_research.training import optimizers, parallel, steps
 from attn_research.training.checkpointing import Checkpointer
+from attn_research.training.reports import Evaluation, write_reports
 from attn_research.training.workdir import (
   BEST,
   CHECKPOINTS,
@@ -39,13 +41,15 @@ from attn_research.training.workdir import (
   SOURCE_VOCAB,
   TARGET_VOCAB,
   Workdir,
+  atomic_write,
 )
 
 
 def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
   """Fails fast, before any data is built, on names and values that cannot run."""
+  datasets.parse_name(config.dataset.name)
   for registry, name in (
-    (datasets.DATASETS, config.dataset.name),
+    (TOKENIZERS, config.dataset.vocab),
     (ENCODERS, config.model.encoder.type),
     (CELLS, config.model.encoder.cell),
     (DECODERS, config.model.decoder.type),
@@ -56,8 +60,11 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
     (optimizers.SCHEDULES, config.train.schedule),
   ):
     registry.get(name)
-  if config.dataset.vocab not in LEVELS:
-    raise ConfigError(f"dataset.vocab={config.dataset.vocab!r}; valid: {', '.join(LEVELS)}.")
+  if "validation" not in config.eval.splits:
+    raise ConfigError(
+      f"eval.splits={tuple(config.eval.splits)} must include 'validation' (it picks the best "
+      "checkpoint)."
+    )
   if config.decode.beam_size < 0:
     raise ConfigError(f"decode.beam_size={config.decode.beam_size}: use 0 (greedy) or ≥ 1.")
   for key in (
@@ -68,6 +75,7 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
     "train.eval_every",
     "train.checkpoint_every",
     "train.keep_checkpoints",
+    "eval.length_bin",
     "model.encoder.num_layers",
     "model.decoder.num_layers",
     "model.encoder.hidden_size",
@@ -98,28 +106,45 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
 
 @dataclasses.dataclass
 class Data:
+  """A dataset encoded with the run's vocabularies.
+
+  Attributes:
+    gold: split → feature → strings for the features besides source and target (such
+      as `synthetic`'s gold alignments).
+    target_lang: target language code, "" when the dataset does not name one.
+  """
+
   src_vocab: Vocabulary
   tgt_vocab: Vocabulary
   splits: dict[str, EncodedSplit]
   buckets: Buckets
+  gold: dict[str, dict[str, list[str]]]
+  target_lang: str
 
 
 def prepare_data(config: ml_collections.ConfigDict, workdir: Workdir) -> Data:
   """Builds/loads the dataset; vocabularies come from the run if it has them."""
   raw = datasets.load(config.dataset.name, config.dataset.data_dir)
-  for split in ("train", "validation", "test"):
+  for split in ("train", *config.eval.splits):
     if split not in raw:
-      raise ConfigError(f"Dataset {config.dataset.name!r} has no {split} split: {list(raw)}.")
+      raise ConfigError(
+        f"Dataset {config.dataset.name!r} has no {split} split (it has {', '.join(raw)}); "
+        "fix eval.splits."
+      )
+  languages = datasets.languages(config.dataset.name)
   vocabs = []
-  for filename, feature in ((SOURCE_VOCAB, "source"), (TARGET_VOCAB, "target")):
+  for (filename, feature), lang in zip(
+    ((SOURCE_VOCAB, "source"), (TARGET_VOCAB, "target")), languages, strict=True
+  ):
     if workdir.exists(filename):
       with open(workdir.file(filename), encoding="utf-8") as f:
         vocabs.append(Vocabulary.from_json(f.read()))
     else:
       vocab = Vocabulary.build(
-        raw["train"][feature], config.dataset.vocab, config.dataset.vocab_size
+        raw["train"][feature], config.dataset.vocab, config.dataset.vocab_size, lang=lang
       )
-      workdir.write_json(filename, {"level": vocab.level, "tokens": vocab.tokens})
+      if workdir.writer:
+        atomic_write(workdir.file(filename), vocab.to_json())
       vocabs.append(vocab)
   src_vocab, tgt_vocab = vocabs
   splits = {
@@ -127,7 +152,10 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: Workdir) -> Data:
     for name, s in raw.items()
   }
   buckets = Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets))
-  return Data(src_vocab, tgt_vocab, splits, buckets)
+  gold = {
+    name: {k: v for k, v in s.items() if k not in ("source", "target")} for name, s in raw.items()
+  }
+  return Data(src_vocab, tgt_vocab, splits, buckets, gold, languages[1])
 
 
 def make_decoder(model: Seq2Seq, decode: ml_collections.ConfigDict, max_len: int):
@@ -148,63 +176,87 @@ def make_decoder(model: Seq2Seq, decode: ml_collections.ConfigDict, max_len: int
 
 
 class Evaluator:
-  """Teacher-forced loss/perplexity and decoded exact match over every example of a split."""
+  """Teacher-forced loss/perplexity and forced-decoding alignments, then decoding and its
+  metrics, over every example of a split."""
 
   def __init__(
     self,
     model: Seq2Seq,
     mesh: Mesh,
     data: Data,
-    batch_size: int,
+    eval_config: ml_collections.ConfigDict,
     decode: ml_collections.ConfigDict,
   ):
     self.mesh = mesh
     self.data = data
-    self.batch_size = batch_size
+    self.batch_size = eval_config.batch_size
+    self.length_bin = eval_config.length_bin
+    self.attentional = DECODERS.get(model.config.decoder_type).attentional
     self._batches: dict[str, list] = {}
     self._eval_step = jax.jit(functools.partial(steps.eval_step, model=model))
     self._decode = jax.jit(make_decoder(model, decode, data.buckets.target[-1]))
     self._unk_replace = decode.unk_replace
     self._dictionary = load_dictionary(decode.unk_dictionary) if decode.unk_dictionary else None
 
-  def __call__(self, params, split: str) -> dict[str, float]:
-    return self.run(params, split)[0]
+  def __call__(self, params, split: str) -> dict:
+    return self.run(params, split).metrics
 
-  def run(self, params, split: str) -> tuple[dict[str, float], list[str]]:
-    """Metrics of `split` and its detokenised hypotheses in example order."""
+  def run(self, params, split: str, num_attention: int = 0) -> Evaluation:
+    """Evaluates every example of `split`, keeping the attention of the first
+    `num_attention` examples."""
     if split not in self._batches:
       self._batches[split] = eval_batches(
         self.data.splits[split], self.data.buckets, self.batch_size, split
       )
+    split_data = self.data.splits[split]
     nll = tokens = 0.0
-    hypotheses = {}
+    hypotheses, forced, attention = {}, {}, {}
     for host_batch in self._batches[split]:
       batch = parallel.shard_batch(host_batch, self.mesh)
-      sums = self._eval_step(params, batch)
+      sums, links = self._eval_step(params, batch)
       decoded, weights = jax.device_get(self._decode(params, batch["src"], batch["src_mask"]))
+      links = jax.device_get(links)
       nll += float(sums["nll_sum"])
       tokens += float(sums["tokens"])
       for row, index in enumerate(host_batch["index"]):
+        index = int(index)
         if index < 0:
           continue
-        if self._unk_replace:
-          source = self.data.src_vocab.split(self.data.splits[split].source_texts[index])
-          hypotheses[int(index)] = replace_unknowns(
-            decoded[row], weights[row], source, self.data.tgt_vocab, self._dictionary
-          )
-        else:
-          hypotheses[int(index)] = self.data.tgt_vocab.decode(decoded[row])
-    split_data = self.data.splits[split]
+        forced[index] = links[row, : len(split_data.targets[index])]
+        hypotheses[index] = self._detokenise(split, index, decoded[row], weights[row])
+        if index < num_attention:
+          ids = list(decoded[row])
+          length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
+          target_tokens = [self.data.tgt_vocab.tokens[i] for i in ids[:length]]
+          attention[index] = (target_tokens, weights[row, :length])
     hyps = [hypotheses[i] for i in range(len(split_data))]
+    refs = split_data.target_texts
     result = {
       "loss": nll / tokens,
       "ppl": metrics.perplexity(nll, tokens),
-      "exact_match": metrics.exact_match(hyps, split_data.target_texts),
-      **metrics.bleu(hyps, split_data.target_texts),
-      "chrf": metrics.chrf(hyps, split_data.target_texts),
+      "exact_match": metrics.exact_match(hyps, refs),
+      **metrics.bleu(hyps, refs, self.data.target_lang),
+      "chrf": metrics.chrf(hyps, refs),
       "num_examples": len(split_data),
+      "bleu_by_length": metrics.bleu_by_length(
+        hyps, refs, [len(s) for s in split_data.sources], self.length_bin
+      ),
     }
-    return result, hyps
+    gold = self.data.gold.get(split, {})
+    if "alignment" in gold and self.attentional:
+      predicted = [{(int(s), t) for t, s in enumerate(forced[i])} for i in range(len(hyps))]
+      result["aer"] = alignment.aer(
+        predicted,
+        [alignment.parse_pharaoh(a) for a in gold["alignment"]],
+        [alignment.parse_pharaoh(a) for a in gold.get("possible_alignment", gold["alignment"])],
+      )
+    return Evaluation(result, hyps, attention)
+
+  def _detokenise(self, split: str, index: int, decoded: np.ndarray, weights: np.ndarray) -> str:
+    if not self._unk_replace:
+      return self.data.tgt_vocab.decode(decoded)
+    source = self.data.src_vocab.split(self.data.splits[split].source_texts[index])
+    return replace_unknowns(decoded, weights, source, self.data.tgt_vocab, self._dictionary)
 
 
 def build(
@@ -234,6 +286,14 @@ def restore(checkpointer: Checkpointer, step: int, like: train_state.TrainState)
     lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like
   )
   return checkpointer.restore(step, abstract)
+
+
+def run_label(config: ml_collections.ConfigDict) -> str:
+  """A short name of the model variant for plots: decoder, and attention if it has one."""
+  model = config.model
+  if not DECODERS.get(model.decoder.type).attentional:
+    return model.decoder.type
+  return f"{model.decoder.type} · {model.attention.alignment} · {model.attention.score}"
 
 
 def _note(message: str) -> None:
@@ -317,7 +377,7 @@ def train_and_evaluate(
     out_shardings=(repl, repl),
     donate_argnums=0,
   )
-  evaluator = Evaluator(model, mesh, data, config.eval.batch_size, config.decode)
+  evaluator = Evaluator(model, mesh, data, config.eval, config.decode)
   schedule = optimizers.SCHEDULES.get(config.train.schedule)(config.train)
   num_steps = config.train.num_steps
 
@@ -369,7 +429,8 @@ def train_and_evaluate(
       keep_if_best(step, result)
       run.append_metrics({"step": step, **{f"validation_{k}": v for k, v in result.items()}})
       _note(
-        f"step {step}: validation ppl {result['ppl']:.4f}, exact match {result['exact_match']:.4f}"
+        f"step {step}: validation ppl {result['ppl']:.4f}, BLEU {result['bleu']:.2f}, "
+        f"exact match {result['exact_match']:.4f}"
       )
     if step % config.train.checkpoint_every == 0 or step == num_steps:
       progress["data"] = batches.get_state()
@@ -380,7 +441,16 @@ def train_and_evaluate(
   bar.close()
   checkpointer.close()
 
-  final = {split: evaluator(state.params, split) for split in ("validation", "test")}
+  num_heatmaps = config.eval.num_heatmaps if evaluator.attentional else 0
+  label = run_label(config)
+  final = {}
+  for split in config.eval.splits:
+    evaluation = evaluator.run(state.params, split, num_heatmaps)
+    final[split] = evaluation.metrics
+    if run.writer:
+      write_reports(
+        run.path, split, evaluation, data.splits[split].source_texts, data.src_vocab, label
+      )
   keep_if_best(num_steps, final["validation"])
   best.close()
   run.append_metrics(

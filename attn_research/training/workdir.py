@@ -18,19 +18,22 @@ from attn_research.errors import ConfigError
 CONFIG, METRICS, RESULT = "config.json", "metrics.jsonl", "result.json"
 CHECKPOINTS, BEST = "checkpoints", "best"  # latest checkpoints; lowest validation ppl
 SOURCE_VOCAB, TARGET_VOCAB = "vocab.source.json", "vocab.target.json"
-RUN_FILES = (CONFIG, METRICS, RESULT, CHECKPOINTS, BEST, SOURCE_VOCAB, TARGET_VOCAB)
+HEATMAPS = "heatmaps"
+RUN_FILES = (CONFIG, METRICS, RESULT, CHECKPOINTS, BEST, SOURCE_VOCAB, TARGET_VOCAB, HEATMAPS)
+REPORT_PREFIXES = ("hypotheses.", "bleu_by_length.")  # per-split reports of the final evaluation
 
 
 class WorkdirConflictError(ConfigError):
   """The workdir holds a run with a different config."""
 
 
-def atomic_write_text(path: str, text: str) -> None:
+def atomic_write(path: str, data: str | bytes) -> None:
+  """Writes `data` (text as UTF-8) to `path` via a temporary file and a rename."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
   try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data.encode("utf-8") if isinstance(data, str) else data)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -83,7 +86,7 @@ class Workdir:
 
   def write_json(self, name: str, data: Any) -> None:
     if self.writer:
-      atomic_write_text(self.file(name), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+      atomic_write(self.file(name), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
   def claim(self, config: dict, overwrite: bool) -> None:
     """Makes the directory this config's: refuses a different run unless `overwrite`.
@@ -93,7 +96,12 @@ class Workdir:
     """
     config = json.loads(json.dumps(config))  # tuples → lists, as stored
     if overwrite and self.writer:
-      for name in RUN_FILES:
+      reports = (
+        [n for n in os.listdir(self.path) if n.startswith(REPORT_PREFIXES)]
+        if os.path.isdir(self.path)
+        else []
+      )
+      for name in (*RUN_FILES, *reports):
         target = self.file(name)
         if os.path.isdir(target):
           shutil.rmtree(target)
@@ -127,4 +135,4 @@ class Workdir:
     """Drops records after `last_step` (logged by a run that died before checkpointing)."""
     kept = [r for r in self.read_metrics() if r["step"] <= last_step]
     if self.writer and self.exists(METRICS):
-      atomic_write_text(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in kept))
+      atomic_write(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in kept))

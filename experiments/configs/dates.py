@@ -17,8 +17,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset = ml_collections.ConfigDict()
   config.dataset.name = "dates"  # see `python -m experiments.variants`
   config.dataset.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
-  config.dataset.vocab = "char"  # char | word
-  config.dataset.vocab_size = 0  # keep the most frequent tokens; 0 keeps all
+  config.dataset.vocab = "char"  # char | word | moses | spm | spm_bpe
+  config.dataset.vocab_size = 0  # the most frequent tokens (0: all) or spm pieces (0: 8000)
 
   config.data = ml_collections.ConfigDict()
   # Padded lengths: every batch has one of len(source) × len(target) shapes.
@@ -68,6 +68,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 512
+  config.eval.splits = ("validation", "test")  # evaluated at the end, into result.json
+  config.eval.length_bin = 10  # source tokens per bin of BLEU by length
+  config.eval.num_heatmaps = 4  # attention heatmaps of the first examples of each split
 
   config.decode = ml_collections.ConfigDict()
   config.decode.beam_size = 0  # 0 = greedy, k ≥ 1 = beam search

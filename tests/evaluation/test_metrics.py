@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from attn_research.evaluation.metrics import bleu, chrf, exact_match, perplexity
+from attn_research.evaluation.metrics import bleu, bleu_by_length, chrf, exact_match, perplexity
 
 
 def test_exact_match_and_perplexity():
@@ -39,3 +39,31 @@ def test_tokenized_bleu_matches_the_definition_and_sacrebleu_reports_its_signatu
   assert scores["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
   assert bleu(refs, refs)["bleu"] == pytest.approx(100.0)
   assert chrf(refs, refs) == pytest.approx(100.0) and chrf(hyps, refs) < 100.0
+
+
+def test_bleu_is_sacrebleus_and_tokenized_bleu_uses_moses_tokens():
+  import sacrebleu
+
+  hyps = ["Hello, world! It's fine.", "The cat (black) sat."]
+  refs = ["Hello, world! It is fine.", "The cat (black) sat down."]
+  scores = bleu(hyps, refs, "en")
+  assert scores["bleu"] == sacrebleu.corpus_bleu(hyps, [refs]).score
+  moses_hyps = ["Hello , world ! It 's fine .", "The cat ( black ) sat ."]
+  moses_refs = ["Hello , world ! It is fine .", "The cat ( black ) sat down ."]
+  assert scores["tokenized_bleu"] == pytest.approx(_bleu_by_hand(moses_hyps, moses_refs), rel=1e-9)
+
+
+def test_bleu_by_length_bins_by_source_length():
+  import sacrebleu
+
+  hyps = ["a b c d", "a b x d", "e f g h i", "e f g h i"]
+  refs = ["a b c d", "a b c d", "e f g h i", "e f g h j"]
+  rows = bleu_by_length(hyps, refs, source_lengths=[3, 10, 11, 25], width=10)
+  assert [(r["min_length"], r["max_length"], r["num_examples"]) for r in rows] == [
+    (1, 10, 2),
+    (11, 20, 1),
+    (21, 30, 1),
+  ]
+  assert rows[0]["bleu"] == sacrebleu.corpus_bleu(hyps[:2], [refs[:2]]).score
+  assert rows[1]["bleu"] == pytest.approx(100.0)
+  assert rows[2]["bleu"] < 100.0

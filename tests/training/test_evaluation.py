@@ -65,3 +65,64 @@ def test_cli_writes_hypotheses_and_prints_metrics(tiny_run, dates_data_dir, tmp_
   assert metrics["metrics"] == trained["metrics"]["validation"]
   lines = output.read_text().splitlines()
   assert len(lines) == 5000
+
+
+def test_forced_decoding_aer_matches_an_independent_computation(synthetic_data_dir, tmp_path):
+  """AER from the evaluator equals attention argmax over each reference token (NumPy)."""
+  import jax
+  import numpy as np
+
+  from attn_research.data.vocab import BOS_ID
+  from attn_research.training import parallel, trainer
+  from attn_research.training.workdir import Workdir
+  from experiments.configs import synthetic
+
+  config = synthetic.get_config("reverse")
+  config.dataset.data_dir = synthetic_data_dir
+  config.model.encoder.hidden_size = 16
+  config.model.embedding_size = 8
+  config.eval.batch_size = 64
+  mesh = parallel.make_mesh()
+  data = trainer.prepare_data(config, Workdir(str(tmp_path)))
+  model, state = trainer.build(config, data, mesh)
+  evaluation = trainer.Evaluator(model, mesh, data, config.eval, config.decode).run(
+    state.params, "test", num_attention=3
+  )
+
+  split, gold = data.splits["test"], data.gold["test"]
+  hits = total = 0
+  for i in range(len(split)):
+    src, tgt = split.sources[i], split.targets[i]
+    tgt_in = np.concatenate([[BOS_ID], tgt])[None]
+    _, weights = model.apply(
+      {"params": state.params}, src[None], np.ones((1, len(src)), bool), tgt_in
+    )
+    best = np.asarray(jax.device_get(weights))[0].argmax(-1)[: len(tgt)]
+    predicted = {(int(s), t) for t, s in enumerate(best)}
+    sure = {tuple(map(int, p.split("-"))) for p in gold["alignment"][i].split()}
+    hits += 2 * len(predicted & sure)  # P = S for reverse
+    total += len(predicted) + len(sure)
+  assert evaluation.metrics["aer"] == pytest.approx(1 - hits / total, abs=1e-9)
+  assert sorted(evaluation.attention) == [0, 1, 2]
+  tokens, weights = evaluation.attention[0]
+  assert "</s>" not in tokens[:-1] and len(tokens) <= data.buckets.target[-1]
+  assert weights.shape[0] == len(tokens) and weights.shape[1] in data.buckets.source
+  np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_none_state_has_no_aer(synthetic_data_dir, tmp_path):
+  from attn_research.training import parallel, trainer
+  from attn_research.training.workdir import Workdir
+  from experiments.configs import synthetic
+
+  config = synthetic.get_config("copy")
+  config.dataset.data_dir = synthetic_data_dir
+  config.model.decoder.type = "none_state"
+  config.model.encoder.hidden_size = 16
+  config.eval.batch_size = 64
+  mesh = parallel.make_mesh()
+  data = trainer.prepare_data(config, Workdir(str(tmp_path)))
+  model, state = trainer.build(config, data, mesh)
+  evaluator = trainer.Evaluator(model, mesh, data, config.eval, config.decode)
+  assert not evaluator.attentional
+  assert "aer" not in evaluator(state.params, "test_long")

@@ -1,33 +1,122 @@
-"""TFDS builders shipped with the package, by the name a config selects."""
+"""Datasets by the name a config selects: `family` or `family/config` (e.g. `debian_l10n/en-de`).
+
+Every dataset reads as split → feature → list, with text features `source` and `target`
+(config names `xx-yy` translate from language xx into yy) plus dataset-specific extras
+such as `synthetic`'s gold `alignment` (all text). Families are either TFDS builders of this package
+(built offline into array_record) or adapters over TFDS's own catalog builders.
+"""
 
 import os
+from typing import Protocol
 
 import tensorflow_datasets as tfds
 
+from attn_research.data.datasets import debian_l10n
+from attn_research.data.datasets.catalog import WMT14, WMT15
 from attn_research.data.datasets.dates import Dates
+from attn_research.data.datasets.iwslt15 import Iwslt15
+from attn_research.data.datasets.synthetic import Synthetic
+from attn_research.errors import ConfigError
 from attn_research.registry import Registry
 
-DATASETS: Registry[type[tfds.core.GeneratorBasedBuilder]] = Registry("dataset", "dataset.name")
-DATASETS.register("dates")(Dates)
+Splits = dict[str, dict[str, list[str]]]
 
 
-def load(name: str, data_dir: str = "") -> dict[str, dict[str, list[str]]]:
-  """Builds the dataset if needed (array_record, offline) and reads every split.
+class Family(Protocol):
+  """A family of datasets: one per config name."""
+
+  configs: tuple[str, ...]
+
+  def load(self, config: str, data_dir: str | None) -> Splits:
+    """Builds the dataset if needed and reads every split into memory."""
+    ...
+
+
+class BuilderFamily:
+  """A `tfds.core.GeneratorBasedBuilder` of this package, built as array_record."""
+
+  def __init__(self, builder_cls: type[tfds.core.GeneratorBasedBuilder]):
+    self.builder_cls = builder_cls
+    self.configs = tuple(c.name for c in builder_cls.BUILDER_CONFIGS)
+
+  def builder(self, config: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    kwargs = {"config": config} if config else {}
+    return self.builder_cls(data_dir=data_dir, file_format="array_record", **kwargs)
+
+  def load(self, config: str, data_dir: str | None) -> Splits:
+    builder = self.builder(config, data_dir)
+    builder.download_and_prepare()
+    splits = {}
+    for split, source in builder.as_data_source().items():
+      records = source.__getitems__(range(len(source)))
+      keys = records[0].keys() if records else ()
+      splits[split] = {k: [r[k].decode("utf-8") for r in records] for k in keys}
+    return splits
+
+
+class DebianL10nFamily(BuilderFamily):
+  """`debian_l10n`, whose packages `experiments.data --fetch` downloads at pinned versions."""
+
+  def __init__(self):
+    super().__init__(debian_l10n.DebianL10n)
+
+  def fetch(self, config: str, manual_dir: str) -> None:
+    debian_l10n.fetch(config, manual_dir)
+
+
+DATASETS: Registry[Family] = Registry("dataset", "dataset.name")
+DATASETS.register("dates")(BuilderFamily(Dates))
+DATASETS.register("synthetic")(BuilderFamily(Synthetic))
+DATASETS.register("debian_l10n")(DebianL10nFamily())
+DATASETS.register("iwslt15")(BuilderFamily(Iwslt15))
+DATASETS.register("wmt14_translate")(WMT14)
+DATASETS.register("wmt15_translate")(WMT15)
+
+
+def parse_name(name: str) -> tuple[str, str]:
+  """`family/config` → (family, config), checking both; `family` alone needs no configs."""
+  family_name, _, config = name.partition("/")
+  family = DATASETS.get(family_name)
+  if family.configs and config not in family.configs:
+    raise ConfigError(
+      f"dataset.name={name!r}: {family_name} needs one of the configs "
+      f"{', '.join(f'{family_name}/{c}' for c in family.configs)}."
+    )
+  if not family.configs and config:
+    raise ConfigError(f"dataset.name={name!r}: {family_name} has no configs; use {family_name!r}.")
+  return family_name, config
+
+
+def languages(name: str) -> tuple[str, str]:
+  """(source, target) language codes of `family/xx-yy`; ("", "") when the name has none."""
+  _, config = parse_name(name)
+  source, sep, target = config.partition("-")
+  return (source, target) if sep and len(source) == len(target) == 2 else ("", "")
+
+
+def load(name: str, data_dir: str = "") -> Splits:
+  """Builds the dataset if needed (offline for this package's builders) and reads it.
 
   Args:
-    name: name in `DATASETS`.
+    name: `family` or `family/config`, see `DATASETS`.
     data_dir: TFDS data directory; "" uses `$TFDS_DATA_DIR` or `~/tensorflow_datasets`.
 
   Returns:
-    split → feature → list of strings (all text features, in the stored order).
+    split → feature → list of strings.
   """
-  builder = DATASETS.get(name)(
-    data_dir=os.path.expanduser(data_dir) if data_dir else None, file_format="array_record"
-  )
-  builder.download_and_prepare()
-  splits = {}
-  for split, source in builder.as_data_source().items():
-    records = source.__getitems__(range(len(source)))
-    keys = records[0].keys() if records else ()
-    splits[split] = {k: [r[k].decode("utf-8") for r in records] for k in keys}
-  return splits
+  family_name, config = parse_name(name)
+  return DATASETS.get(family_name).load(config, os.path.expanduser(data_dir) if data_dir else None)
+
+
+def manual_dir(data_dir: str) -> str:
+  """TFDS's default manual directory: where datasets read files that must be fetched."""
+  return os.path.join(os.path.expanduser(data_dir), "downloads", "manual")
+
+
+def fetch(name: str, data_dir: str) -> None:
+  """Downloads what dataset `name` reads from the manual directory of `data_dir`."""
+  family_name, config = parse_name(name)
+  family = DATASETS.get(family_name)
+  if not hasattr(family, "fetch"):
+    raise ConfigError(f"{name} has nothing to fetch; run without --fetch.")
+  family.fetch(config, manual_dir(data_dir))

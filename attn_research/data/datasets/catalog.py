@@ -1,0 +1,112 @@
+"""Translation datasets of TFDS's own catalog, under this package's direction-explicit names.
+
+TFDS names a WMT config by its language pair (`wmt14_translate/de-en`) and gives each
+example as `{language: text}`; a `TfdsTranslation` family names both directions
+(`wmt14_translate/en-de`, `wmt14_translate/de-en`) and maps the texts to `source` and
+`target`. The first build downloads the corpora from statmt.org (archives of about 1.7 GB
+for de-en, 6.7 GB for fr-en, checked against TFDS's registered checksums), so it needs a
+network; TFDS then writes array_record, which later loads read offline. TFDS's WMT builders run without
+TensorFlow, except for TFDS's archive extractor (see `_extract_without_tensorflow`).
+
+The splits are TFDS's: of each year's subset list, a builder keeps the subsets that hold
+the pair, and it drops every pair with an empty side.
+
+  * wmt14_translate de-en: train = europarl_v7 + commoncrawl + newscommentary_v9,
+    validation = newstest2013, test = newstest2014 (fr-en: train adds multiun and gigafren).
+  * wmt15_translate de-en: train = europarl_v7 + commoncrawl + newscommentary_v10,
+    validation = newstest2014 (not 2013), test = newstest2015.
+"""
+
+import contextlib
+import importlib.util
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+import tensorflow_datasets as tfds
+from etils import epath
+from tensorflow_datasets.core.download import extractor
+from tensorflow_datasets.translate import wmt14, wmt15
+
+from attn_research.errors import ConfigError
+
+_CHUNK = 65_536  # records read per `__getitems__` call
+
+
+class TfdsTranslation:
+  """A TFDS builder whose configs are language pairs, with one config per direction here.
+
+  Attributes:
+    name: the TFDS builder's name, also the family's name in `DATASETS`.
+    configs: `xx-yy` for both directions of every pair.
+  """
+
+  def __init__(self, builder_cls: type[tfds.core.GeneratorBasedBuilder], pairs: tuple[str, ...]):
+    self.builder_cls = builder_cls
+    self.name = builder_cls.name
+    self._pair_of: dict[str, str] = {}
+    for pair in pairs:
+      first, second = pair.split("-")
+      self._pair_of[f"{second}-{first}"] = pair
+      self._pair_of[pair] = pair
+    self.configs = tuple(self._pair_of)
+
+  def builder(self, config: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """TFDS's builder of the pair that holds direction `config`, writing array_record."""
+    return self.builder_cls(
+      config=self._pair_of[config], data_dir=data_dir, file_format="array_record"
+    )
+
+  def load(self, config: str, data_dir: str | None) -> dict[str, dict[str, list[str]]]:
+    builder = self.builder(config, data_dir)
+    try:
+      with _extract_without_tensorflow():
+        builder.download_and_prepare()
+    except (requests.RequestException, tfds.download.DownloadError) as error:
+      raise ConfigError(
+        f"dataset.name={self.name}/{config}: building TFDS's {builder.info.full_name} "
+        f"downloads the WMT corpora and needs a network ({type(error).__name__}); build it once "
+        f"where there is one, or set dataset.data_dir to a TFDS data dir holding it prepared "
+        f"as array_record."
+      ) from error
+    source, target = config.split("-")
+    return {split: _read(data, source, target) for split, data in builder.as_data_source().items()}
+
+
+@contextlib.contextmanager
+def _extract_without_tensorflow() -> Iterator[None]:
+  """Lends TFDS's archive extractor, for the build, the two TensorFlow calls it makes.
+
+  tfds 4.9.10 opens and writes extracted files with `tf.io.gfile.GFile` and decodes member
+  names with `tf.compat.as_text` even where TensorFlow is not installed
+  (https://github.com/tensorflow/datasets/issues/11058), so every build that extracts fails.
+  Both calls are given here in plain Python; with TensorFlow installed nothing changes.
+  """
+  if importlib.util.find_spec("tensorflow") is not None:
+    yield
+    return
+  gfile = types.SimpleNamespace(GFile=lambda path, mode: epath.Path(path).open(mode))
+  compat = types.SimpleNamespace(
+    as_text=lambda text: text.decode("utf-8") if isinstance(text, bytes) else text
+  )
+  saved = extractor.tf
+  extractor.tf = types.SimpleNamespace(io=types.SimpleNamespace(gfile=gfile), compat=compat)
+  try:
+    yield
+  finally:
+    extractor.tf = saved
+
+
+def _read(data: Any, source: str, target: str) -> dict[str, list[str]]:
+  """`{language: bytes}` records → `source` and `target` texts, in the stored order."""
+  texts: dict[str, list[str]] = {"source": [], "target": []}
+  for start in range(0, len(data), _CHUNK):
+    for record in data.__getitems__(range(start, min(start + _CHUNK, len(data)))):
+      texts["source"].append(record[source].decode("utf-8"))
+      texts["target"].append(record[target].decode("utf-8"))
+  return texts
+
+
+WMT14 = TfdsTranslation(wmt14.Wmt14Translate, ("de-en", "fr-en"))
+WMT15 = TfdsTranslation(wmt15.Wmt15Translate, ("de-en",))

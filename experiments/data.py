@@ -1,0 +1,68 @@
+r"""Builds a dataset (if needed) and describes it: split sizes, lengths, examples.
+
+  python -m experiments.data --dataset=synthetic/reverse --data_dir=~/tensorflow_datasets
+  python -m experiments.data --dataset=debian_l10n/en-de --data_dir=DIR --fetch
+
+--fetch first downloads what a dataset reads from TFDS's manual directory
+(`DIR/downloads/manual`), for the datasets that can (Debian packages at pinned versions).
+"""
+
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+_DATASET = flags.DEFINE_string("dataset", None, "Dataset name, e.g. debian_l10n/en-de.")
+_DATA_DIR = flags.DEFINE_string(
+  "data_dir", "", "TFDS data directory; empty uses $TFDS_DATA_DIR or ~/tensorflow_datasets."
+)
+_FETCH = flags.DEFINE_bool("fetch", False, "Download the dataset's inputs to the manual dir.")
+_EXAMPLES = flags.DEFINE_integer("examples", 3, "Examples to print per split.")
+flags.mark_flags_as_required(["dataset"])
+
+
+def _lengths(texts: list[str]) -> str:
+  words = np.array([len(t.split()) for t in texts])
+  chars = np.array([len(t) for t in texts])
+  return (
+    f"words mean {words.mean():.1f} median {np.median(words):.0f} p95 "
+    f"{np.percentile(words, 95):.0f} max {words.max()} | chars mean {chars.mean():.1f} max "
+    f"{chars.max()}"
+  )
+
+
+def describe(name: str, splits: dict[str, dict[str, list[str]]], examples: int) -> str:
+  """A plain-text report of a loaded dataset."""
+  lines = [f"{name}: {sum(len(s['source']) for s in splits.values()):,} pairs"]
+  for split, features in splits.items():
+    lines.append(f"  {split}: {len(features['source']):,} pairs")
+    if not features["source"]:
+      continue
+    for side in ("source", "target"):
+      lines.append(f"    {side:6} {_lengths(features[side])}")
+    for i in range(min(examples, len(features["source"]))):
+      lines.append(f"    [{i}] {features['source'][i]}")
+      lines.append(f"        → {features['target'][i]}")
+  return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from attn_research.data import datasets
+  from attn_research.errors import ConfigError
+
+  data_dir = os.path.expanduser(_DATA_DIR.value or os.environ.get("TFDS_DATA_DIR", ""))
+  data_dir = data_dir or os.path.expanduser("~/tensorflow_datasets")
+  try:
+    if _FETCH.value:
+      datasets.fetch(_DATASET.value, data_dir)
+    splits = datasets.load(_DATASET.value, data_dir)
+  except ConfigError as e:
+    sys.exit(f"error: {e}")
+  print(describe(_DATASET.value, splits, _EXAMPLES.value))
+
+
+if __name__ == "__main__":
+  app.run(main)
