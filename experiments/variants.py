@@ -7,17 +7,40 @@ from absl import app
 
 from attn_research.attention import ALIGNMENTS, SCORES
 from attn_research.data.datasets import DATASETS
+from attn_research.data.tokenizers import TOKENIZERS
 from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS
 from attn_research.training.optimizers import OPTIMIZERS, SCHEDULES
 
-FAMILIES = (SCORES, ALIGNMENTS, ENCODERS, CELLS, BRIDGES, DECODERS, DATASETS, OPTIMIZERS, SCHEDULES)
+FAMILIES = (
+  SCORES,
+  ALIGNMENTS,
+  ENCODERS,
+  CELLS,
+  BRIDGES,
+  DECODERS,
+  DATASETS,
+  TOKENIZERS,
+  OPTIMIZERS,
+  SCHEDULES,
+)
+
+
+def _names(registry) -> list[str]:
+  """Dataset families are listed with their configs (`synthetic/reverse`)."""
+  if registry is not DATASETS:
+    return registry.names()
+  return [
+    f"{family}/{config}" if config else family
+    for family in DATASETS.names()
+    for config in (DATASETS.get(family).configs or ("",))
+  ]
 
 
 def main(argv: list[str]) -> None:
   del argv
   width = max(len(r.config_key) for r in FAMILIES)
   for registry in FAMILIES:
-    print(f"{registry.config_key:<{width}}  {' '.join(registry.names())}")
+    print(f"{registry.config_key:<{width}}  {' '.join(_names(registry))}")
 
 
 if __name__ == "__main__":

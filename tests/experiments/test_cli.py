@@ -74,3 +74,51 @@ def test_variants_lists_every_family():
     "model.encoder.cell",
     "dataset.name",
   } <= lines.keys()
+
+
+def test_variants_lists_datasets_with_their_configs():
+  result = _run("experiments.variants")
+  lines = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
+  names = lines["dataset.name"].split()
+  assert {"dates", "synthetic/reverse", "debian_l10n/en-de", "iwslt15/en-vi"} <= set(names)
+  assert {"wmt14_translate/en-de", "wmt14_translate/fr-en", "wmt15_translate/de-en"} <= set(names)
+  assert lines["dataset.vocab"].split() == ["char", "word", "moses", "spm", "spm_bpe"]
+
+
+def test_data_command_describes_a_built_dataset(synthetic_data_dir):
+  result = _run(
+    "experiments.data", "--dataset=synthetic/reverse", f"--data_dir={synthetic_data_dir}"
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  out = result.stdout
+  assert "synthetic/reverse: 2,192 pairs" in out
+  assert "  train: 2,000 pairs" in out and "  test_long: 64 pairs" in out
+  first = out.split("  test_long: 64 pairs")[1].splitlines()
+  assert "max 45" in first[1]  # test_long lengths (31–45 letters), words column
+
+
+def test_data_command_errors_name_the_fix(tmp_path):
+  result = _run("experiments.data", "--dataset=dates", f"--data_dir={tmp_path}", "--fetch")
+  assert result.returncode != 0 and "error: dates has nothing to fetch" in result.stderr
+  result = _run("experiments.data", "--dataset=debian_l10n/en-xx", f"--data_dir={tmp_path}")
+  assert "needs one of the configs debian_l10n/en-de" in result.stderr
+  result = _run("experiments.data", "--dataset=debian_l10n/en-de", f"--data_dir={tmp_path}")
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  assert "apt-get download libreoffice-l10n-de=4:7.4.7-1+deb12u14" in result.stderr
+  assert not os.path.exists(tmp_path / "debian_l10n" / "en-de" / "1.0.0" / "dataset_info.json")
+
+
+def test_compare_tables_runs_and_plots_bleu_by_length(tiny_run, tmp_path):
+  workdir, trained = tiny_run
+  output = tmp_path / "by_length.png"
+  result = _run(
+    "experiments.compare", f"--workdirs={workdir},{workdir}", "--split=test", f"--output={output}"
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = result.stdout.splitlines()
+  assert rows[0].split()[:3] == ["run", "bleu", "tokenized_bleu"]
+  cells = rows[1].split()
+  assert float(cells[cells.index("general)") + 1]) == round(trained["metrics"]["test"]["bleu"], 4)
+  assert output.read_bytes()[:4] == b"\x89PNG"
+  missing = _run("experiments.compare", f"--workdirs={tmp_path}")
+  assert missing.returncode != 0 and "holds no completed run" in missing.stderr

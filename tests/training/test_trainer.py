@@ -48,6 +48,17 @@ def test_tiny_run_learns_and_writes_its_files(tiny_run):
   assert [r["step"] for r in records if "validation_ppl" in r] == [100, 200, 300]
   with open(os.path.join(workdir, "config.json")) as f:
     assert json.load(f)["model"]["decoder"]["type"] == "luong"
+  # Reports of the final evaluation: hypotheses, BLEU by length, heatmaps (dates has no
+  # gold alignments, so no AER).
+  assert "aer" not in test
+  bins = test["bleu_by_length"]
+  assert sum(b["num_examples"] for b in bins) == 5000 and bins[0]["min_length"] == 1
+  for split in ("validation", "test"):
+    with open(os.path.join(workdir, f"hypotheses.{split}.txt")) as f:
+      assert len(f.read().splitlines()) == 5000
+    assert os.path.getsize(os.path.join(workdir, f"bleu_by_length.{split}.png")) > 1000
+    heatmaps = sorted(os.listdir(os.path.join(workdir, "heatmaps", split)))
+    assert heatmaps == ["00000.png", "00001.png", "00002.png", "00003.png"]
 
 
 def test_one_and_eight_devices_give_the_same_loss_curve(dates_data_dir, tmp_path):
