@@ -9,9 +9,12 @@ alignments (attentional decoders) and BLEU by source length. Compare the fixed-v
 bottleneck with `--config.model.decoder.type=none_state`.
 """
 
+from typing import Any
+
 import ml_collections
 
 from experiments.configs import dates
+from launch import sweep
 
 
 def get_config(task: str = "reverse") -> ml_collections.ConfigDict:
@@ -29,3 +32,13 @@ def get_config(task: str = "reverse") -> ml_collections.ConfigDict:
   config.eval.splits = ("validation", "test", "test_long")
   config.eval.length_bin = 5
   return config
+
+
+def get_sweep(task: str | None = None) -> list[dict[str, Any]]:
+  r"""The bottleneck comparison: Luong attention vs. the fixed-vector decoder, two seeds.
+
+  python -m experiments.sweep --config=experiments/configs/synthetic.py:reverse \
+      --root=runs/reverse_sweep --parallel=2
+  """
+  del task  # every task compares the same decoders; get_config(task) picks the data
+  return sweep.product(sweep.axis("model.decoder.type", ["luong", "none_state"]), sweep.seeds(2))
