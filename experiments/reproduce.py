@@ -1,0 +1,149 @@
+r"""Runs a paper table's sweep and prints our numbers beside the paper's.
+
+  python -m experiments.reproduce --table=luong2015_table4 --scale=tiny --root=runs/tables \
+      [--parallel=2] [--dry_run]
+
+Trials run in ROOT/<table>/<scale>/<row>[_seed=<s>] through `launch.local`; rerunning the
+command skips finished trials and resumes the others. Then ROOT/<table>.md (and
+ROOT/<table>.png for tables with a BLEU-by-length figure) is written and the table printed.
+Scales: tiny (minutes on a 2-core CPU, offline data), small (hours on one GPU), paper (the
+paper's data and hyperparameters as far as the codebase has them). Tables:
+luong2015_table{1,4,6}, bahdanau2015_table1, britz2017_attention, tfnmt_iwslt15,
+textbook_dates.
+"""
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+
+from absl import app, flags
+
+from attn_research.errors import ConfigError
+from experiments.tables import TABLES
+from experiments.tables import table as tables
+from launch import local
+from launch.sweep import Trial, is_completed, train_command
+
+_TABLE = flags.DEFINE_string("table", None, "Paper table, e.g. luong2015_table4.")
+_SCALE = flags.DEFINE_enum("scale", None, list(tables.SCALES), "How big the runs are.")
+_ROOT = flags.DEFINE_string("root", None, "Output directory: tables, figures and trial runs.")
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "Trials at a time.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the trials and their commands, run nothing.")
+flags.mark_flags_as_required(["table", "scale", "root"])
+
+
+def sweep_root(root: str, table: tables.Table, scale: str) -> str:
+  return os.path.join(root, table.name, scale)
+
+
+def dry_run(table: tables.Table, scale: str, trials: dict[str, list[Trial]], root: str) -> str:
+  """The trials a run would start (with their commands) and the rows it would not run."""
+  run_root = sweep_root(root, table, scale)
+  flat = [t for row in trials.values() for t in row]
+  todo = [t for t in flat if not is_completed(t.workdir(run_root))]
+  lines = [
+    f"{table.name} at scale {scale}: {len(flat)} trials ({len(flat) - len(todo)} completed) "
+    f"in {run_root}"
+  ]
+  for row in table.rows:
+    if row.name not in trials:
+      lines.append(f"# {row.label}: not run ({row.note})")
+      continue
+    for trial in trials[row.name]:
+      workdir = trial.workdir(run_root)
+      if is_completed(workdir):
+        lines.append(f"# {row.label} — {trial.name}: completed, skipped")
+      else:
+        lines.append(f"# {row.label} — {trial.name}\n{shlex.join(train_command(trial, workdir))}")
+  return "\n".join(lines)
+
+
+def check_workdirs(table: tables.Table, scale: str, trials: Sequence[Trial], root: str) -> None:
+  """Refuses trial directories holding a run of another config (say, an older step count),
+  whose numbers would otherwise be printed as this table's."""
+  from attn_research.training.workdir import CONFIG, config_differences
+
+  base = tables.base_config(table.setup(scale).config)
+  for trial in trials:
+    path = os.path.join(trial.workdir(root), CONFIG)
+    if not os.path.exists(path):
+      continue
+    with open(path, encoding="utf-8") as f:
+      stored = json.load(f)
+    expected = json.loads(json.dumps(tables.trial_config(base, trial).to_dict()))
+    diff = config_differences(stored, expected)
+    if diff:
+      raise ConfigError(
+        f"{trial.workdir(root)} holds a run of another config ({'; '.join(diff[:4])}); "
+        "delete it or pass another --root."
+      )
+
+
+def prepare_data(table: tables.Table, scale: str, trials: Sequence[Trial]) -> None:
+  """Builds each dataset once before the trials start, so that they do not all build it at
+  once, and a missing dataset stops the run with its fix before any training."""
+  from attn_research.data import datasets
+
+  base = tables.base_config(table.setup(scale).config)
+  needed = {
+    (config.dataset.name, config.dataset.data_dir)
+    for config in (tables.trial_config(base, t) for t in trials)
+  }
+  for name, data_dir in sorted(needed):
+    print(f"preparing {name}")
+    datasets.load(name, data_dir)
+
+
+def run(
+  table: tables.Table,
+  scale: str,
+  trials: dict[str, list[Trial]],
+  root: str,
+  *,
+  parallel: int = 1,
+  devices: Sequence[str] = (),
+  command: local.Command = train_command,
+) -> tuple[local.Summary, str]:
+  """Runs the unfinished `trials` (from `tables.plan`), then writes and returns the markdown."""
+  flat = [t for row in trials.values() for t in row]
+  run_root = sweep_root(root, table, scale)
+  check_workdirs(table, scale, flat, run_root)
+  summary = local.run_local(flat, run_root, parallel=parallel, devices=devices, command=command)
+  return summary, tables.write(table, scale, trials, root)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    table = TABLES.get(_TABLE.value)
+    trials = tables.plan(table, _SCALE.value)
+    if _DRY_RUN.value:
+      print(dry_run(table, _SCALE.value, trials, _ROOT.value))
+      return
+    prepare_data(table, _SCALE.value, [t for row in trials.values() for t in row])
+    summary, markdown = run(
+      table,
+      _SCALE.value,
+      trials,
+      _ROOT.value,
+      parallel=_PARALLEL.value,
+      devices=local.visible_gpus(),
+    )
+  except ConfigError as e:
+    sys.exit(f"error: {e}")
+  except KeyboardInterrupt:
+    sys.exit("interrupted; rerun the same command to resume the unfinished trials.")
+  written = [f"{table.name}.{ext}" for ext in ("md", "png")]
+  written = [
+    os.path.join(_ROOT.value, w) for w in written if os.path.exists(os.path.join(_ROOT.value, w))
+  ]
+  print(f"\n{markdown}\nwrote {', '.join(written)}")
+  if summary.failed:
+    sys.exit(f"error: {len(summary.failed)} trials failed (see the table's notes); fix and rerun.")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,21 @@
+"""Paper tables that `experiments.reproduce` runs, by `--table` name.
+
+To add one: write a module here defining a `table.Table` (rows with the paper's numbers
+and the overrides that make each system, a `Setup` per scale), and list it below.
+"""
+
+from attn_research.registry import Registry
+from experiments.tables import bahdanau2015, britz2017, luong2015, textbook, tfnmt
+from experiments.tables.table import Table
+
+TABLES: Registry[Table] = Registry("paper table", "--table")
+for _table in (
+  luong2015.TABLE1,
+  luong2015.TABLE4,
+  luong2015.TABLE6,
+  bahdanau2015.TABLE,
+  britz2017.TABLE,
+  tfnmt.TABLE,
+  textbook.TABLE,
+):
+  TABLES.register(_table.name)(_table)

@@ -1,0 +1,302 @@
+"""A paper table: the paper's rows, the runs that reproduce them, ours printed beside theirs.
+
+A `Table` lists `Row`s (a system of the paper: its numbers there, and the config
+overrides that make it here) and, per scale, a `Setup` (the config file and the overrides
+every row shares). `plan` turns a scale into `launch.sweep` trials, validated against the
+config; `render` reads their `result.json` files into a markdown table. Every number under
+"ours" is a run's own; a row without a finished run shows "—" and a note saying why.
+"""
+
+import copy
+import dataclasses
+import importlib
+import json
+import os
+import re
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ml_collections
+
+from attn_research.errors import ConfigError
+from launch.sweep import Overrides, Trial, is_completed, make_trials
+
+SCALES = ("tiny", "small", "paper")
+FAILED = "failed.json"  # left by `launch.local` for a trial that did not complete
+CAVEAT = (
+  "Different data and a different scale: our numbers are not expected to match the paper's. "
+  "What a small run can show is the ordering between rows."
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+  """One of our numbers per row.
+
+  Attributes:
+    label: what it is, e.g. "tokenized BLEU".
+    key: dotted path into result.json; `{split}` stands for `split`.
+    decimals: digits after the point.
+    factor: multiplies the value before printing (1e-6 shows parameters in millions).
+    split: the split it reads; "" = the setup's.
+  """
+
+  label: str
+  key: str
+  decimals: int = 2
+  factor: float = 1.0
+  split: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """How a table runs at one scale.
+
+  Attributes:
+    config: the config file every trial trains, `path[:arg]`, relative to the repo root.
+    data: what our numbers are measured on, for the column headers.
+    overrides: config overrides shared by every row at this scale.
+    split: the split our columns read.
+    seeds: trials per row (seeds 0 … n-1); 1 trains the config's own seed only.
+    per_row: row name → overrides added to that row at this scale (e.g. its step count).
+    note: what this scale approximates, for the caption.
+  """
+
+  config: str
+  data: str
+  overrides: Overrides
+  split: str = "test"
+  seeds: int = 1
+  per_row: Mapping[str, Overrides] = dataclasses.field(default_factory=dict)
+  note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """A system of the paper.
+
+  Attributes:
+    label: its name in the paper.
+    name: its trial directory (`<name>_seed=<s>` with several seeds).
+    paper: the paper's numbers as printed, one per `Table.paper_columns` ("" = not given).
+    overrides: what makes it here; None for a row we do not run (`note` says why).
+    note: printed under the table.
+  """
+
+  label: str
+  name: str
+  paper: tuple[str, ...]
+  overrides: Overrides | None = None
+  note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  """A paper table and how to reproduce it at each of `SCALES`.
+
+  Attributes:
+    name: the `--table` name.
+    title: the paper and table.
+    source: where the paper's numbers were copied from.
+    paper_columns: headers of the paper's numbers, naming their data and metric.
+    columns: our numbers.
+    rows: the paper's systems, in its order.
+    setups: scale → setup.
+    caption: what the table compares and what is approximated at every scale.
+    figure: title of a BLEU-by-source-length plot of every row; "" = no figure.
+  """
+
+  name: str
+  title: str
+  source: str
+  paper_columns: tuple[str, ...]
+  columns: tuple[Column, ...]
+  rows: tuple[Row, ...]
+  setups: Mapping[str, Setup]
+  caption: str
+  figure: str = ""
+
+  def __post_init__(self):
+    names = [row.name for row in self.rows]
+    if len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
+      raise ValueError(f"{self.name}: row names must be unique and file-name safe: {names}")
+    for row in self.rows:
+      if len(row.paper) != len(self.paper_columns):
+        raise ValueError(f"{self.name}: row {row.name} needs one paper value per paper column")
+    if set(self.setups) != set(SCALES):
+      raise ValueError(f"{self.name}: needs a setup for each of {SCALES}")
+    for setup in self.setups.values():
+      unknown = set(setup.per_row) - set(names)
+      if unknown:
+        raise ValueError(f"{self.name}: per_row names no row: {sorted(unknown)}")
+
+  def setup(self, scale: str) -> Setup:
+    if scale not in self.setups:
+      raise ConfigError(f"Unknown scale {scale!r}; pass --scale as one of {', '.join(SCALES)}.")
+    return self.setups[scale]
+
+
+def base_config(config: str) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of `path[:arg]`, a config module under the repo root."""
+  path, _, arg = config.partition(":")
+  module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def plan(table: Table, scale: str) -> dict[str, list[Trial]]:
+  """Row name → its trials (one per seed) at `scale`; rows we do not run are absent.
+
+  Raises:
+    ConfigError: an override names no config field or has the wrong type.
+  """
+  setup = table.setup(scale)
+  seeds: list[int | None] = list(range(setup.seeds)) if setup.seeds > 1 else [None]
+  keyed = []
+  for row in table.rows:
+    if row.overrides is None:
+      continue
+    overrides = {**setup.overrides, **row.overrides, **setup.per_row.get(row.name, {})}
+    for seed in seeds:
+      name = row.name if seed is None else f"{row.name}_seed={seed}"
+      keyed.append((row.name, name, overrides if seed is None else {**overrides, "seed": seed}))
+  trials = make_trials(setup.config, base_config(setup.config), [o for _, _, o in keyed])
+  out: dict[str, list[Trial]] = {}
+  for (row, name, _), trial in zip(keyed, trials, strict=True):
+    out.setdefault(row, []).append(dataclasses.replace(trial, name=name))
+  return out
+
+
+def trial_config(base: ml_collections.ConfigDict, trial: Trial) -> ml_collections.ConfigDict:
+  """The config `experiments.train` resolves for `trial`."""
+  config = copy.deepcopy(base)
+  config.update_from_flattened_dict(trial.overrides)
+  return config
+
+
+# ----------------------------------------------------------------------------------------
+# Results.
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  """A trial's completed result, or why there is none."""
+
+  trial: Trial
+  result: dict[str, Any] | None
+  problem: str = ""
+
+
+def outcome(trial: Trial, root: str) -> Outcome:
+  workdir = trial.workdir(root)
+  if is_completed(workdir):
+    with open(os.path.join(workdir, "result.json"), encoding="utf-8") as f:
+      return Outcome(trial, json.load(f))
+  failed = os.path.join(workdir, FAILED)
+  if os.path.exists(failed):
+    with open(failed, encoding="utf-8") as f:
+      error = str(json.load(f).get("error", ""))
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    return Outcome(trial, None, f"failed: {lines[-1] if lines else 'no output'} (see {failed})")
+  if os.path.isdir(workdir):
+    return Outcome(trial, None, "unfinished: started, no result.json yet")
+  return Outcome(trial, None, "not run yet")
+
+
+def _lookup(result: dict[str, Any], key: str) -> float | None:
+  node: Any = result
+  for part in key.split("."):
+    if not isinstance(node, dict) or part not in node:
+      return None
+    node = node[part]
+  return None if node is None else float(node)
+
+
+def cell(values: Sequence[float], column: Column) -> str:
+  """Mean ± sample std over seeds (ddof 1), or the value of a single run."""
+  scaled = [v * column.factor for v in values]
+  if not scaled:
+    return "—"
+  mean = f"{statistics.fmean(scaled):.{column.decimals}f}"
+  return mean if len(scaled) == 1 else f"{mean} ± {statistics.stdev(scaled):.{column.decimals}f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+  """The markdown table and the BLEU-by-length curves of its finished runs."""
+
+  markdown: str
+  curves: dict[str, list[dict[str, float]]]
+
+
+def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: str) -> Rendered:
+  """Our numbers from the trials' result.json files under `root`, beside the paper's."""
+  setup = table.setup(scale)
+  ours = [f"ours: {c.label} ({setup.data}, {c.split or setup.split})" for c in table.columns]
+  headers = ["system", *table.paper_columns, *ours, "runs"]
+  lines = [f"| {' | '.join(headers)} |", f"|{'|'.join([':---'] + ['---:'] * (len(headers) - 1))}|"]
+  notes, curves = [], {}
+  for row in table.rows:
+    if row.name not in trials:
+      cells = ["—"] * len(table.columns) + ["not run"]
+      notes.append(f"- **{row.label}**: not run here. {row.note}".rstrip())
+    else:
+      outcomes = [outcome(t, root) for t in trials[row.name]]
+      done = [o for o in outcomes if o.result is not None]
+      cells = []
+      for column in table.columns:
+        key = column.key.format(split=column.split or setup.split)
+        values = [v for o in done if (v := _lookup(o.result, key)) is not None]
+        cells.append("n/a" if done and not values else cell(values, column))
+      cells.append(f"{len(done)}/{len(outcomes)}")
+      if row.note:
+        notes.append(f"- **{row.label}**: {row.note}")
+      notes += [f"- **{row.label}** (`{o.trial.name}`): {o.problem}" for o in outcomes if o.problem]
+      for o in done:
+        bins = o.result.get("metrics", {}).get(setup.split, {}).get("bleu_by_length")
+        if bins:
+          seed = o.trial.overrides.get("seed")
+          curves[row.label if seed is None else f"{row.label} (seed {seed})"] = bins
+    paper = [value.replace("|", r"\|") for value in row.paper]
+    lines.append(f"| {' | '.join([row.label, *paper, *cells])} |")
+  seeds = f"mean ± std over {setup.seeds} seeds" if setup.seeds > 1 else "one run per row"
+  text = [
+    f"# {table.title} — scale `{scale}`",
+    "",
+    table.caption,
+    "",
+    f"Ours: {setup.data}, {setup.split} split, {seeds}; `{setup.config}` with the overrides "
+    f"listed in `{table.name}/{scale}/sweep.json`. {setup.note}".rstrip(),
+    "",
+    f"Paper: {table.source}",
+    "",
+    CAVEAT,
+    "",
+    *lines,
+  ]
+  if notes:
+    text += ["", "Notes:", *notes]
+  if table.figure:
+    text += [
+      "",
+      f"![{table.figure}]({table.name}.png)"
+      if curves
+      else "No finished run has BLEU by length yet, so no figure was drawn.",
+    ]
+  return Rendered("\n".join(text) + "\n", curves)
+
+
+def write(table: Table, scale: str, trials: Mapping[str, list[Trial]], out_dir: str) -> str:
+  """Writes OUT/<table>.md (and OUT/<table>.png when the table has a figure); returns the
+  markdown. The trials' runs are read from OUT/<table>/<scale>."""
+  from attn_research.evaluation import plots  # matplotlib, jax: only when writing
+  from attn_research.training.workdir import atomic_write
+
+  rendered = render(table, scale, trials, os.path.join(out_dir, table.name, scale))
+  os.makedirs(out_dir, exist_ok=True)
+  atomic_write(os.path.join(out_dir, f"{table.name}.md"), rendered.markdown)
+  if table.figure and rendered.curves:
+    title = f"{table.figure} — ours, {table.setup(scale).data}, scale {scale}"
+    plots.save_bleu_by_length(os.path.join(out_dir, f"{table.name}.png"), rendered.curves, title)
+  return rendered.markdown

@@ -1,0 +1,225 @@
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from attn_research.errors import ConfigError
+from attn_research.model import ModelConfig, Seq2Seq
+from attn_research.training import parallel, trainer
+from experiments import reproduce
+from experiments.tables import TABLES, britz2017, luong2015
+from experiments.tables import table as tables
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# A stand-in for experiments.train: writes the result.json it is given, or fails.
+FAKE_TRAIN = """
+import json, sys
+workdir, result = sys.argv[1], json.loads(sys.argv[2])
+if result is None:
+  sys.exit("error: the fake trial failed on purpose")
+with open(workdir + "/result.json", "w") as f:
+  json.dump(result, f)
+"""
+
+
+def _result(bleu: float, ppl: float, split: str = "test", **extra) -> dict:
+  bins = [
+    {"min_length": 1, "max_length": 10, "bleu": bleu + 1.0, "num_examples": 5},
+    {"min_length": 11, "max_length": 20, "bleu": bleu - 1.0, "num_examples": 5},
+  ]
+  metrics = {"tokenized_bleu": bleu, "ppl": ppl, "bleu_by_length": bins, **extra}
+  return {"status": "completed", "num_params": 1_234_567, "metrics": {split: metrics}}
+
+
+def _fake(tmp_path, results: dict[str, dict | None]):
+  """A trial command writing `results[trial name]` (None: the trial fails)."""
+  script = tmp_path / "fake_train.py"
+  script.write_text(FAKE_TRAIN)
+  return lambda trial, workdir: [
+    sys.executable,
+    str(script),
+    workdir,
+    json.dumps(results[trial.name]),
+  ]
+
+
+def _row(markdown: str, label: str) -> list[str]:
+  for line in markdown.splitlines():
+    cells = [c.strip() for c in line.strip("|").split(" | ")]
+    if cells[0] == label:
+      return cells
+  raise AssertionError(f"no row {label!r} in\n{markdown}")
+
+
+@pytest.mark.parametrize("name", TABLES.names())
+@pytest.mark.parametrize("scale", tables.SCALES)
+def test_every_table_builds_valid_trials(name, scale):
+  """make_trials checks keys and types; the trainer's checks and a model trace the rest
+  (dataset availability aside: no data is loaded)."""
+  table = TABLES.get(name)
+  trials = tables.plan(table, scale)
+  flat = [t for row in trials.values() for t in row]
+  assert len({t.name for t in flat}) == len(flat)
+  assert set(trials) == {r.name for r in table.rows if r.overrides is not None}
+  base = tables.base_config(table.setup(scale).config)
+  mesh = parallel.make_mesh()
+  models = set()
+  for trial in flat:
+    config = tables.trial_config(base, trial)
+    trainer.validate_config(config, mesh)
+    models.add(ModelConfig.from_config(config.model, 50, 60, config.data.source_buckets[-1]))
+  if scale == "tiny":  # shapes only, but every layer is built
+    for model in models:
+      src = np.zeros((2, 16), np.int32)
+      tgt = np.zeros((2, 17), np.int32)
+      jax.eval_shape(
+        lambda s, t, m=model: Seq2Seq(m).init(jax.random.key(0), s, s > 0, t), src, tgt
+      )
+
+
+def test_unknown_table_lists_the_names():
+  with pytest.raises(ConfigError, match=r"Unknown paper table 'luong2015' for --table.*luong2015_"):
+    TABLES.get("luong2015")
+
+
+def _cli(*args):
+  return subprocess.run(
+    [sys.executable, "-m", "experiments.reproduce", *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "PYTHONPATH": REPO},
+  )
+
+
+def test_cli_dry_run_lists_trials_and_unknown_table_fails(tmp_path):
+  result = _cli("--table=luong2015_table4", "--scale=tiny", f"--root={tmp_path}", "--dry_run")
+  assert result.returncode == 0, result.stderr
+  assert "luong2015_table4 at scale tiny: 7 trials (0 completed)" in result.stdout
+  assert "# local-p (general) — local_p-general\n" in result.stdout
+  assert f"--workdir={tmp_path}/luong2015_table4/tiny/global-dot " in result.stdout
+  assert "--config.model.attention.score=location" in result.stdout
+  assert not os.listdir(tmp_path)
+  result = _cli("--table=nope", "--scale=tiny", f"--root={tmp_path}")
+  assert result.returncode != 0
+  assert "error: Unknown paper table 'nope' for --table. Valid names: luong2015_table1" in (
+    result.stderr
+  )
+
+
+def test_table4_ours_beside_paper_with_failed_and_missing_trials(tmp_path):
+  table = luong2015.TABLE4
+  trials = tables.plan(table, "tiny")
+  results = {
+    "global-location": _result(3.5, 40.25),
+    "global-dot": _result(4.125, 38.5),
+    "global-general": None,  # fails
+    "local_m-dot": _result(2.0, 45.0),
+    "local_m-general": _result(4.0, 39.0),
+    "local_p-dot": _result(3.0, 41.0),
+  }  # local_p-general never runs
+  run = {row: ts for row, ts in trials.items() if row != "local_p-general"}
+  summary, _ = reproduce.run(table, "tiny", run, str(tmp_path), command=_fake(tmp_path, results))
+  assert summary.failed == ["global-general"]
+  markdown = tables.write(table, "tiny", trials, str(tmp_path))
+  assert (tmp_path / "luong2015_table4.md").read_text() == markdown
+
+  header = _row(markdown, "system")
+  assert header[1:4] == [
+    "paper: ppl (WMT'14 En→De newstest2014)",
+    "paper: tokenized BLEU (WMT'14 En→De newstest2014)",
+    "paper: tokenized BLEU + unk replace (WMT'14 En→De newstest2014)",
+  ]
+  assert header[4:] == [
+    "ours: tokenized BLEU (debian_l10n/en-de, test)",
+    "ours: ppl (debian_l10n/en-de, test)",
+    "runs",
+  ]
+  assert _row(markdown, "global (dot)") == [
+    "global (dot)",
+    "6.1",
+    "18.6",
+    "20.5 (+1.9)",
+    "4.12",
+    "38.50",
+    "1/1",
+  ]
+  assert _row(markdown, "local-p (general)")[1:] == ["5.9", "19", "20.9 (+1.9)", "—", "—", "0/1"]
+  assert _row(markdown, "global (general)")[4:] == ["—", "—", "0/1"]
+  assert "**global (general)** (`global-general`): failed: error: the fake trial failed" in markdown
+  assert "**local-p (general)** (`local_p-general`): not run yet" in markdown
+  assert "not expected to match" in markdown
+  assert not os.path.exists(tmp_path / "luong2015_table4.png")  # no figure for Table 4
+
+
+def test_seeds_give_mean_and_sample_std(tmp_path):
+  table = britz2017.TABLE
+  trials = tables.plan(table, "tiny")
+  rng = np.random.default_rng(0)
+  results = {
+    t.name: _result(float(rng.uniform(5, 15)), float(rng.uniform(20, 60)))
+    for row in trials.values()
+    for t in row
+  }
+  reproduce.run(table, "tiny", trials, str(tmp_path), command=_fake(tmp_path, results))
+  markdown = (tmp_path / "britz2017_attention.md").read_text()
+  bleu = [results[f"additive-512_seed={s}"]["metrics"]["test"]["tokenized_bleu"] for s in (0, 1)]
+  cells = _row(markdown, "Add-512")
+  assert cells[1:3] == ["22.47 ± 0.27 (22.79)", "66.33M"]
+  assert cells[3] == f"{np.mean(bleu):.2f} ± {np.std(bleu, ddof=1):.2f}"
+  assert cells[5] == "1.23 ± 0.00" and cells[6] == "2/2"
+  assert "mean ± std over 2 seeds" in markdown
+
+
+def test_missing_metric_is_not_applicable(tmp_path):
+  table = luong2015.TABLE6
+  trials = tables.plan(table, "tiny")
+  results = {
+    "global-location": _result(1.0, 2.0, exact_match=0.5),
+    "local_m-general": _result(1.0, 2.0, exact_match=0.625, aer=0.125),
+    "local_p-general": _result(1.0, 2.0, exact_match=0.75, aer=0.25),
+  }
+  reproduce.run(table, "tiny", trials, str(tmp_path), command=_fake(tmp_path, results))
+  markdown = (tmp_path / "luong2015_table6.md").read_text()
+  assert _row(markdown, "global (location)")[1:] == ["0.39", "n/a", "0.500", "1/1"]
+  assert _row(markdown, "local-m (general)")[1:] == ["0.34", "0.125", "0.625", "1/1"]
+  assert "ours: AER (synthetic/swap, test)" in markdown
+
+
+def test_bahdanau_figure_and_rows_not_run(tmp_path):
+  table = TABLES.get("bahdanau2015_table1")
+  trials = tables.plan(table, "tiny")
+  results = {name: _result(10.0 + i, 30.0) for i, name in enumerate(trials)}
+  summary, markdown = reproduce.run(
+    table, "tiny", trials, str(tmp_path), command=_fake(tmp_path, results)
+  )
+  assert len(summary.completed) == 3
+  png = tmp_path / "bahdanau2015_table1.png"
+  assert png.read_bytes().startswith(b"\x89PNG")
+  assert "![BLEU by source length" in markdown and "(bahdanau2015_table1.png)" in markdown
+  assert _row(markdown, "RNNencdec-30")[1:] == ["13.93", "24.19", "—", "—", "not run"]
+  assert "train-only length filter" in markdown
+  assert _row(markdown, "RNNsearch-50")[1:4] == ["26.75", "34.16", "11.00"]
+
+  # Rerunning skips the finished trials and leaves their numbers.
+  summary, again = reproduce.run(table, "tiny", trials, str(tmp_path), command=None)
+  assert len(summary.skipped) == 3 and again == markdown
+
+
+def test_stale_trial_directory_is_refused(tmp_path):
+  table = TABLES.get("textbook_dates")
+  trials = tables.plan(table, "tiny")
+  trial = trials["attention"][0]
+  root = reproduce.sweep_root(str(tmp_path), table, "tiny")
+  config = tables.trial_config(tables.base_config(table.setup("tiny").config), trial)
+  config.train.num_steps = 123
+  os.makedirs(trial.workdir(root))
+  with open(os.path.join(trial.workdir(root), "config.json"), "w") as f:
+    json.dump(config.to_dict(), f)
+  with pytest.raises(ConfigError, match=r"holds a run of another config .*train.num_steps"):
+    reproduce.run(table, "tiny", trials, str(tmp_path), command=None)
