@@ -5,6 +5,10 @@ r"""Trains and evaluates one experiment.
 
 Writes config.json, metrics.jsonl, checkpoints/ and result.json to --workdir; running the
 same command again resumes from the latest checkpoint. Prints the final metrics as JSON.
+
+Several processes (hosts) train one run when started with the same command plus
+--coordinator_address=HOST:PORT (of process 0) --num_processes=N --process_id=I, or as the
+tasks of one Slurm step (`srun`), which JAX detects. Only process 0 writes and prints.
 """
 
 import json
@@ -20,22 +24,36 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created if missi
 _OVERWRITE = flags.DEFINE_bool(
   "overwrite", False, "Delete a previous run with a different config in --workdir."
 )
+_COORDINATOR = flags.DEFINE_string(
+  "coordinator_address", None, "host:port of process 0, for a run over several processes."
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+  "num_processes", None, "Processes of the run (default: 1, or the tasks of a Slurm step)."
+)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 … N−1.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  import jax  # after absl parsed the flags
+
   from attn_research.errors import ConfigError
-  from attn_research.training import trainer  # imports jax after absl parsed the flags
+  from attn_research.training import distributed
 
   if not flags.FLAGS["verbosity"].present:  # library INFO logs (orbax) drown the progress bar
     logging.set_verbosity(logging.WARNING)
 
   try:
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    from attn_research.training import trainer  # after jax.distributed, before any jax use
+
     result = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
   except ConfigError as e:
     sys.exit(f"error: {e}")
+  if jax.process_index() != 0:
+    return
   summary = {
     "workdir": _WORKDIR.value,
     "num_params": result["num_params"],

@@ -39,16 +39,10 @@ def check_batch_size(batch_size: int, mesh: Mesh, key: str) -> None:
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
   """Global host batch → arrays split over the mesh's `data` axis.
 
-  Each process contributes its own contiguous slice of rows, so on several hosts every
-  process holds the same global batch plan but transfers only its share.
+  Every process holds the same global batch (the data plan is deterministic) and transfers
+  to its own devices just the rows they hold. Passing the whole batch with its global shape
+  lets JAX pick those rows from the sharding, so no order of devices across processes is
+  assumed.
   """
   sharding = batch_sharding(mesh)
-  count, index = jax.process_count(), jax.process_index()
-
-  def put(x: np.ndarray) -> jax.Array:
-    rows = x.shape[0] // count
-    return jax.make_array_from_process_local_data(
-      sharding, x[index * rows : (index + 1) * rows], x.shape
-    )
-
-  return {k: put(v) for k, v in batch.items()}
+  return {k: jax.make_array_from_process_local_data(sharding, v, v.shape) for k, v in batch.items()}

@@ -31,7 +31,7 @@ from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
 from attn_research.errors import ConfigError
 from attn_research.evaluation import alignment, metrics
 from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS, ModelConfig, Seq2Seq
-from attn_research.training import optimizers, parallel, steps
+from attn_research.training import distributed, optimizers, parallel, steps
 from attn_research.training.checkpointing import Checkpointer
 from attn_research.training.reports import Evaluation, write_reports
 from attn_research.training.workdir import (
@@ -193,8 +193,10 @@ class Evaluator:
     self.length_bin = eval_config.length_bin
     self.attentional = DECODERS.get(model.config.decoder_type).attentional
     self._batches: dict[str, list] = {}
-    self._eval_step = jax.jit(functools.partial(steps.eval_step, model=model))
-    self._decode = jax.jit(make_decoder(model, decode, data.buckets.target[-1]))
+    # Replicated outputs: every process gets every row, to compute the same metrics.
+    repl = parallel.replicated(mesh)
+    self._eval_step = jax.jit(functools.partial(steps.eval_step, model=model), out_shardings=repl)
+    self._decode = jax.jit(make_decoder(model, decode, data.buckets.target[-1]), out_shardings=repl)
     self._unk_replace = decode.unk_replace
     self._dictionary = load_dictionary(decode.unk_dictionary) if decode.unk_dictionary else None
 
@@ -327,7 +329,8 @@ def train_and_evaluate(
   mesh = mesh or parallel.make_mesh()
   validate_config(config, mesh)
   run = Workdir(workdir)
-  run.claim(config.to_dict(), overwrite)
+  with distributed.writer_first("claim_workdir"):  # the others read what process 0 reset
+    run.claim(config.to_dict(), overwrite)
   if run.exists(RESULT) and run.read_json(RESULT).get("status") == "completed":
     _note(f"{run.path} already holds a completed run; returning its result.")
     return run.read_json(RESULT)
