@@ -1,7 +1,7 @@
 """Bahdanau, Cho & Bengio 2015, "NMT by Jointly Learning to Align and Translate": Table 1
 and Figure 2 (BLEU by sentence length).
 
-Paper numbers are copied from `nmt_anchors.md` §4.2 (WMT'14 En→Fr news-test-2014).
+Paper numbers are copied from the paper's Table 1 (WMT'14 En→Fr news-test-2014).
 """
 
 from experiments.tables.table import Column, Row, Setup, Table
@@ -45,7 +45,7 @@ TABLE = Table(
   name="bahdanau2015_table1",
   title="Bahdanau et al. 2015, Table 1: RNNencdec vs RNNsearch",
   source="Bahdanau et al. 2015, Table 1 (WMT'14 En→Fr news-test-2014, BLEU; 'No UNK' = "
-  "sentences without unknown words), copied from nmt_anchors.md §4.2.",
+  "sentences without unknown words).",
   paper_columns=(f"paper: BLEU, all ({NEWSTEST})", f"paper: BLEU, no UNK ({NEWSTEST})"),
   columns=(
     Column("tokenized BLEU", "metrics.{split}.tokenized_bleu"),

@@ -1,7 +1,7 @@
 """Britz, Goldie, Luong & Le 2017, "Massive Exploration of NMT Architectures": the attention
 table (type and size N of the attention, mean ± std over seeds).
 
-Paper numbers are copied from `nmt_anchors.md` §5.5, itself a third-party transcription of
+Paper numbers are copied from a third-party transcription of
 the paper's table (WMT'15 En→De, newstest2013 BLEU as mean ± std (max), parameters).
 """
 
@@ -81,8 +81,7 @@ TABLE = Table(
   name="britz2017_attention",
   title="Britz et al. 2017: attention type and dimensionality",
   source="Britz et al. 2017, attention table (WMT'15 En→De newstest2013 BLEU, mean ± std "
-  "(max) over repeated runs; parameters), copied from nmt_anchors.md §5.5, a third-party "
-  "transcription of the paper.",
+  "(max) over repeated runs; parameters), from a third-party transcription of the paper.",
   paper_columns=(f"paper: BLEU ({NEWSTEST})", "paper: params"),
   columns=(
     Column("tokenized BLEU", "metrics.{split}.tokenized_bleu"),
@@ -148,7 +147,7 @@ TABLE = Table(
       "encoder, 2-layer decoder), 32k BPE pieces, dropout 0.2, Adam at 1e-4, batches of 128. "
       "TFDS's WMT'15 uses newstest2014 for validation, so we train on WMT'14 (News "
       "Commentary v9 instead of v10), whose validation split is newstest2013. The paper's step "
-      "count, beam and seed count are not in nmt_anchors.md: 300k steps, greedy decoding, 3 "
+      "count, beam and seed count are not taken from it: 300k steps, greedy decoding, 3 "
       "seeds.",
     ),
   },

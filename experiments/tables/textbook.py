@@ -1,8 +1,8 @@
 """The seed textbook's chapter-8 experiment (Deep Learning from Scratch 2): date formats →
 ISO dates with seq2seq, peeky seq2seq and attention.
 
-The seed notes describe the experiment but print no numbers, and nmt_anchors.md has none,
-so this table shows ours only.
+The lecture notes describe the experiment but print no numbers, so this table shows ours
+only.
 """
 
 from experiments.tables.table import Column, Row, Setup, Table
@@ -13,9 +13,9 @@ _UNI = {"model.encoder.type": "uni", "model.encoder.num_layers": 1, "model.decod
 
 TABLE = Table(
   name="textbook_dates",
-  title="Seed textbook, chapter 8: dates with seq2seq, peeky seq2seq and attention",
-  source="the seed notes (`shared/seeds/000_*.txt`) describe the date-format experiment "
-  "without numbers, and nmt_anchors.md has none: there is no paper column.",
+  title="Lecture notes, chapter 8: dates with seq2seq, peeky seq2seq and attention",
+  source="the lecture notes describe the date-format experiment without numbers: there is "
+  "no paper column.",
   paper_columns=(),
   columns=(
     Column("exact match", "metrics.{split}.exact_match", decimals=4),
@@ -58,7 +58,7 @@ TABLE = Table(
       DATES,
       "dates",
       {**_UNI, "train.num_steps": 4000},
-      note="Paper scale: the seed notes give no hyperparameters; the dates config trained "
+      note="Paper scale: the lecture notes give no hyperparameters; the dates config trained "
       "4000 steps.",
     ),
   },

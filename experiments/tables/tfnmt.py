@@ -1,7 +1,7 @@
 """tensorflow/nmt's IWSLT'15 English→Vietnamese benchmark (its README and
 `standard_hparams/iwslt15.json`).
 
-Paper numbers are copied from `nmt_anchors.md` §1.5 (tokenized BLEU on tst2012 and tst2013,
+Paper numbers are copied from tensorflow/nmt's README (tokenized BLEU on tst2012 and tst2013,
 each the average of 2 models).
 """
 
@@ -32,7 +32,7 @@ TABLE = Table(
   name="tfnmt_iwslt15",
   title="tensorflow/nmt IWSLT'15 En→Vi benchmark",
   source="tensorflow/nmt README, Benchmarks, IWSLT'15 English–Vietnamese (tokenized BLEU, "
-  "average of 2 models), copied from nmt_anchors.md §1.5.",
+  "average of 2 models).",
   paper_columns=("paper: BLEU (IWSLT'15 tst2012, dev)", "paper: BLEU (IWSLT'15 tst2013, test)"),
   columns=(
     Column("tokenized BLEU", "metrics.{split}.tokenized_bleu", split="validation"),
