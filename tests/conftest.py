@@ -1,6 +1,8 @@
 """Test setup: CPU with 8 simulated devices, configured before jax is imported."""
 
 import os
+import subprocess
+import sys
 
 os.environ["XLA_FLAGS"] = (
   os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
@@ -11,6 +13,19 @@ import jax
 import pytest
 
 jax.config.update("jax_enable_x64", False)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+  """`python -m module args…` from the repository root, output captured as text."""
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "PYTHONPATH": REPO},
+  )
 
 
 @pytest.fixture(scope="session")

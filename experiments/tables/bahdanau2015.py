@@ -4,7 +4,7 @@ and Figure 2 (BLEU by sentence length).
 Paper numbers are copied from the paper's Table 1 (WMT'14 En→Fr news-test-2014).
 """
 
-from experiments.tables.table import Column, Row, Setup, Table
+from experiments.tables.table import TINY_L10N_DATA, Column, Row, Setup, Table
 from launch.sweep import Overrides
 
 TINY_STEPS = 600  # train steps per trial at --scale=tiny (RNNsearch-50* trains twice as long)
@@ -72,9 +72,7 @@ TABLE = Table(
       f"4000, Adam with cosine decay, {TINY_STEPS} steps of 64 pairs.",
       TINY_STEPS,
       {
-        "dataset.vocab_size": 4000,
-        "data.source_buckets": (16, 32, 64, 192),
-        "data.target_buckets": (17, 33, 65, 224),
+        **TINY_L10N_DATA,
         "model.encoder.hidden_size": 128,
         "model.embedding_size": 64,
         "model.dropout": 0.0,

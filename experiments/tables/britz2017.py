@@ -5,7 +5,7 @@ Paper numbers are copied from a third-party transcription of
 the paper's table (WMT'15 En→De, newstest2013 BLEU as mean ± std (max), parameters).
 """
 
-from experiments.tables.table import Column, Row, Setup, Table
+from experiments.tables.table import TINY_L10N_DATA, Column, Row, Setup, Table
 from launch.sweep import Overrides
 
 TINY_STEPS = 500  # train steps per trial at --scale=tiny (10 rows × TINY_SEEDS trials)
@@ -94,9 +94,7 @@ TABLE = Table(
       L10N,
       "debian_l10n/en-de",
       {
-        "dataset.vocab_size": 4000,
-        "data.source_buckets": (16, 32, 64, 192),
-        "data.target_buckets": (17, 33, 65, 224),
+        **TINY_L10N_DATA,
         **_shared(128, 64, 1),
         "train.num_steps": TINY_STEPS,
         "train.warmup_steps": 50,

@@ -5,7 +5,7 @@ RWTH's 508 gold-aligned Europarl sentences). Tables 1 and 4 train on `debian_l10
 at tiny and small scale; Table 6 needs gold alignments, which only `synthetic/*` has here.
 """
 
-from experiments.tables.table import Column, Row, Setup, Table
+from experiments.tables.table import TINY_L10N_DATA, Column, Row, Setup, Table
 from launch.sweep import Overrides
 
 TINY_STEPS = 600  # train steps per trial at --scale=tiny (Tables 1 and 4)
@@ -67,9 +67,7 @@ _L10N_SETUPS = {
     L10N,
     "debian_l10n/en-de",
     {
-      "dataset.vocab_size": 4000,
-      "data.source_buckets": (16, 32, 64, 192),
-      "data.target_buckets": (17, 33, 65, 224),
+      **TINY_L10N_DATA,
       **_model(1, 128, 64),
       **_tiny_training(TINY_STEPS),
     },

@@ -5,7 +5,7 @@ Paper numbers are copied from tensorflow/nmt's README (tokenized BLEU on tst2012
 each the average of 2 models).
 """
 
-from experiments.tables.table import Column, Row, Setup, Table
+from experiments.tables.table import TINY_L10N_DATA, Column, Row, Setup, Table
 from launch.sweep import Overrides
 
 TINY_STEPS = 600  # train steps per trial at --scale=tiny
@@ -57,9 +57,7 @@ TABLE = Table(
       "debian_l10n/en-vi",
       {
         **_ARCHITECTURE,
-        "dataset.vocab_size": 4000,
-        "data.source_buckets": (16, 32, 64, 192),
-        "data.target_buckets": (17, 33, 65, 224),
+        **TINY_L10N_DATA,
         "model.encoder.hidden_size": 128,
         "model.embedding_size": 64,
         "train.num_steps": TINY_STEPS,

@@ -1,22 +1,10 @@
 import os
-import subprocess
-import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _run(*args):
-  return subprocess.run(
-    [sys.executable, "-m", *args],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    env={**os.environ, "PYTHONPATH": REPO},
-  )
+from tests.conftest import run_module
 
 
 def test_unknown_config_key_is_rejected_by_name(tmp_path):
-  result = _run(
+  result = run_module(
     "experiments.train",
     "--config=experiments/configs/dates.py",
     f"--workdir={tmp_path}",
@@ -29,7 +17,7 @@ def test_unknown_config_key_is_rejected_by_name(tmp_path):
 
 
 def test_unknown_variant_lists_the_valid_ones(tmp_path):
-  result = _run(
+  result = run_module(
     "experiments.train",
     "--config=experiments/configs/dates.py",
     f"--workdir={tmp_path}/run",
@@ -42,7 +30,7 @@ def test_unknown_variant_lists_the_valid_ones(tmp_path):
 
 
 def test_variants_lists_every_family():
-  result = _run("experiments.variants")
+  result = run_module("experiments.variants")
   assert result.returncode == 0, result.stderr
   lines = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
   assert set(lines["model.attention.score"].split()) == {
@@ -77,7 +65,7 @@ def test_variants_lists_every_family():
 
 
 def test_variants_lists_datasets_with_their_configs():
-  result = _run("experiments.variants")
+  result = run_module("experiments.variants")
   lines = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
   names = lines["dataset.name"].split()
   assert {"dates", "synthetic/reverse", "debian_l10n/en-de", "iwslt15/en-vi"} <= set(names)
@@ -86,7 +74,7 @@ def test_variants_lists_datasets_with_their_configs():
 
 
 def test_data_command_describes_a_built_dataset(synthetic_data_dir):
-  result = _run(
+  result = run_module(
     "experiments.data", "--dataset=synthetic/reverse", f"--data_dir={synthetic_data_dir}"
   )
   assert result.returncode == 0, result.stderr[-2000:]
@@ -98,11 +86,11 @@ def test_data_command_describes_a_built_dataset(synthetic_data_dir):
 
 
 def test_data_command_errors_name_the_fix(tmp_path):
-  result = _run("experiments.data", "--dataset=dates", f"--data_dir={tmp_path}", "--fetch")
+  result = run_module("experiments.data", "--dataset=dates", f"--data_dir={tmp_path}", "--fetch")
   assert result.returncode != 0 and "error: dates has nothing to fetch" in result.stderr
-  result = _run("experiments.data", "--dataset=debian_l10n/en-xx", f"--data_dir={tmp_path}")
+  result = run_module("experiments.data", "--dataset=debian_l10n/en-xx", f"--data_dir={tmp_path}")
   assert "needs one of the configs debian_l10n/en-de" in result.stderr
-  result = _run("experiments.data", "--dataset=debian_l10n/en-de", f"--data_dir={tmp_path}")
+  result = run_module("experiments.data", "--dataset=debian_l10n/en-de", f"--data_dir={tmp_path}")
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "apt-get download libreoffice-l10n-de=4:7.4.7-1+deb12u14" in result.stderr
   assert not os.path.exists(tmp_path / "debian_l10n" / "en-de" / "1.0.0" / "dataset_info.json")
@@ -111,7 +99,7 @@ def test_data_command_errors_name_the_fix(tmp_path):
 def test_compare_tables_runs_and_plots_bleu_by_length(tiny_run, tmp_path):
   workdir, trained = tiny_run
   output = tmp_path / "by_length.png"
-  result = _run(
+  result = run_module(
     "experiments.compare", f"--workdirs={workdir},{workdir}", "--split=test", f"--output={output}"
   )
   assert result.returncode == 0, result.stderr[-2000:]
@@ -120,5 +108,5 @@ def test_compare_tables_runs_and_plots_bleu_by_length(tiny_run, tmp_path):
   cells = rows[1].split()
   assert float(cells[cells.index("general)") + 1]) == round(trained["metrics"]["test"]["bleu"], 4)
   assert output.read_bytes()[:4] == b"\x89PNG"
-  missing = _run("experiments.compare", f"--workdirs={tmp_path}")
+  missing = run_module("experiments.compare", f"--workdirs={tmp_path}")
   assert missing.returncode != 0 and "holds no completed run" in missing.stderr

@@ -1,6 +1,5 @@
 import json
 import os
-import subprocess
 import sys
 
 import jax
@@ -13,8 +12,7 @@ from attn_research.training import parallel, trainer
 from experiments import reproduce
 from experiments.tables import TABLES, britz2017, luong2015
 from experiments.tables import table as tables
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import run_module
 
 # A stand-in for experiments.train: writes the result.json it is given, or fails.
 FAKE_TRAIN = """
@@ -87,25 +85,21 @@ def test_unknown_table_lists_the_names():
     TABLES.get("luong2015")
 
 
-def _cli(*args):
-  return subprocess.run(
-    [sys.executable, "-m", "experiments.reproduce", *args],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    env={**os.environ, "PYTHONPATH": REPO},
-  )
-
-
 def test_cli_dry_run_lists_trials_and_unknown_table_fails(tmp_path):
-  result = _cli("--table=luong2015_table4", "--scale=tiny", f"--root={tmp_path}", "--dry_run")
+  result = run_module(
+    "experiments.reproduce",
+    "--table=luong2015_table4",
+    "--scale=tiny",
+    f"--root={tmp_path}",
+    "--dry_run",
+  )
   assert result.returncode == 0, result.stderr
   assert "luong2015_table4 at scale tiny: 7 trials (0 completed)" in result.stdout
   assert "# local-p (general) — local_p-general\n" in result.stdout
   assert f"--workdir={tmp_path}/luong2015_table4/tiny/global-dot " in result.stdout
   assert "--config.model.attention.score=location" in result.stdout
   assert not os.listdir(tmp_path)
-  result = _cli("--table=nope", "--scale=tiny", f"--root={tmp_path}")
+  result = run_module("experiments.reproduce", "--table=nope", "--scale=tiny", f"--root={tmp_path}")
   assert result.returncode != 0
   assert "error: Unknown paper table 'nope' for --table. Valid names: luong2015_table1" in (
     result.stderr

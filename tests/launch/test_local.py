@@ -10,8 +10,7 @@ import pytest
 
 from attn_research.errors import ConfigError
 from launch import local, sweep
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import REPO, run_module
 
 # A stand-in for experiments.train: logs its start and end to ROOT/events.txt, sleeps
 # (unless ROOT/fast exists), fails if asked (unless ROOT/fixed exists), else writes a
@@ -215,21 +214,12 @@ def test_killing_the_launcher_stops_trials_and_a_rerun_resumes(tmp_path, fake):
   assert starts.count("seed=1_sleep=120.0") == 2
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-  return subprocess.run(
-    [sys.executable, "-m", "experiments.sweep", *args],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    env={**os.environ, "PYTHONPATH": REPO},
-  )
-
-
 def test_cli_dry_run_lists_the_commands_and_skips_finished(tmp_path):
   done = tmp_path / "type=luong_seed=1"
   done.mkdir()
   (done / "result.json").write_text('{"status": "completed"}')
-  result = _cli(
+  result = run_module(
+    "experiments.sweep",
     "--config=experiments/configs/synthetic.py:reverse",
     f"--root={tmp_path}",
     "--dry_run",
@@ -248,7 +238,9 @@ def test_cli_dry_run_lists_the_commands_and_skips_finished(tmp_path):
 
 
 def test_cli_names_a_config_without_sweep(tmp_path):
-  result = _cli("--config=experiments/configs/dates.py", f"--root={tmp_path}", "--dry_run")
+  result = run_module(
+    "experiments.sweep", "--config=experiments/configs/dates.py", f"--root={tmp_path}", "--dry_run"
+  )
   assert result.returncode == 1
   assert result.stderr.startswith("error: experiments/configs/dates.py defines no get_sweep")
   assert "Traceback" not in result.stderr
