@@ -7,7 +7,6 @@ r"""Builds a dataset (if needed) and describes it: split sizes, lengths, example
 (`DIR/downloads/manual`), for the datasets that can (Debian packages at pinned versions).
 """
 
-import os
 import sys
 
 import numpy as np
@@ -53,8 +52,7 @@ def main(argv: list[str]) -> None:
   from attn_research.data import datasets
   from attn_research.errors import ConfigError
 
-  data_dir = os.path.expanduser(_DATA_DIR.value or os.environ.get("TFDS_DATA_DIR", ""))
-  data_dir = data_dir or os.path.expanduser("~/tensorflow_datasets")
+  data_dir = datasets.resolve_data_dir(_DATA_DIR.value)
   try:
     if _FETCH.value:
       datasets.fetch(_DATASET.value, data_dir)

@@ -1,7 +1,7 @@
 r"""Runs a paper table's sweep and prints our numbers beside the paper's.
 
   python -m experiments.reproduce --table=luong2015_table4 --scale=tiny --root=runs/tables \
-      [--parallel=2] [--dry_run]
+      [--fetch] [--parallel=2] [--dry_run]
 
 Trials run in ROOT/<table>/<scale>/<row>[_seed=<s>] through `launch.local`; rerunning the
 command skips finished trials and resumes the others. Then ROOT/<table>.md (and
@@ -31,6 +31,9 @@ _SCALE = flags.DEFINE_enum("scale", None, list(tables.SCALES), "How big the runs
 _ROOT = flags.DEFINE_string("root", None, "Output directory: tables, figures and trial runs.")
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Trials at a time.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the trials and their commands, run nothing.")
+_FETCH = flags.DEFINE_bool(
+  "fetch", False, "First download what the datasets read (debian_l10n: apt-get download)."
+)
 flags.mark_flags_as_required(["table", "scale", "root"])
 
 
@@ -81,17 +84,23 @@ def check_workdirs(table: tables.Table, scale: str, trials: Sequence[Trial], roo
       )
 
 
-def prepare_data(table: tables.Table, scale: str, trials: Sequence[Trial]) -> None:
+def prepare_data(
+  table: tables.Table, scale: str, trials: Sequence[Trial], fetch: bool = False
+) -> None:
   """Builds each dataset once before the trials start, so that they do not all build it at
-  once, and a missing dataset stops the run with its fix before any training."""
+  once, and a missing dataset stops the run with its fix before any training. With
+  `fetch`, first downloads the inputs of datasets that can fetch them."""
   from attn_research.data import datasets
 
   base = tables.base_config(table.setup(scale).config)
   needed = {
-    (config.dataset.name, config.dataset.data_dir)
+    (config.dataset.name, datasets.resolve_data_dir(config.dataset.data_dir))
     for config in (tables.trial_config(base, t) for t in trials)
   }
   for name, data_dir in sorted(needed):
+    if fetch and datasets.can_fetch(name):
+      print(f"fetching {name} into {datasets.manual_dir(data_dir)}")
+      datasets.fetch(name, data_dir)
     print(f"preparing {name}")
     datasets.load(name, data_dir)
 
@@ -123,7 +132,7 @@ def main(argv: list[str]) -> None:
     if _DRY_RUN.value:
       print(dry_run(table, _SCALE.value, trials, _ROOT.value))
       return
-    prepare_data(table, _SCALE.value, [t for row in trials.values() for t in row])
+    prepare_data(table, _SCALE.value, [t for row in trials.values() for t in row], _FETCH.value)
     summary, markdown = run(
       table,
       _SCALE.value,

@@ -5,12 +5,15 @@ An alignment takes queries `[batch, q, query_size]` with their target positions
 and weights over the full source `[batch, q, src_len]`, so heatmaps and alignment error
 work the same for every variant.
 
-Local alignments (Luong et al. 2015 §3.2) score only the 2D+1 positions of their window:
-the window's prepared keys and values are gathered, so the cost of a decoder step does
-not grow with the source length; the window's weights are then scattered into the
-full-length weight row. Positions outside the sentence get no weight (Luong's footnote:
-"ignore the part outside the sentence"). The paper's positions are 1-based: s = 1..S
-and p_t ∈ [0, S]; array index i holds s = i + 1.
+Local alignments (Luong et al. 2015 §3.2) on long sources score only the 2D+1 positions
+of their window: the window's prepared keys and values are gathered, so the cost of a
+decoder step does not grow with the source length; the window's weights are then
+scattered into the full-length weight row. On sources of at most 2·(2D+1) positions the
+gather and scatter cost more than they save, so there every position is scored and those
+outside the window masked: the same weights, chosen per padded shape at trace time.
+Positions outside the sentence get no weight (Luong's footnote: "ignore the part outside
+the sentence"). The paper's positions are 1-based: s = 1..S and p_t ∈ [0, S]; array
+index i holds s = i + 1.
 """
 
 import flax.linen as nn
@@ -59,27 +62,44 @@ class Alignment(nn.Module):
   initialization: str = "paper"
 
 
+def gathers_window(src_len: int, window: int) -> bool:
+  """Whether a local alignment over `src_len` padded positions gathers its window."""
+  return src_len > 2 * (2 * window + 1)
+
+
 class _Local(Alignment):
   """A window of 2D+1 source positions around each decoder step's p_t."""
 
-  def window_positions(self, query, memory, positions):
-    """Returns the window's indices `[b, q, 2D+1]` and p_t (`None` for local-m)."""
+  def window_start(self, query, memory, positions):
+    """Returns the window's first 0-based index `[b, q]` and p_t (`None` for local-m)."""
     raise NotImplementedError
 
   def __call__(self, score: Score, query: jax.Array, memory: Memory, positions: jax.Array):
     lengths = memory.mask.sum(axis=-1)[:, None, None]
-    index, p_t = self.window_positions(query, memory, positions)
-    inside = (index >= 0) & (index < lengths)
+    first, p_t = self.window_start(query, memory, positions)
+    src_len = memory.mask.shape[1]
+    gather = gathers_window(src_len, self.window)
+    if gather:
+      index = first[..., None] + jnp.arange(2 * self.window + 1)  # [b, q, 2D+1]
+      inside = (index >= 0) & (index < lengths)
+    else:
+      index = jnp.arange(src_len)  # [src_len]
+      inside = (index >= first[..., None]) & (index <= first[..., None] + 2 * self.window)
+      inside &= index < lengths
     if p_t is not None:  # the real-valued window [p_t − D, p_t + D] in 1-based s
       inside &= jnp.abs(index + 1 - p_t[..., None]) <= self.window
-    src_len = memory.mask.shape[1]
-    safe = jnp.clip(index, 0, src_len - 1)
-    energies = score.compare(query, _gather(memory.keys, safe))
+    if gather:
+      safe = jnp.clip(index, 0, src_len - 1)
+      energies = score.compare(query, _gather(memory.keys, safe))
+    else:
+      energies = score.compare(query, memory.keys)
     weights = masked_softmax(energies, inside)
     if p_t is not None:  # Luong Eq. 10: align(h_t, h̄_s) · exp(−(s − p_t)² / 2σ²), σ = D/2
       sigma = self.window / 2.0
       distance = (index + 1).astype(weights.dtype) - p_t[..., None]
       weights = weights * jnp.exp(-jnp.square(distance) / (2.0 * sigma**2))
+    if not gather:
+      return jnp.einsum("bqs,bsd->bqd", weights, memory.values), weights
     context = jnp.einsum("bqw,bqwd->bqd", weights, _gather(memory.values, safe))
     return context, _scatter(weights, safe, src_len)
 
@@ -99,9 +119,8 @@ class LocalMonotonic(_Local):
   """Luong's local-m: p_t = t (monotonic alignment), window [t − D, t + D], weights the
   softmax over the window's real positions."""
 
-  def window_positions(self, query, memory, positions):
-    offsets = jnp.arange(-self.window, self.window + 1)
-    return positions[..., None] + offsets, None
+  def window_start(self, query, memory, positions):
+    return positions - self.window, None
 
 
 @ALIGNMENTS.register("local_p")
@@ -113,7 +132,7 @@ class LocalPredictive(_Local):
   """
 
   @nn.compact
-  def window_positions(self, query, memory, positions):
+  def window_start(self, query, memory, positions):
     del positions
     size = self.size or query.shape[-1]
     kernel_init = (
@@ -125,5 +144,4 @@ class LocalPredictive(_Local):
     lengths = memory.mask.sum(axis=-1).astype(hidden.dtype)
     p_t = lengths[:, None] * jax.nn.sigmoid(hidden @ v_p)  # [b, q], 1-based, in [0, S]
     # Integers s with |s − p_t| ≤ D lie in floor(p_t) − D … floor(p_t) + D (1-based).
-    first = jnp.floor(p_t).astype(jnp.int32) - self.window - 1  # as a 0-based index
-    return first[..., None] + jnp.arange(2 * self.window + 1), p_t
+    return jnp.floor(p_t).astype(jnp.int32) - self.window - 1, p_t  # as a 0-based index

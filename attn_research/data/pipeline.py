@@ -117,24 +117,40 @@ class TrainBatches(Iterator[Batch]):
 
   Each epoch shuffles the examples with `rng(seed, epoch)`, cuts every bucket into full
   batches (a bucket's remainder waits for a later epoch's shuffle) and shuffles the batch
-  order. Examples longer than the largest bucket, or with an empty source, are dropped.
+  order. Examples longer than the largest bucket, with an empty source, or (when
+  `max_words` > 0) with a source or target of more than `max_words` whitespace-separated
+  words are dropped: the papers' "sentences of up to 50 words" filter, which counts words
+  whatever the tokenizer.
   """
 
-  def __init__(self, split: EncodedSplit, buckets: Buckets, batch_size: int, seed: int):
+  def __init__(
+    self, split: EncodedSplit, buckets: Buckets, batch_size: int, seed: int, max_words: int = 0
+  ):
     self.split = split
     self.buckets = buckets
     self.batch_size = batch_size
     self.seed = seed
     assigned = buckets.assign(split)
-    empty = np.array([len(s) == 0 for s in split.sources], bool)
-    self.kept = np.flatnonzero((assigned[:, 0] >= 0) & ~empty)
+    keep = (assigned[:, 0] >= 0) & np.array([len(s) > 0 for s in split.sources], bool)
+    if max_words > 0:
+      keep &= np.array(
+        [
+          max(len(s.split()), len(t.split())) <= max_words
+          for s, t in zip(split.source_texts, split.target_texts, strict=True)
+        ],
+        bool,
+      )
+    self.kept = np.flatnonzero(keep)
     self.num_filtered = len(split) - len(self.kept)
     self._bucket_of = assigned
     if len(self.kept) < batch_size:
       raise ConfigError(
         f"Only {len(self.kept)} training examples fit the buckets (source "
-        f"{buckets.source[-1]}, target {buckets.target[-1]}), fewer than one batch of "
-        f"{batch_size}; raise the largest bucket or lower train.batch_size."
+        f"{buckets.source[-1]}, target {buckets.target[-1]})"
+        + (f" and data.max_train_words={max_words}" if max_words > 0 else "")
+        + f", fewer than one batch of {batch_size}; raise the largest bucket"
+        + (" or data.max_train_words" if max_words > 0 else "")
+        + " or lower train.batch_size."
       )
     self.epoch, self.position = 0, 0
     self._plan = self._make_plan(0)

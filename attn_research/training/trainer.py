@@ -96,6 +96,10 @@ def validate_config(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
       f"model.attention.max_source_length={longest} is shorter than the largest source "
       f"bucket ({max(config.data.source_buckets)}); raise it or set 0 to use the bucket."
     )
+  if config.data.max_train_words < 0:
+    raise ConfigError(
+      f"data.max_train_words={config.data.max_train_words} must be ≥ 0 (0 = no limit)."
+    )
   if not 0.0 <= config.train.label_smoothing < 1.0:
     raise ConfigError(f"train.label_smoothing={config.train.label_smoothing} must be in [0, 1).")
   if not 0.0 <= config.model.dropout < 1.0:
@@ -342,11 +346,17 @@ def train_and_evaluate(
   num_params = _count_params(state.params)
 
   batches = TrainBatches(
-    data.splits["train"], data.buckets, config.train.batch_size, seed=config.seed
+    data.splits["train"],
+    data.buckets,
+    config.train.batch_size,
+    seed=config.seed,
+    max_words=config.data.max_train_words,
   )
   if batches.num_filtered:
     logging.warning(
-      "Dropped %d training examples that are empty or do not fit the buckets.", batches.num_filtered
+      "Dropped %d training examples that are empty, do not fit the buckets or are longer "
+      "than data.max_train_words.",
+      batches.num_filtered,
     )
   checkpointer = Checkpointer(run.file(CHECKPOINTS), config.train.keep_checkpoints)
   best = Checkpointer(run.file(BEST), keep=1)

@@ -24,6 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Padded lengths: every batch has one of len(source) × len(target) shapes.
   config.data.source_buckets = (12, 20, 28, 40)
   config.data.target_buckets = (12,)  # counting </s>
+  # Training drops pairs with more words than this on either side (0 = no limit);
+  # evaluation keeps every pair.
+  config.data.max_train_words = 0
 
   config.model = ml_collections.ConfigDict()
   config.model.embedding_size = 64

@@ -5,10 +5,10 @@ Paper numbers are copied from tensorflow/nmt's README (tokenized BLEU on tst2012
 each the average of 2 models).
 """
 
-from experiments.tables.table import TINY_L10N_DATA, Column, Row, Setup, Table
+from experiments.tables.table import Column, Row, Setup, Table, tiny_l10n, tiny_l10n_note
 from launch.sweep import Overrides
 
-TINY_STEPS = 600  # train steps per trial at --scale=tiny
+TINY_STEPS = 800  # train steps per trial at --scale=tiny
 L10N = "experiments/configs/debian_l10n.py:en-vi"
 
 # iwslt15.json: 1 bidirectional encoder layer, 2 decoder layers, scaled Luong attention
@@ -57,16 +57,12 @@ TABLE = Table(
       "debian_l10n/en-vi",
       {
         **_ARCHITECTURE,
-        **TINY_L10N_DATA,
+        **tiny_l10n(TINY_STEPS),
         "model.encoder.hidden_size": 128,
-        "model.embedding_size": 64,
-        "train.num_steps": TINY_STEPS,
-        "train.warmup_steps": 50,
-        "train.eval_every": TINY_STEPS,
-        "train.checkpoint_every": 200,
+        "model.embedding_size": 128,
       },
-      note="Tiny scale: 128-d LSTMs (2×64 bidirectional encoder), 64-d embeddings, "
-      f"SentencePiece 4000, Adam with cosine decay, {TINY_STEPS} steps of 64 pairs.",
+      note="Tiny scale: 128-d LSTMs (2×64 bidirectional encoder), 128-d embeddings, "
+      + tiny_l10n_note(TINY_STEPS),
     ),
     "small": Setup(
       L10N,

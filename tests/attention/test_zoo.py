@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attn_research.attention import ALIGNMENTS, SCORES, Attention
+from attn_research.attention import ALIGNMENTS, SCORES, Attention, alignments
 
 B, S, T, DIM, N, D = 5, 9, 6, 6, 5, 2
 LENGTHS = np.array([9, 5, 1, 0, 3])  # row 3 is an empty source
@@ -105,9 +105,18 @@ def _reference(score, alignment, params, query, values, mask):
 
 
 @pytest.mark.parametrize(
-  "score,alignment", list(itertools.product(SCORES.names(), ALIGNMENTS.names()))
+  "score,alignment,path",
+  [
+    (score, alignment, path)
+    for score, alignment in itertools.product(SCORES.names(), ALIGNMENTS.names())
+    for path in (("",) if alignment == "global" else ("gather", "dense"))
+  ],
 )
-def test_matches_numpy_formula(score, alignment):
+def test_matches_numpy_formula(score, alignment, path, monkeypatch):
+  # Local alignments gather their window on long sources and score a masked dense row on
+  # short ones; both must match the reference.
+  if path:
+    monkeypatch.setattr(alignments, "gathers_window", lambda src_len, window: path == "gather")
   query, values, mask = _inputs()
   positions = np.broadcast_to(np.arange(T), (B, T))
   layer = _build(score, alignment)
@@ -217,3 +226,7 @@ def test_dot_score_names_the_fix_for_mismatched_sizes():
     layer.init(
       jax.random.key(0), jnp.ones((B, DIM + 1)), jnp.asarray(values), mask, 0, method=_apply
     )
+
+
+def test_local_alignments_gather_only_on_sources_longer_than_two_windows():
+  assert not alignments.gathers_window(42, 10) and alignments.gathers_window(43, 10)

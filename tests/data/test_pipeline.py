@@ -79,3 +79,19 @@ def test_eval_batches_cover_every_example_once_or_refuse():
 def test_buckets_must_increase():
   with pytest.raises(ConfigError, match="increasing"):
     Buckets(source=(16, 8), target=(4,))
+
+
+def test_max_words_drops_long_training_pairs_by_words_on_either_side():
+  sources = ["a b", "a b c d", "a", "a b c", "b c", "c"] * 10
+  targets = ["x", "x", "x y z w", "x y z", "y", "z"] * 10
+  vocab = Vocabulary.build(sources + targets, "word")
+  split = EncodedSplit.from_texts(sources, targets, vocab, vocab)
+  buckets = Buckets(source=(8,), target=(8,))
+  batches = TrainBatches(split, buckets, batch_size=4, seed=0, max_words=3)
+  # Pairs 1 (4 source words) and 2 (4 target words) of every six are dropped.
+  assert batches.num_filtered == 20
+  seen = np.concatenate([next(batches)["index"] for _ in range(10)])
+  assert set(seen % 6) == {0, 3, 4, 5}
+  assert TrainBatches(split, buckets, batch_size=4, seed=0).num_filtered == 0
+  with pytest.raises(ConfigError, match="max_train_words"):
+    TrainBatches(split, buckets, batch_size=41, seed=0, max_words=3)

@@ -46,3 +46,19 @@ def test_greedy_feeds_back_its_argmax_and_stops_at_eos():
     assert np.all(tokens[row, stop:] == PAD_ID)
     assert np.all(np.asarray(weights)[row, stop:] == 0.0)
   assert finished > 0
+
+
+def test_greedy_pads_every_step_after_all_rows_finish():
+  model = tiny_seq2seq(
+    src_vocab_size=11, tgt_vocab_size=7, encoder_layers=1, decoder_layers=1, hidden_size=8
+  )
+  src = jnp.full((4, 3), 5, jnp.int32)
+  mask = jnp.ones((4, 3), bool)
+  params = model.init(jax.random.key(0), src, mask, src)["params"]
+  params["decoder"]["w_s"]["kernel"] = params["decoder"]["w_s"]["kernel"].at[:, EOS_ID].add(100.0)
+  tokens, weights = jax.jit(greedy_decode, static_argnums=(0, 4))(model, params, src, mask, 64)
+  assert tokens.shape == (4, 64) and weights.shape == (4, 64, 3)
+  np.testing.assert_array_equal(np.asarray(tokens[:, 0]), EOS_ID)
+  np.testing.assert_array_equal(np.asarray(tokens[:, 1:]), PAD_ID)
+  np.testing.assert_allclose(np.asarray(weights[:, 0]).sum(-1), 1.0, rtol=1e-5)
+  assert not np.asarray(weights[:, 1:]).any()

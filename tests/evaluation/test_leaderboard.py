@@ -3,6 +3,8 @@ import html.parser
 import io
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -209,3 +211,42 @@ def test_cli_writes_csv(sweep):
   rows = list(csv.DictReader(io.StringIO(result.stdout)))
   assert [(row["rank"], row["seeds"]) for row in rows] == [("1", "3"), ("2", "3"), ("3", "1")]
   assert "1 unfinished, 1 failed" in result.stderr
+
+
+# Clicks, after the page has loaded, the header whose text starts with `header`.
+_CLICK = (
+  '<script>window.addEventListener("load", () => {{ const th = [...document.querySelectorAll('
+  '"table.leaderboard th")].find(h => h.textContent.startsWith("{header}")); '
+  "for (let i = 0; i < {clicks}; i++) th.click(); }});</script>"
+)
+
+
+@pytest.mark.skipif(
+  shutil.which("chromium") is None, reason="needs Debian's chromium: apt-get install chromium"
+)
+@pytest.mark.parametrize(
+  ("header", "clicks", "order"),
+  [
+    ("rank", 0, "bac"),  # as ranked by test.bleu
+    ("ppl", 1, "cba"),  # ascending
+    ("ppl", 2, "abc"),  # descending
+    ("aer", 1, "abc"),  # only a has AER; blanks stay last in either direction
+    ("aer", 2, "abc"),
+  ],
+)
+def test_html_sorts_on_header_clicks_in_headless_chromium(sweep, tmp_path, header, clicks, order):
+  page = leaderboard.render(
+    leaderboard.rank(leaderboard.collect([str(sweep)]), "test.bleu"), "html", str(tmp_path)
+  )
+  path = tmp_path / "board.html"
+  path.write_text(page.replace("</body>", _CLICK.format(header=header, clicks=clicks) + "</body>"))
+  dom = subprocess.run(
+    ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert dom.returncode == 0, dom.stderr
+  # Each row links its seed-0 run's plot first: the rows in the order the browser left them.
+  rows = re.findall(r"sweep/(?:nested/)?([abc])_s0/bleu_by_length", dom.stdout)
+  assert "".join(rows) == order

@@ -185,24 +185,51 @@ def test_missing_metric_is_not_applicable(tmp_path):
   assert "ours: AER (synthetic/swap, test)" in markdown
 
 
-def test_bahdanau_figure_and_rows_not_run(tmp_path):
+def test_bahdanau_figure_and_length_filtered_rows(tmp_path):
   table = TABLES.get("bahdanau2015_table1")
   trials = tables.plan(table, "tiny")
+  assert list(trials) == [
+    "rnnencdec-30",
+    "rnnsearch-30",
+    "rnnencdec-50",
+    "rnnsearch-50",
+    "rnnsearch-50-longer",
+  ]
+  base = tables.base_config(table.setup("tiny").config)
+  configs = {name: tables.trial_config(base, t[0]) for name, t in trials.items()}
+  assert [c.data.max_train_words for c in configs.values()] == [30, 30, 50, 50, 50]
+  steps = configs["rnnsearch-50"].train.num_steps
+  assert configs["rnnsearch-50-longer"].train.num_steps == 2 * steps
   results = {name: _result(10.0 + i, 30.0) for i, name in enumerate(trials)}
   summary, markdown = reproduce.run(
     table, "tiny", trials, str(tmp_path), command=_fake(tmp_path, results)
   )
-  assert len(summary.completed) == 3
+  assert len(summary.completed) == 5
   png = tmp_path / "bahdanau2015_table1.png"
   assert png.read_bytes().startswith(b"\x89PNG")
   assert "![BLEU by source length" in markdown and "(bahdanau2015_table1.png)" in markdown
-  assert _row(markdown, "RNNencdec-30")[1:] == ["13.93", "24.19", "—", "—", "not run"]
-  assert "train-only length filter" in markdown
-  assert _row(markdown, "RNNsearch-50")[1:4] == ["26.75", "34.16", "11.00"]
+  assert _row(markdown, "RNNencdec-30")[1:4] == ["13.93", "24.19", "10.00"]
+  assert _row(markdown, "RNNsearch-50")[1:4] == ["26.75", "34.16", "13.00"]
+  assert _row(markdown, "Moses")[1:] == ["33.30", "35.63", "—", "—", "not run"]
 
   # Rerunning skips the finished trials and leaves their numbers.
   summary, again = reproduce.run(table, "tiny", trials, str(tmp_path), command=None)
-  assert len(summary.skipped) == 3 and again == markdown
+  assert len(summary.skipped) == 5 and again == markdown
+
+
+def test_fetch_downloads_only_what_can_be_fetched(tmp_path, monkeypatch):
+  from attn_research.data import datasets
+
+  fetched, loaded = [], []
+  monkeypatch.setattr(datasets, "fetch", lambda name, data_dir: fetched.append((name, data_dir)))
+  monkeypatch.setattr(datasets, "load", lambda name, data_dir: loaded.append(name))
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+  for name in ("luong2015_table4", "textbook_dates"):
+    table = TABLES.get(name)
+    flat = [t for row in tables.plan(table, "tiny").values() for t in row]
+    reproduce.prepare_data(table, "tiny", flat, fetch=True)
+  assert fetched == [("debian_l10n/en-de", str(tmp_path))]
+  assert loaded == ["debian_l10n/en-de", "dates"]
 
 
 def test_stale_trial_directory_is_refused(tmp_path):

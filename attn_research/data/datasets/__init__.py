@@ -108,6 +108,17 @@ def load(name: str, data_dir: str = "") -> Splits:
   return DATASETS.get(family_name).load(config, os.path.expanduser(data_dir) if data_dir else None)
 
 
+def resolve_data_dir(data_dir: str) -> str:
+  """`data_dir`, or TFDS's default when empty: `$TFDS_DATA_DIR` or `~/tensorflow_datasets`."""
+  data_dir = data_dir or os.environ.get("TFDS_DATA_DIR", "") or "~/tensorflow_datasets"
+  return os.path.expanduser(data_dir)
+
+
+def can_fetch(name: str) -> bool:
+  """Whether `fetch` can download what dataset `name` reads."""
+  return hasattr(DATASETS.get(parse_name(name)[0]), "fetch")
+
+
 def manual_dir(data_dir: str) -> str:
   """TFDS's default manual directory: where datasets read files that must be fetched."""
   return os.path.join(os.path.expanduser(data_dir), "downloads", "manual")
@@ -115,8 +126,7 @@ def manual_dir(data_dir: str) -> str:
 
 def fetch(name: str, data_dir: str) -> None:
   """Downloads what dataset `name` reads from the manual directory of `data_dir`."""
-  family_name, config = parse_name(name)
-  family = DATASETS.get(family_name)
-  if not hasattr(family, "fetch"):
+  if not can_fetch(name):
     raise ConfigError(f"{name} has nothing to fetch; run without --fetch.")
-  family.fetch(config, manual_dir(data_dir))
+  family_name, config = parse_name(name)
+  DATASETS.get(family_name).fetch(config, manual_dir(data_dir))

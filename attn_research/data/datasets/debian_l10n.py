@@ -142,7 +142,8 @@ def check_manual_dir(config_name: str, manual_dir: str | os.PathLike) -> None:
   if problems:
     raise ConfigError(
       f"debian_l10n/{config_name}: {'; '.join(problems)} in {manual_dir}; fetch them with: "
-      f"{_fetch_hint(config_name, manual_dir)}"
+      f"{_fetch_hint(config_name, manual_dir)} (or pass --fetch to experiments.data or "
+      "experiments.reproduce)"
     )
 
 
