@@ -23,7 +23,9 @@ _SCORE = flags.DEFINE_string("score", "general", "Score function.")
 _ALIGNMENTS = flags.DEFINE_list(
   "alignments", ["global", "local_m", "local_p"], "Alignments to time."
 )
-_LENGTHS = flags.DEFINE_list("src_lens", ["50", "100", "200", "400", "800"], "Source lengths.")
+_LENGTHS = flags.DEFINE_list(
+  "src_lens", ["16", "32", "50", "100", "200", "400", "800"], "Source lengths."
+)
 _BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 _HIDDEN = flags.DEFINE_integer("hidden", 512, "Query and key size.")
 _WINDOW = flags.DEFINE_integer("window", 10, "D of local alignments.")

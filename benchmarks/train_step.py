@@ -18,9 +18,18 @@ from absl import app, flags
 _OUT = flags.DEFINE_string("out", None, "Where to write the JSON results.")
 _REPEATS = flags.DEFINE_integer("repeats", 30, "Timed steps per variant.")
 _SRC_LEN = flags.DEFINE_integer("src_len", 28, "Padded source length.")
+_LOCAL = flags.DEFINE_enum(
+  "local",
+  "auto",
+  ["auto", "gather", "dense"],
+  "How local alignments attend: as the library chooses by source length, or forced to "
+  "gather their window / score a masked dense row.",
+)
 
 VARIANTS = {
   "luong+feed": {"decoder.type": "luong", "decoder.input_feeding": True},
+  "luong+feed local_m": {"decoder.type": "luong", "attention.alignment": "local_m"},
+  "luong+feed local_p": {"decoder.type": "luong", "attention.alignment": "local_p"},
   "luong": {"decoder.type": "luong", "decoder.input_feeding": False},
   "none_state": {"decoder.type": "none_state", "decoder.input_feeding": False},
 }
@@ -34,11 +43,15 @@ def main(argv: list[str]) -> None:
   import numpy as np
   from flax.training import train_state
 
+  from attn_research.attention import alignments
   from attn_research.model import ModelConfig, Seq2Seq
   from attn_research.training import optimizers, parallel, steps
   from benchmarks.report import write_report
   from experiments.configs import dates
 
+  if _LOCAL.value != "auto":
+    gather = _LOCAL.value == "gather"
+    alignments.gathers_window = lambda src_len, window: gather
   mesh = parallel.make_mesh()
   results = []
   for name, overrides in VARIANTS.items():
@@ -86,6 +99,7 @@ def main(argv: list[str]) -> None:
     results.append(
       {
         "variant": name,
+        "local": _LOCAL.value,
         "batch_size": batch_size,
         "src_len": _SRC_LEN.value,
         "tgt_len": TGT_LEN,

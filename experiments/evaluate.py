@@ -33,10 +33,13 @@ def _stored_config(workdir: str | None) -> ml_collections.ConfigDict:
   if not workdir or not os.path.exists(path):
     return ml_collections.ConfigDict()
   with open(path, encoding="utf-8") as f:
-    stored = json.load(f)
-  stored["data"] = {k: tuple(v) for k, v in stored["data"].items()}
-  stored["eval"]["splits"] = tuple(stored["eval"]["splits"])
+    stored = json.load(f, object_hook=_with_tuples)
   return ml_collections.ConfigDict(stored)
+
+
+def _with_tuples(section: dict) -> dict:
+  """JSON has no tuples: the config's sequences (buckets, splits) come back as lists."""
+  return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
 
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")

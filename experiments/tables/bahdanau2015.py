@@ -61,7 +61,12 @@ TABLE = Table(
       note="trained twice as many steps as RNNsearch-50 at tiny and small scale (the paper: "
       "until the development score stopped improving, 6.67×10⁵ updates).",
     ),
-    Row("Moses", "moses", ("33.30", "35.63"), note="phrase-based system, not a model here."),
+    Row(
+      "Moses",
+      "moses",
+      ("33.30", "35.63"),
+      note="the paper's phrase-based baseline, not a neural model.",
+    ),
   ),
   setups={
     "tiny": _setup(

@@ -13,8 +13,7 @@ import pytest
 
 from attn_research.errors import ConfigError
 from attn_research.evaluation import leaderboard
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import REPO
 
 # variant → (score, alignment, per seed: (test BLEU, test ppl)); BLEU and ppl rank differently.
 VARIANTS = {

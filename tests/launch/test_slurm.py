@@ -9,8 +9,7 @@ import pytest
 
 from attn_research.errors import ConfigError
 from launch import slurm, sweep
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import REPO
 
 # A stand-in for experiments.train that records the arguments it got.
 FAKE_TRAIN = """

@@ -8,11 +8,11 @@ from ml_collections import config_flags
 
 from attn_research.errors import ConfigError
 from launch import sweep
+from tests.conftest import REPO
 
 # ml_collections' config_flags loads config files with the deprecated load_module().
 pytestmark = pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONFIG_FILE = """
 import ml_collections

@@ -7,9 +7,7 @@ import pytest
 
 from attn_research.errors import ConfigError
 from attn_research.training.evaluation import evaluate_run
-from tests.conftest import tiny_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import REPO, tiny_config
 
 
 def test_greedy_evaluation_reproduces_the_run_and_beam_search_runs(tiny_run, dates_data_dir):

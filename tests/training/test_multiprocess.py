@@ -12,9 +12,7 @@ import pytest
 
 from attn_research.errors import ConfigError
 from attn_research.training import distributed, parallel, trainer
-from tests.conftest import tiny_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import REPO, tiny_config
 
 # Small enough to run in well under a minute: one bucket shape (one compilation per step
 # function), a checkpoint mid-run, and the final evaluation of the validation split.

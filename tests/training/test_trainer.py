@@ -15,9 +15,7 @@ from attn_research.errors import ConfigError
 from attn_research.registry import UnknownVariantError
 from attn_research.training import parallel, trainer
 from attn_research.training.workdir import WorkdirConflictError
-from tests.conftest import tiny_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import REPO, tiny_config
 
 
 def _read(path):
