@@ -28,6 +28,18 @@ def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
   )
 
 
+def tiny_train_command(workdir: str, data_dir: str) -> list[str]:
+  """`experiments.train` of the tiny dates config (`tests/configs/tiny_dates.py`)."""
+  return [
+    sys.executable,
+    "-m",
+    "experiments.train",
+    f"--config={os.path.join(REPO, 'tests', 'configs', 'tiny_dates.py')}",
+    f"--workdir={workdir}",
+    f"--config.dataset.data_dir={data_dir}",
+  ]
+
+
 @pytest.fixture(scope="session")
 def dates_data_dir(tmp_path_factory) -> str:
   """A TFDS data dir holding the dates dataset, built once per test session."""

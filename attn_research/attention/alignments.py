@@ -79,20 +79,17 @@ class _Local(Alignment):
     first, p_t = self.window_start(query, memory, positions)
     src_len = memory.mask.shape[1]
     gather = gathers_window(src_len, self.window)
-    if gather:
-      index = first[..., None] + jnp.arange(2 * self.window + 1)  # [b, q, 2D+1]
-      inside = (index >= 0) & (index < lengths)
-    else:
-      index = jnp.arange(src_len)  # [src_len]
-      inside = (index >= first[..., None]) & (index <= first[..., None] + 2 * self.window)
-      inside &= index < lengths
-    if p_t is not None:  # the real-valued window [p_t − D, p_t + D] in 1-based s
-      inside &= jnp.abs(index + 1 - p_t[..., None]) <= self.window
-    if gather:
+    if gather:  # the window's positions only: [b, q, 2D+1]
+      index = first[..., None] + jnp.arange(2 * self.window + 1)
       safe = jnp.clip(index, 0, src_len - 1)
       energies = score.compare(query, _gather(memory.keys, safe))
-    else:
+    else:  # every position: [src_len]
+      index = jnp.arange(src_len)
       energies = score.compare(query, memory.keys)
+    offset = index - first[..., None]
+    inside = (offset >= 0) & (offset <= 2 * self.window) & (index >= 0) & (index < lengths)
+    if p_t is not None:  # the real-valued window [p_t − D, p_t + D] in 1-based s
+      inside &= jnp.abs(index + 1 - p_t[..., None]) <= self.window
     weights = masked_softmax(energies, inside)
     if p_t is not None:  # Luong Eq. 10: align(h_t, h̄_s) · exp(−(s − p_t)² / 2σ²), σ = D/2
       sigma = self.window / 2.0

@@ -144,13 +144,14 @@ class TrainBatches(Iterator[Batch]):
     self.num_filtered = len(split) - len(self.kept)
     self._bucket_of = assigned
     if len(self.kept) < batch_size:
+      limits = f"the buckets (source {buckets.source[-1]}, target {buckets.target[-1]})"
+      fixes = "raise the largest bucket"
+      if max_words > 0:
+        limits += f" and data.max_train_words={max_words}"
+        fixes += " or data.max_train_words"
       raise ConfigError(
-        f"Only {len(self.kept)} training examples fit the buckets (source "
-        f"{buckets.source[-1]}, target {buckets.target[-1]})"
-        + (f" and data.max_train_words={max_words}" if max_words > 0 else "")
-        + f", fewer than one batch of {batch_size}; raise the largest bucket"
-        + (" or data.max_train_words" if max_words > 0 else "")
-        + " or lower train.batch_size."
+        f"Only {len(self.kept)} training examples fit {limits}, fewer than one batch of "
+        f"{batch_size}; {fixes} or lower train.batch_size."
       )
     self.epoch, self.position = 0, 0
     self._plan = self._make_plan(0)

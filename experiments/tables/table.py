@@ -54,9 +54,14 @@ def tiny_l10n(steps: int, max_words: int = 30) -> Overrides:
 
 
 def tiny_l10n_note(steps: int, max_words: int = 30) -> str:
-  """How `tiny_l10n(steps, max_words)` trains, for a setup's note."""
+  """How `tiny_l10n(steps, max_words)` trains, for a setup's note (read from its values)."""
+  recipe = tiny_l10n(steps, max_words)
   words = f"training pairs of ≤ {max_words} words, " if max_words else ""
-  return f"SentencePiece 4000, {words}Adam at 5e-3 with cosine decay, {steps} steps of 128 pairs."
+  return (
+    f"SentencePiece {recipe['dataset.vocab_size']}, {words}Adam at "
+    f"{recipe['train.learning_rate']:g} with cosine decay, {steps} steps of "
+    f"{recipe['train.batch_size']} pairs."
+  )
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")

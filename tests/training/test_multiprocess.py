@@ -4,7 +4,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 
 from attn_research.errors import ConfigError
 from attn_research.training import distributed, parallel, trainer
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, tiny_config, tiny_train_command
 
 # Small enough to run in well under a minute: one bucket shape (one compilation per step
 # function), a checkpoint mid-run, and the final evaluation of the validation split.
@@ -37,12 +36,7 @@ def _free_port() -> int:
 def _launch(data_dir: str, workdir: str) -> list[subprocess.Popen]:
   address = f"localhost:{_free_port()}"
   command = [
-    sys.executable,
-    "-m",
-    "experiments.train",
-    f"--config={os.path.join(REPO, 'tests', 'configs', 'tiny_dates.py')}",
-    f"--workdir={workdir}",
-    f"--config.dataset.data_dir={data_dir}",
+    *tiny_train_command(workdir, data_dir),
     *(f"--config.{key}={value!r}" for key, value in OVERRIDES.items()),
     f"--coordinator_address={address}",
     f"--num_processes={NUM_PROCESSES}",

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import jax
@@ -15,7 +14,7 @@ from attn_research.errors import ConfigError
 from attn_research.registry import UnknownVariantError
 from attn_research.training import parallel, trainer
 from attn_research.training.workdir import WorkdirConflictError
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, tiny_config, tiny_train_command
 
 
 def _read(path):
@@ -80,14 +79,7 @@ def test_one_and_eight_devices_give_the_same_loss_curve(dates_data_dir, tmp_path
 def test_killed_run_resumes_to_the_same_result(tiny_run, dates_data_dir, tmp_path):
   _, reference = tiny_run
   workdir = str(tmp_path / "killed")
-  command = [
-    sys.executable,
-    "-m",
-    "experiments.train",
-    f"--config={os.path.join(REPO, 'tests', 'configs', 'tiny_dates.py')}",
-    f"--workdir={workdir}",
-    f"--config.dataset.data_dir={dates_data_dir}",
-  ]
+  command = tiny_train_command(workdir, dates_data_dir)
   env = {**os.environ, "PYTHONPATH": REPO}
   process = subprocess.Popen(
     command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
