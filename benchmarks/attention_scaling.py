@@ -36,20 +36,17 @@ def main(argv: list[str]) -> None:
   import jax
   import jax.numpy as jnp
 
-  from attn_research.attention import Attention
+  from attn_research.attention import Attention, AttentionConfig
   from benchmarks.report import write_report
 
   batch, hidden = _BATCH.value, _HIDDEN.value
   results = []
   for alignment in _ALIGNMENTS.value:
     for src_len in map(int, _LENGTHS.value):
-      layer = Attention(
-        score=_SCORE.value,
-        alignment=alignment,
-        query_size=hidden,
-        window=_WINDOW.value,
-        max_length=src_len,
+      config = AttentionConfig(
+        _SCORE.value, alignment, window=_WINDOW.value, max_source_length=src_len
       )
+      layer = Attention(config, query_size=hidden)
       keys = jax.random.split(jax.random.key(src_len), 3)
       query = jax.random.normal(keys[0], (batch, hidden))
       values = jax.random.normal(keys[1], (batch, src_len, hidden))

@@ -12,6 +12,8 @@ import sys
 import numpy as np
 from absl import app, flags
 
+from experiments import cli
+
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset name, e.g. debian_l10n/en-de.")
 _DATA_DIR = flags.DEFINE_string(
   "data_dir", "", "TFDS data directory; empty uses $TFDS_DATA_DIR or ~/tensorflow_datasets."
@@ -50,17 +52,16 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   from attn_research.data import datasets
-  from attn_research.errors import ConfigError
 
   data_dir = datasets.resolve_data_dir(_DATA_DIR.value)
-  try:
-    if _FETCH.value:
+  if _FETCH.value:
+    if datasets.can_fetch(_DATASET.value):
       datasets.fetch(_DATASET.value, data_dir)
-    splits = datasets.load(_DATASET.value, data_dir)
-  except ConfigError as e:
-    sys.exit(f"error: {e}")
+    else:
+      print(f"note: {_DATASET.value} has nothing to fetch; building it.", file=sys.stderr)
+  splits = datasets.load(_DATASET.value, data_dir)
   print(describe(_DATASET.value, splits, _EXAMPLES.value))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -17,6 +17,10 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
+from attn_research import runs
+from attn_research.errors import ConfigError
+from experiments import cli
+
 
 def _workdir_from_argv(argv: list[str]) -> str | None:
   for i, arg in enumerate(argv):
@@ -29,17 +33,13 @@ def _workdir_from_argv(argv: list[str]) -> str | None:
 
 def _stored_config(workdir: str | None) -> ml_collections.ConfigDict:
   """The run's config, so that `--config.key=value` overrides are type-checked against it."""
-  path = os.path.join(os.path.expanduser(workdir or ""), "config.json")
+  path = os.path.join(os.path.expanduser(workdir or ""), runs.CONFIG)
   if not workdir or not os.path.exists(path):
     return ml_collections.ConfigDict()
-  with open(path, encoding="utf-8") as f:
-    stored = json.load(f, object_hook=_with_tuples)
-  return ml_collections.ConfigDict(stored)
-
-
-def _with_tuples(section: dict) -> dict:
-  """JSON has no tuples: the config's sequences (buckets, splits) come back as lists."""
-  return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+  try:
+    return runs.from_stored(runs.read_json(path))
+  except ConfigError as e:
+    cli.fail(e)
 
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
@@ -60,21 +60,15 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from attn_research.errors import ConfigError
   from attn_research.training import evaluation
 
-  try:
-    result, hypotheses = evaluation.evaluate_run(
-      _WORKDIR.value, _CONFIG.value, _SPLIT.value, _CHECKPOINT.value, _REPORTS_DIR.value
-    )
-  except ConfigError as e:
-    sys.exit(f"error: {e}")
+  result, hypotheses = evaluation.evaluate_run(
+    _WORKDIR.value, _CONFIG.value, _SPLIT.value, _CHECKPOINT.value, _REPORTS_DIR.value
+  )
   if _OUTPUT.value:
-    from attn_research.training.workdir import atomic_write
-
-    atomic_write(_OUTPUT.value, "".join(h + "\n" for h in hypotheses))
+    runs.atomic_write(_OUTPUT.value, "".join(h + "\n" for h in hypotheses))
   print(json.dumps(result))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

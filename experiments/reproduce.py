@@ -12,19 +12,19 @@ luong2015_table{1,4,6}, bahdanau2015_table1, britz2017_attention, tfnmt_iwslt15,
 textbook_dates.
 """
 
-import json
 import os
 import shlex
-import sys
 from collections.abc import Sequence
 
 from absl import app, flags
 
+from attn_research import runs
 from attn_research.errors import ConfigError
+from experiments import cli
 from experiments.tables import TABLES
 from experiments.tables import table as tables
 from launch import local
-from launch.sweep import Trial, is_completed, train_command
+from launch.sweep import Trial, train_command
 
 _TABLE = flags.DEFINE_string("table", None, "Paper table, e.g. luong2015_table4.")
 _SCALE = flags.DEFINE_enum("scale", None, list(tables.SCALES), "How big the runs are.")
@@ -45,9 +45,9 @@ def dry_run(table: tables.Table, scale: str, trials: dict[str, list[Trial]], roo
   """The trials a run would start (with their commands) and the rows it would not run."""
   run_root = sweep_root(root, table, scale)
   flat = [t for row in trials.values() for t in row]
-  todo = [t for t in flat if not is_completed(t.workdir(run_root))]
+  todo = [t for t in flat if not runs.is_finished(t.workdir(run_root))]
   lines = [
-    f"{table.name} at scale {scale}: {len(flat)} trials ({len(flat) - len(todo)} completed) "
+    f"{table.name} at scale {scale}: {len(flat)} trials ({len(flat) - len(todo)} finished) "
     f"in {run_root}"
   ]
   for row in table.rows:
@@ -56,8 +56,9 @@ def dry_run(table: tables.Table, scale: str, trials: dict[str, list[Trial]], roo
       continue
     for trial in trials[row.name]:
       workdir = trial.workdir(run_root)
-      if is_completed(workdir):
-        lines.append(f"# {row.label} — {trial.name}: completed, skipped")
+      if runs.is_finished(workdir):
+        status = runs.read_run(workdir).status
+        lines.append(f"# {row.label} — {trial.name}: {status}, skipped")
       else:
         lines.append(f"# {row.label} — {trial.name}\n{shlex.join(train_command(trial, workdir))}")
   return "\n".join(lines)
@@ -66,20 +67,15 @@ def dry_run(table: tables.Table, scale: str, trials: dict[str, list[Trial]], roo
 def check_workdirs(table: tables.Table, scale: str, trials: Sequence[Trial], root: str) -> None:
   """Refuses trial directories holding a run of another config (say, an older step count),
   whose numbers would otherwise be printed as this table's."""
-  from attn_research.training.workdir import CONFIG, config_differences
-
-  base = tables.base_config(table.setup(scale).config)
+  base = runs.load_config(table.setup(scale).config)
   for trial in trials:
-    path = os.path.join(trial.workdir(root), CONFIG)
-    if not os.path.exists(path):
+    run = runs.Workdir(trial.workdir(root), writer=False)
+    if not run.exists(runs.CONFIG):
       continue
-    with open(path, encoding="utf-8") as f:
-      stored = json.load(f)
-    expected = json.loads(json.dumps(tables.trial_config(base, trial).to_dict()))
-    diff = config_differences(stored, expected)
+    diff = runs.config_differences(run.read_json(runs.CONFIG), tables.trial_config(base, trial))
     if diff:
       raise ConfigError(
-        f"{trial.workdir(root)} holds a run of another config ({'; '.join(diff[:4])}); "
+        f"{run.path} holds a run of another config ({'; '.join(diff[:4])}); "
         "delete it or pass another --root."
       )
 
@@ -92,7 +88,7 @@ def prepare_data(
   `fetch`, first downloads the inputs of datasets that can fetch them."""
   from attn_research.data import datasets
 
-  base = tables.base_config(table.setup(scale).config)
+  base = runs.load_config(table.setup(scale).config)
   needed = {
     (config.dataset.name, datasets.resolve_data_dir(config.dataset.data_dir))
     for config in (tables.trial_config(base, t) for t in trials)
@@ -126,33 +122,28 @@ def run(
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  try:
-    table = TABLES.get(_TABLE.value)
-    trials = tables.plan(table, _SCALE.value)
-    if _DRY_RUN.value:
-      print(dry_run(table, _SCALE.value, trials, _ROOT.value))
-      return
-    prepare_data(table, _SCALE.value, [t for row in trials.values() for t in row], _FETCH.value)
-    summary, markdown = run(
-      table,
-      _SCALE.value,
-      trials,
-      _ROOT.value,
-      parallel=_PARALLEL.value,
-      devices=local.visible_gpus(),
-    )
-  except ConfigError as e:
-    sys.exit(f"error: {e}")
-  except KeyboardInterrupt:
-    sys.exit("interrupted; rerun the same command to resume the unfinished trials.")
+  table = TABLES.get(_TABLE.value)
+  trials = tables.plan(table, _SCALE.value)
+  if _DRY_RUN.value:
+    print(dry_run(table, _SCALE.value, trials, _ROOT.value))
+    return
+  prepare_data(table, _SCALE.value, [t for row in trials.values() for t in row], _FETCH.value)
+  summary, markdown = run(
+    table,
+    _SCALE.value,
+    trials,
+    _ROOT.value,
+    parallel=_PARALLEL.value,
+    devices=local.visible_gpus(),
+  )
   written = [f"{table.name}.{ext}" for ext in ("md", "png")]
   written = [
     os.path.join(_ROOT.value, w) for w in written if os.path.exists(os.path.join(_ROOT.value, w))
   ]
   print(f"\n{markdown}\nwrote {', '.join(written)}")
   if summary.failed:
-    sys.exit(f"error: {len(summary.failed)} trials failed (see the table's notes); fix and rerun.")
+    cli.fail(f"{len(summary.failed)} trials failed (see the table's notes); fix and rerun.", 1)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, interrupted="rerun the same command to resume the unfinished trials.")

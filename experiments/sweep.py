@@ -19,9 +19,10 @@ import sys
 
 from absl import app, flags
 
-from attn_research.errors import ConfigError
+from attn_research import runs
+from experiments import cli
 from launch import local, slurm
-from launch.sweep import Trial, is_completed, load_sweep, train_command
+from launch.sweep import Trial, load_sweep, train_command
 
 _CONFIG = flags.DEFINE_string(
   "config", None, "Config file with a get_sweep, e.g. experiments/configs/synthetic.py:reverse."
@@ -72,8 +73,8 @@ def _local(trials: list[Trial]) -> None:
   groups = local.device_groups(devices, _DEVICES_PER_TRIAL.value, _PARALLEL.value)
   for i, trial in enumerate(trials):
     workdir = trial.workdir(_ROOT.value)
-    if is_completed(workdir):
-      print(f"# {trial.name}: completed, skipped")
+    if runs.is_finished(workdir):
+      print(f"# {trial.name}: {runs.read_run(workdir).status}, skipped")
       continue
     pinned = f"CUDA_VISIBLE_DEVICES={','.join(groups[i % len(groups)])} " if devices else ""
     print(f"# {trial.name}\n{pinned}{shlex.join(train_command(trial, workdir))}")
@@ -92,7 +93,7 @@ def _slurm(trials: list[Trial]) -> None:
   )
   job = slurm.write_job(trials, _ROOT.value, options, parallel=_PARALLEL.value)
   if job is None:
-    print(f"All {len(trials)} trials are completed; nothing to submit.")
+    print(f"All {len(trials)} trials are finished; nothing to submit.")
     return
   script_file, pending = job
   print(f"{len(pending)} of {len(trials)} trials to run; wrote {script_file}")
@@ -106,14 +107,9 @@ def _slurm(trials: list[Trial]) -> None:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  try:
-    trials = load_sweep(_CONFIG.value)
-    (_local if _LAUNCHER.value == "local" else _slurm)(trials)
-  except ConfigError as e:
-    sys.exit(f"error: {e}")
-  except KeyboardInterrupt:
-    sys.exit("interrupted; rerun the same command to resume the unfinished trials.")
+  trials = load_sweep(_CONFIG.value)
+  (_local if _LAUNCHER.value == "local" else _slurm)(trials)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, interrupted="rerun the same command to resume the unfinished trials.")

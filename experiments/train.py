@@ -12,10 +12,11 @@ tasks of one Slurm step (`srun`), which JAX detects. Only process 0 writes and p
 """
 
 import json
-import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
+
+from experiments import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config file, e.g. experiments/configs/dates.py.", lock_config=True
@@ -39,26 +40,23 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   import jax  # after absl parsed the flags
 
-  from attn_research.errors import ConfigError
+  from attn_research import runs
   from attn_research.training import distributed
 
-  if not flags.FLAGS["verbosity"].present:  # library INFO logs (orbax) drown the progress bar
-    logging.set_verbosity(logging.WARNING)
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  from attn_research.training import trainer  # after jax.distributed, before any jax use
 
-  try:
-    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    from attn_research.training import trainer  # after jax.distributed, before any jax use
-
-    result = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
-  except ConfigError as e:
-    sys.exit(f"error: {e}")
+  result = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
   if jax.process_index() != 0:
     return
+  if result["status"] == runs.DIVERGED:
+    cli.fail(f"the run diverged: {result['error']}", status=1)
   summary = {
     "workdir": _WORKDIR.value,
     "num_params": result["num_params"],
     "wall_seconds": round(result["wall_seconds"], 1),
-    "train_tokens_per_second": round(result["train_tokens_per_second"], 1),
+    "compile_seconds": round(result.get("compile_seconds", 0.0), 1),
+    "train_tokens_per_second": round(result["train_tokens_per_second"] or 0.0, 1),
     "metrics": {  # bins of BLEU by length are in result.json and its plot
       split: {k: v for k, v in m.items() if k != "bleu_by_length"}
       for split, m in result["metrics"].items()
@@ -67,20 +65,5 @@ def main(argv: list[str]) -> None:
   print(json.dumps(summary, indent=2))
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's parser, with a one-line error for a config override that names no field."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(f"error: {e}\nPass --help for the flags.")
-  except (AttributeError, KeyError) as e:  # raised by ml_collections for an unknown key
-    overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
-    detail = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'").replace("\n", " ")
-    sys.exit(
-      f"error: a config override names a key that does not exist ({detail}); "
-      f"overrides given: {' '.join(overrides)}."
-    )
-
-
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main)

@@ -3,13 +3,12 @@
 python -m experiments.variants
 """
 
-from absl import app
-
 from attn_research.attention import ALIGNMENTS, SCORES
 from attn_research.data.datasets import DATASETS
 from attn_research.data.tokenizers import TOKENIZERS
 from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS
 from attn_research.training.optimizers import OPTIMIZERS, SCHEDULES
+from experiments import cli
 
 FAMILIES = (
   SCORES,
@@ -44,4 +43,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -1,14 +1,13 @@
 """Runs a sweep's trials on this machine, one subprocess each, `parallel` at a time.
 
-Every trial runs in ROOT/<name> and logs to its train.log. Finished trials (result.json
-says completed) are skipped, so rerunning a sweep resumes it: killed trials restart from
-their checkpoints. A failed trial leaves ROOT/<name>/failed.json and the others go on.
+Every trial runs in ROOT/<name> and logs to its train.log. Finished trials (completed or
+diverged) are skipped, so rerunning a sweep resumes it: killed trials restart from their
+checkpoints. A failed trial leaves ROOT/<name>/failed.json and the others go on.
 With GPUs, each trial sees only its own `devices_per_trial` of them through
 CUDA_VISIBLE_DEVICES; the caller lists the devices, so nothing here initialises jax.
 """
 
 import dataclasses
-import json
 import os
 import shlex
 import shutil
@@ -19,10 +18,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
+from attn_research import runs
 from attn_research.errors import ConfigError
-from launch.sweep import Trial, is_completed, train_command, write_manifest
+from launch.sweep import Trial, train_command, write_manifest
 
-FAILED, LOG = "failed.json", "train.log"
+LOG = "train.log"
 ERROR_LINES = 40  # lines of a failed trial's output kept in failed.json
 Command = Callable[[Trial, str], list[str]]  # (trial, its workdir) → argv
 
@@ -34,9 +34,11 @@ class Summary:
   completed: list[str] = dataclasses.field(default_factory=list)
   skipped: list[str] = dataclasses.field(default_factory=list)
   failed: list[str] = dataclasses.field(default_factory=list)
+  diverged: list[str] = dataclasses.field(default_factory=list)
 
   def __str__(self) -> str:
-    line = f"{len(self.completed)} completed, {len(self.skipped)} skipped (already completed)"
+    line = f"{len(self.completed)} completed, {len(self.skipped)} skipped (already finished)"
+    line += f", {len(self.diverged)} diverged" if self.diverged else ""
     line += f", {len(self.failed)} failed"
     return line + (f": {', '.join(self.failed)}" if self.failed else "")
 
@@ -125,23 +127,19 @@ def _output_tail(workdir: str, offset: int) -> str:
   return "\n".join(lines[-ERROR_LINES:])
 
 
-def _finish(run: _Running, root: str) -> bool:
-  """Records the outcome of an exited trial; returns whether it completed."""
-  from attn_research.training.workdir import atomic_write  # imports jax
-
+def _finish(run: _Running, root: str) -> str:
+  """Records the outcome of an exited trial: completed, diverged or failed."""
   workdir = run.trial.workdir(root)
-  failed = os.path.join(workdir, FAILED)
-  returncode = run.process.returncode
-  if returncode == 0 and is_completed(workdir):
-    if os.path.exists(failed):
-      os.remove(failed)
-    return True
+  status = runs.read_run(workdir).status
+  if status in runs.FINISHED:
+    runs.clear_failure(workdir)
+    return status
   error = _output_tail(workdir, run.log_offset)
-  if returncode == 0:
-    error += "\n(exited 0 without a completed result.json)"
-  record = {"error": error, "returncode": returncode, "command": run.command}
-  atomic_write(failed, json.dumps(record, indent=2) + "\n")
-  return False
+  if run.process.returncode == 0:
+    error += f"\n(exited 0 without a finished {runs.RESULT})"
+  record = {"error": error, "returncode": run.process.returncode, "command": run.command}
+  runs.record_failure(workdir, record)
+  return runs.FAILED_STATUS
 
 
 def _stop(running: Sequence[_Running], grace_seconds: float) -> None:
@@ -194,12 +192,12 @@ def run_local(
   summary = Summary()
   pending = []
   for trial in trials:
-    if is_completed(trial.workdir(root)):
+    if runs.is_finished(trial.workdir(root)):
       summary.skipped.append(trial.name)
     else:
       pending.append(trial)
   total, running = len(pending), []
-  report(f"{len(trials)} trials, {len(summary.skipped)} already completed, {total} to run")
+  report(f"{len(trials)} trials, {len(summary.skipped)} already finished, {total} to run")
   with _sigterm_interrupts():
     try:
       while pending or running:
@@ -213,14 +211,18 @@ def run_local(
           running.remove(run)
           free.append(run.devices)
           seconds = time.monotonic() - run.started
-          if _finish(run, root):
+          status = _finish(run, root)
+          if status == runs.COMPLETED:
             summary.completed.append(run.trial.name)
             report(f"completed {run.trial.name} in {seconds:.0f}s")
+          elif status == runs.DIVERGED:
+            summary.diverged.append(run.trial.name)
+            report(f"DIVERGED {run.trial.name} after {seconds:.0f}s; see its {runs.RESULT}")
           else:
             summary.failed.append(run.trial.name)
             report(
               f"FAILED {run.trial.name} (exit {run.process.returncode}); see "
-              f"{os.path.join(run.trial.workdir(root), FAILED)}"
+              f"{os.path.join(run.trial.workdir(root), runs.FAILED)}"
             )
     except KeyboardInterrupt:
       report(f"interrupted: stopping {len(running)} running trials")

@@ -23,8 +23,9 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 
+from attn_research import runs
 from attn_research.errors import ConfigError
-from launch.sweep import Trial, is_completed, train_command, write_manifest
+from launch.sweep import Trial, train_command, write_manifest
 
 TRIALS, SCRIPT, LOGS = "trials.txt", "sweep.sbatch", "slurm"
 Command = Callable[[Trial, str], list[str]]  # (trial, its workdir) → argv
@@ -131,17 +132,15 @@ def write_job(
     chdir: where tasks run `command` (the repository root); default: the current directory.
 
   Returns:
-    The script's path and the trials it runs, or None when every trial is completed.
+    The script's path and the trials it runs, or None when every trial is finished.
   """
   if options.nodes < 1:
     raise ConfigError("--slurm.nodes must be at least 1.")
   root = os.path.abspath(root)
   write_manifest(root, trials)
-  pending = [t for t in trials if not is_completed(t.workdir(root))]
+  pending = [t for t in trials if not runs.is_finished(t.workdir(root))]
   if not pending:
     return None
-  from attn_research.training.workdir import atomic_write  # imports jax
-
   os.makedirs(os.path.join(root, LOGS), exist_ok=True)
   lines = [shlex.join(command(t, t.workdir(root))) for t in pending]
   for trial, line in zip(pending, lines, strict=True):
@@ -150,7 +149,7 @@ def write_job(
         f"Trial {trial.name}'s command has a line break; trials.txt needs one line."
       )
   trials_file, trials_text = os.path.join(root, TRIALS), "".join(f"{line}\n" for line in lines)
-  atomic_write(trials_file, trials_text)
+  runs.atomic_write(trials_file, trials_text)
   script = sbatch_script(
     trials_file,
     trials_text,
@@ -160,7 +159,7 @@ def write_job(
     job=_job_name(trials[0].config),
   )
   script_file = os.path.join(root, SCRIPT)
-  atomic_write(script_file, script)
+  runs.atomic_write(script_file, script)
   return script_file, pending
 
 

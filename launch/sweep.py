@@ -1,11 +1,12 @@
-"""Sweeps: a config file's `get_sweep(arg)` expanded into named, validated trials.
+"""Sweeps: a config file's `get_sweep(arg, hyper)` expanded into named, validated trials.
 
 A config file may define, next to `get_config`, a list of override sets built with the
-combinators below (big_vision's `hyper.product` / `zipit` / `chainit`, made public):
+combinators below (big_vision's `hyper.product` / `zipit` / `chainit`), which it
+receives as `hyper`:
 
-  def get_sweep(arg: str | None) -> list[dict[str, Any]]:
-    return sweep.product(sweep.axis("model.decoder.type", ["luong", "none_state"]),
-                         sweep.seeds(2))
+  def get_sweep(arg: str | None, hyper) -> list[dict[str, Any]]:
+    return hyper.product(hyper.axis("model.decoder.type", ["luong", "none_state"]),
+                         hyper.seeds(2))
 
 Each override set is one `Trial`: a run of `experiments.train` in `ROOT/<trial name>`
 with `--config.<key>=<value>` flags that ml_collections parses back to the same values.
@@ -13,19 +14,19 @@ with `--config.<key>=<value>` flags that ml_collections parses back to the same 
 
 import ast
 import dataclasses
-import difflib
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
 import re
 import sys
+import types
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import ml_collections
 
+from attn_research import runs
 from attn_research.errors import ConfigError
 
 Overrides = dict[str, Any]
@@ -123,27 +124,14 @@ def train_command(trial: Trial, workdir: str, python: str = sys.executable) -> l
   return [python, "-m", "experiments.train", *trial.train_args(workdir)]
 
 
-def is_completed(workdir: str) -> bool:
-  """Whether `workdir` holds a finished run (its result.json says so)."""
-  from attn_research.training.workdir import RESULT  # imports jax: not at config-load time
-
-  try:
-    with open(os.path.join(workdir, RESULT), encoding="utf-8") as f:
-      return json.load(f).get("status") == "completed"
-  except (OSError, ValueError):
-    return False
-
-
 def write_manifest(root: str, trials: Sequence[Trial]) -> None:
   """Records the sweep in ROOT/sweep.json, so its runs can be found and compared later."""
-  from attn_research.training.workdir import atomic_write  # imports jax
-
   os.makedirs(root, exist_ok=True)
   manifest = {
     "config": trials[0].config if trials else "",
     "trials": [{"name": t.name, "overrides": t.overrides} for t in trials],
   }
-  atomic_write(os.path.join(root, MANIFEST), json.dumps(manifest, indent=2) + "\n")
+  runs.write_json(os.path.join(root, MANIFEST), manifest)
 
 
 def _canonical(overrides: Overrides) -> str:
@@ -196,54 +184,14 @@ def trial_names(sweep: Sequence[Overrides]) -> list[str]:
   ]
 
 
-def _round_trips(value: tuple) -> bool:
+def _round_trips(value: Any) -> bool:
+  """Whether a tuple survives the command line (`repr`, then ast.literal_eval)."""
+  if not isinstance(value, tuple):
+    return True
   try:
     return ast.literal_eval(repr(value)) == value
   except (ValueError, SyntaxError):
     return False
-
-
-def _check_value(key: str, default: Any, value: Any) -> Any:
-  """`value` as the field holding `default` stores it; raises TypeError if it cannot."""
-  if isinstance(default, bool):
-    ok = isinstance(value, bool)
-  elif isinstance(default, int):
-    ok = isinstance(value, int) and not isinstance(value, bool)
-  elif isinstance(default, float):
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    value = float(value) if ok else value
-  elif isinstance(default, str):
-    ok = isinstance(value, str)
-  elif isinstance(default, tuple):
-    ok = isinstance(value, tuple | list)
-    value = tuple(value) if ok else value
-    if ok and not _round_trips(value):
-      raise TypeError(f"{value!r} has elements that a command line cannot carry")
-  else:
-    raise TypeError(f"{key} is a {type(default).__name__} field, which sweeps cannot set")
-  if not ok:
-    raise TypeError(f"{value!r} is a {type(value).__name__}, {key} a {type(default).__name__}")
-  return value
-
-
-def _leaf_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
-  out = []
-  for k, v in config.items():
-    out.extend(
-      _leaf_keys(v, f"{prefix}{k}.")
-      if isinstance(v, ml_collections.ConfigDict)
-      else [f"{prefix}{k}"]
-    )
-  return out
-
-
-def _lookup(config: ml_collections.ConfigDict, key: str) -> Any:
-  node: Any = config
-  for part in key.split("."):
-    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-      raise KeyError(key)
-    node = node[part]
-  return node
 
 
 def make_trials(
@@ -257,34 +205,22 @@ def make_trials(
   """
   if not sweep:
     raise ConfigError(f"{config}: get_sweep returned no trials; return at least one.")
-  leaves = _leaf_keys(base)
   checked, seen = [], {}
   for i, overrides in enumerate(sweep):
     where = f"{config}: trial {i} {overrides!r}"
     if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
       raise ConfigError(f"{where} is not a dict of dotted config keys; fix get_sweep.")
-    values, trial_config = {}, base.to_dict()
-    for key, value in overrides.items():
-      try:
-        default = _lookup(base, key)
-      except KeyError:
-        close = difflib.get_close_matches(key, leaves, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+    try:
+      trial_config = runs.apply_overrides(base, overrides)
+    except ConfigError as e:
+      raise ConfigError(f"{where}: {e} Fix get_sweep.") from None
+    values = {key: runs.flatten(trial_config)[key] for key in overrides}
+    for key, value in values.items():
+      if not _round_trips(value):
         raise ConfigError(
-          f"{where} sets {key}, which is not a config key{hint}; fix get_sweep."
-        ) from None
-      if isinstance(default, ml_collections.ConfigDict):
-        raise ConfigError(f"{where} sets the section {key}; set its fields one by one.")
-      try:
-        values[key] = _check_value(key, default, value)
-      except TypeError as e:
-        raise ConfigError(f"{where}: {e}; fix get_sweep.") from None
-      *parents, leaf = key.split(".")
-      node = trial_config
-      for part in parents:
-        node = node[part]
-      node[leaf] = values[key]
-    effective = json.dumps(trial_config, sort_keys=True, default=repr)
+          f"{where}: {key}={value!r} has elements that a command line cannot carry; fix get_sweep."
+        )
+    effective = json.dumps(runs.stored(trial_config), sort_keys=True)
     if effective in seen:
       raise ConfigError(
         f"{where} gives the same config as trial {seen[effective]}; remove one of them."
@@ -295,23 +231,22 @@ def make_trials(
   return [Trial(config, n, o) for n, o in zip(names, checked, strict=True)]
 
 
-def load_sweep(config: str) -> list[Trial]:
-  """The trials of `path[:arg]`'s `get_sweep(arg)`, checked against its `get_config`.
+HELPERS = types.SimpleNamespace(
+  axis=axis, fixed=fixed, seeds=seeds, product=product, zip=zip_, chain=chain
+)
 
-  Loads the file the way ml_collections' `config_flags` does, so `get_config` sees the
-  same argument as in `experiments.train --config=path[:arg]`.
+
+def load_sweep(config: str) -> list[Trial]:
+  """The trials of `path[:arg]`'s `get_sweep(arg, hyper)`, checked against its `get_config`.
+
+  `hyper` is `HELPERS`, this module's combinators, so config files need not import the
+  launcher.
   """
   path, _, arg = config.partition(":")
-  if not os.path.isfile(path):
-    raise ConfigError(f"No config file {path}; pass --config=path/to/config.py[:arg].")
-  name = "sweep_config_" + re.sub(r"\W", "_", os.path.splitext(os.path.abspath(path))[0])
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = runs.load_module(path)
   if not hasattr(module, "get_sweep"):
     raise ConfigError(
-      f"{path} defines no get_sweep(arg); add one (see launch/sweep.py) or train single "
-      "runs with experiments.train."
+      f"{path} defines no get_sweep(arg, hyper); add one (see launch/sweep.py) or train "
+      "single runs with experiments.train."
     )
-  base = module.get_config(arg) if arg else module.get_config()
-  return make_trials(config, base, module.get_sweep(arg or None))
+  return make_trials(config, runs.load_config(config), module.get_sweep(arg or None, HELPERS))

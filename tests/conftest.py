@@ -1,5 +1,6 @@
 """Test setup: CPU with 8 simulated devices, configured before jax is imported."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax
+import numpy as np
 import pytest
 
 jax.config.update("jax_enable_x64", False)
@@ -86,24 +88,106 @@ def tiny_run(dates_data_dir, tmp_path_factory):
 
 
 def tiny_seq2seq(**overrides):
-  """A small `Seq2Seq` for model and decoding tests; `overrides` are `ModelConfig` fields."""
-  from attn_research.model import ModelConfig, Seq2Seq
+  """A small `Seq2Seq` for model and decoding tests. `overrides` name a `ModelConfig`
+  field (`embedding_size=12`) or a field of its encoder, decoder or attention config as
+  `<section>_<field>` (`decoder_type="gnmt"`, `attention_window=3`)."""
+  from attn_research.attention import AttentionConfig
+  from attn_research.model import DecoderConfig, EncoderConfig, ModelConfig, Seq2Seq
 
-  config = dict(
-    src_vocab_size=23,
-    tgt_vocab_size=17,
-    embedding_size=8,
-    dropout=0.0,
-    encoder_type="bi",
-    encoder_cell="lstm",
-    encoder_layers=2,
-    hidden_size=12,
-    decoder_type="luong",
-    decoder_layers=2,
-    input_feeding=False,
-    score="general",
-    alignment="global",
-    window=2,
+  config = dict(src_vocab_size=23, tgt_vocab_size=17, embedding_size=8, dropout=0.0, bridge="last")
+  sections = dict(
+    encoder=dict(type="bi", cell="lstm", num_layers=2, hidden_size=12),
+    decoder=dict(type="luong", num_layers=2, input_feeding=False),
+    attention=dict(score="general", alignment="global", window=2),
   )
-  config.update(overrides)
-  return Seq2Seq(ModelConfig(**config))
+  for name, value in overrides.items():
+    section, _, field = name.partition("_")
+    if section in sections:
+      sections[section][field] = value
+    else:
+      config[name] = value
+  return Seq2Seq(
+    ModelConfig(
+      **config,
+      encoder=EncoderConfig(**sections["encoder"]),
+      decoder=DecoderConfig(**sections["decoder"]),
+      attention=AttentionConfig(**sections["attention"]),
+    )
+  )
+
+
+# variant → (score, alignment, per seed: (test BLEU, test ppl)); BLEU and ppl rank differently.
+VARIANTS = {
+  "a": ("general", "global", [(20.0, 3.0), (21.5, 3.2), (19.0, 2.9)]),
+  "b": ("dot", "local_p", [(30.0, 2.5), (28.0, 2.6), (31.0, 2.4)]),
+  "c": ("dot", "global", [(10.0, 1.5)]),
+}
+NAMES = {
+  v: f"model.attention.score={score}, model.attention.alignment={alignment}"
+  for v, (score, alignment, _) in VARIANTS.items()
+}
+
+
+def _leaderboard_config(score: str, alignment: str, seed: int) -> dict:
+  return {
+    "seed": seed,
+    "dataset": {"name": "dates", "data_dir": f"/data/{seed}"},  # ignored by the grouping
+    "model": {"attention": {"score": score, "alignment": alignment, "window": 10}},
+    "eval": {"splits": ["validation", "test"]},
+  }
+
+
+def _split_metrics(bleu: float, ppl: float, with_aer: bool) -> dict:
+  metrics = {
+    "loss": float(np.log(ppl)),
+    "ppl": ppl,
+    "exact_match": bleu / 100,
+    "bleu": bleu,
+    "bleu_signature": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.4.0",
+    "tokenized_bleu": bleu + 1,
+    "chrf": bleu + 10,
+    "num_examples": 64,
+    "bleu_by_length": [{"min_length": 1, "max_length": 10, "num_examples": 64, "bleu": bleu}],
+  }
+  return {**metrics, "aer": 1 - bleu / 100} if with_aer else metrics
+
+
+def _write(path, name: str, data: dict) -> None:
+  path.mkdir(parents=True, exist_ok=True)
+  (path / name).write_text(json.dumps(data))
+
+
+@pytest.fixture
+def finished_sweep(tmp_path):
+  """A sweep directory of finished runs for leaderboards: 3 variants (3, 3 and 1 seeds; b
+  nested one level deeper), 1 unfinished, 1 failed and 1 diverged run."""
+  root = tmp_path / "sweep"
+  for variant, (score, alignment, seeds) in VARIANTS.items():
+    for seed, (bleu, ppl) in enumerate(seeds):
+      run = root / ("nested" if variant == "b" else "") / f"{variant}_s{seed}"
+      _write(
+        run,
+        "result.json",
+        {
+          "status": "completed",
+          "config": _leaderboard_config(score, alignment, seed),
+          "num_params": 1000 + ord(variant),
+          "wall_seconds": 60.0 + seed,
+          "train_tokens_per_second": 5000.0 + 10 * seed,
+          "metrics": {
+            "validation": _split_metrics(bleu - 1, ppl + 0.1, False),
+            "test": _split_metrics(bleu, ppl, variant == "a"),
+          },
+        },
+      )
+      (run / "bleu_by_length.test.png").write_bytes(b"\x89PNG")
+      _write(run / "heatmaps" / "test", "00000.png", {})  # not a run: below a run directory
+      _write(run / "heatmaps" / "test", "config.json", {})
+  _write(root / "d_s0", "config.json", _leaderboard_config("location", "global", 0))
+  _write(root / "e_s0", "failed.json", {"error": "ConfigError: window <b>too</b> large"})
+  _write(
+    root / "f_s0",
+    "result.json",
+    {"status": "diverged", "step": 40, "error": "the training loss is nan at step 40; lower"},
+  )
+  return root

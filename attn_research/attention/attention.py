@@ -1,45 +1,82 @@
 """The attention layer: a score function and an alignment, chosen by config strings."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from attn_research.attention.alignments import ALIGNMENTS
 from attn_research.attention.memory import Memory
-from attn_research.attention.scores import SCORES
+from attn_research.attention.scores import INITS, SCORES
+from attn_research.constraints import NON_NEGATIVE, Choice, Int, field
+from attn_research.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionConfig:
+  """`model.attention`: one field per key of that config section.
+
+  Attributes:
+    score: name in `SCORES`.
+    alignment: name in `ALIGNMENTS`.
+    window: D of local alignments.
+    size: inner size N of projected scores and of local-p's W_p (0: query size).
+    init: "paper" or "default" parameter initialisation (`scores.INITS`).
+    max_source_length: source positions the `location` score addresses; `from_config`
+      resolves 0 to the largest source bucket.
+  """
+
+  score: str = field(Choice(names=SCORES))
+  alignment: str = field(Choice(names=ALIGNMENTS))
+  window: int = field(NON_NEGATIVE, 10)
+  size: int = field(Int(low=0, note="0: the query size"), 0)
+  init: str = field(Choice(names=INITS), "paper")
+  max_source_length: int = field(Int(low=0, note="0: the largest source bucket"), 0)
+
+  @classmethod
+  def from_config(
+    cls, attention: ml_collections.ConfigDict, longest_source: int
+  ) -> "AttentionConfig":
+    """`longest_source`: the data's largest source bucket, the `location` score's reach
+    when `max_source_length` is 0.
+
+    Raises:
+      ConfigError: a positive `max_source_length` shorter than `longest_source`, which
+        would refuse the longest batches only once training reaches them.
+    """
+    config = cls(**attention.to_dict())
+    if 0 < config.max_source_length < longest_source:
+      raise ConfigError(
+        f"model.attention.max_source_length={config.max_source_length} is shorter than the "
+        f"largest source bucket ({longest_source}); raise it or set 0 to use the bucket."
+      )
+    return dataclasses.replace(config, max_source_length=config.max_source_length or longest_source)
 
 
 class Attention(nn.Module):
   """Context `c_t = Σ_s a_t(s) h̄_s` with `a_t` from the chosen score and alignment.
 
   Attributes:
-    score: name in `SCORES` (`model.attention.score`).
-    alignment: name in `ALIGNMENTS` (`model.attention.alignment`).
+    config: score, alignment and their options.
     query_size: size of the decoder state used as the query.
-    window: D of local alignments (`model.attention.window`).
-    size: inner size N of projected scores and of local-p's W_p (0: query size).
-    max_length: positions the `location` score can address.
-    initialization: "paper" or "default" parameter initialisation.
   """
 
-  score: str
-  alignment: str
+  config: AttentionConfig
   query_size: int
-  window: int = 10
-  size: int = 0
-  max_length: int = 0
-  initialization: str = "paper"
 
   def setup(self):
-    self.score_fn = SCORES.get(self.score)(
+    c = self.config
+    self.score_fn = SCORES.get(c.score)(
       query_size=self.query_size,
-      size=self.size,
-      max_length=self.max_length,
-      initialization=self.initialization,
+      size=c.size,
+      max_length=c.max_source_length,
+      initialization=c.init,
       name="score",
     )
-    self.align_fn = ALIGNMENTS.get(self.alignment)(
-      window=self.window, size=self.size, initialization=self.initialization, name="alignment"
+    self.align_fn = ALIGNMENTS.get(c.alignment)(
+      window=c.window, size=c.size, initialization=c.init, name="alignment"
     )
 
   def prepare(self, values: jax.Array, mask: jax.Array) -> Memory:

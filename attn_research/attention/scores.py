@@ -237,8 +237,6 @@ class Location(Score):
   """
 
   def setup(self):
-    if self.max_length < 1:
-      raise ConfigError("The location score needs model.attention.max_source_length ≥ 1.")
     self.w_a = self.param(
       "w_a", self.initializer(luong_uniform), (self.query_size, self.max_length)
     )

@@ -2,6 +2,7 @@
 
 import functools
 import math
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,8 +20,10 @@ def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 
 
 def perplexity(nll_sum: float, tokens: float) -> float:
-  """exp(mean per-token negative log-likelihood), counting `</s>` as a token."""
-  return math.exp(nll_sum / tokens)
+  """exp(mean per-token negative log-likelihood), counting `</s>` as a token; `inf` past
+  float range (a diverged model) and NaN for a NaN loss, never an exception."""
+  mean = nll_sum / tokens
+  return math.inf if mean > math.log(sys.float_info.max) else math.exp(mean)
 
 
 def bleu(

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from attn_research.training.workdir import atomic_write
+from attn_research.runs import atomic_write
 
 
 def _save(fig: Figure, path: str) -> None:

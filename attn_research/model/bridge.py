@@ -22,6 +22,12 @@ class Bridge(nn.Module):
   hidden_size: int
   cell: str
 
+  @staticmethod
+  def validate(encoder_layers: int, decoder_layers: int) -> None:
+    """Raises a one-line `ConfigError` when the bridge cannot start `decoder_layers`
+    layers from an encoder of `encoder_layers`."""
+    del encoder_layers, decoder_layers
+
 
 @BRIDGES.register("zero")
 class ZeroBridge(Bridge):
@@ -39,14 +45,17 @@ class LastBridge(Bridge):
   """Layer l of the decoder starts from layer l of the encoder after the whole source
   (Luong et al. 2015; Sutskever et al. 2014)."""
 
-  def __call__(self, encoded: EncoderOutput) -> tuple[Carry, ...]:
-    if len(encoded.final) != self.num_layers:
+  @staticmethod
+  def validate(encoder_layers: int, decoder_layers: int) -> None:
+    if encoder_layers != decoder_layers:
       raise ConfigError(
         f"model.bridge=last copies encoder states layer by layer, so the decoder needs as "
-        f"many layers: encoder {len(encoded.final)}, decoder {self.num_layers}. Set "
+        f"many layers: encoder {encoder_layers}, decoder {decoder_layers}. Set "
         "model.decoder.num_layers equal to model.encoder.num_layers, or use "
         "model.bridge=dense or zero."
       )
+
+  def __call__(self, encoded: EncoderOutput) -> tuple[Carry, ...]:
     return encoded.final
 
 

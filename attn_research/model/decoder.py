@@ -13,18 +13,62 @@ the score function: `luong` attends from the current top state h_t, `bahdanau` f
 previous state s_{t−1}, `gnmt` from the bottom layer's previous output.
 """
 
+import dataclasses
+
 import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import Attention, Memory
+from attn_research.attention import Attention, AttentionConfig, Memory
+from attn_research.constraints import POSITIVE, Bool, Choice, Int, field
 from attn_research.errors import ConfigError
-from attn_research.model.encoder import EncoderOutput
+from attn_research.model.encoder import EncoderConfig, EncoderOutput
 from attn_research.model.rnn import CELLS, Carry
 from attn_research.registry import Registry
 
 DECODERS: Registry[type["RecurrentDecoder"]] = Registry("decoder", "model.decoder.type")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+  """`model.decoder`: one field per key of that config section.
+
+  The decoder has no cell or size keys of its own: it runs `model.encoder.cell` cells of
+  `model.encoder.hidden_size` units, so its states, the attention query and the encoder's
+  outputs (the keys) all have the encoder's hidden size.
+
+  Attributes:
+    type: name in `DECODERS`.
+    num_layers: stacked layers (every decoder).
+    input_feeding: read by `luong`: concatenate h̃_{t−1} to the next input (Luong §3.3).
+    tfnmt_compat: read by `luong`: tensorflow/nmt's attention layer `W[h; c]` (no tanh,
+      no bias).
+    deep_output: read by `bahdanau`: the maxout deep-output layer of appendix A.2.2.
+    maxout_size: read by `bahdanau` with `deep_output`: maxout units l (0: hidden size
+      // 2, as Bahdanau's 500 / 1000).
+    tie_embeddings: every decoder: the output layer reuses the target embedding matrix
+      (Press & Wolf 2017); the output layer's input must then have the embedding size.
+  """
+
+  type: str = field(Choice(names=DECODERS))
+  num_layers: int = field(POSITIVE)
+  input_feeding: bool = field(Bool(), False)
+  tfnmt_compat: bool = field(Bool(), False)
+  deep_output: bool = field(Bool(), True)
+  maxout_size: int = field(Int(low=0, note="0: hidden_size // 2"), 0)
+  tie_embeddings: bool = field(Bool(), False)
+
+  def validate(self, encoder: EncoderConfig, embedding_size: int) -> None:
+    """Raises a one-line `ConfigError` for a decoder that cannot be built on `encoder`."""
+    size = DECODERS.get(self.type).output_input_size(self, encoder.hidden_size)
+    if self.tie_embeddings and size != embedding_size:
+      raise ConfigError(
+        f"model.decoder.tie_embeddings needs the output layer's input size ({size}: "
+        f"model.encoder.hidden_size, or bahdanau's maxout units) to equal "
+        f"model.embedding_size ({embedding_size}); set model.embedding_size={size} or "
+        "model.decoder.tie_embeddings=False."
+      )
 
 
 @flax.struct.dataclass
@@ -46,43 +90,21 @@ class RecurrentDecoder(nn.Module):
   """What the decoders share: target embedding, stacked cells, dropout, output layer.
 
   Attributes:
+    config: the decoder section; this class reads `num_layers` and `tie_embeddings`, each
+      decoder its own options.
     vocab_size: target vocabulary size.
     embedding_size: target embedding size.
-    hidden_size: decoder state size (the encoder's output size).
-    num_layers: stacked layers.
-    cell: name in `CELLS`.
+    cell: name in `CELLS` (`model.encoder.cell`).
+    hidden_size: decoder state size (`model.encoder.hidden_size`).
     dropout: dropout rate on every layer's input and on the output layer's input.
-    input_feeding: luong: concatenate h̃_{t−1} to the next input (Luong §3.3).
-    score: attention score name (attentional decoders).
-    alignment: attention alignment name (attentional decoders).
-    window: D of local alignments.
-    attention_size: inner size N of projected scores (0: hidden size).
-    attention_init: "paper" or "default" initialisation of the attention parameters.
-    max_source_length: source positions the `location` score addresses.
-    tfnmt_compat: luong: tensorflow/nmt's attention layer `W[h; c]` (no tanh, no bias).
-    deep_output: bahdanau: the maxout deep-output layer of Bahdanau's appendix A.2.2.
-    maxout_size: bahdanau: maxout units l (0: hidden size // 2, as Bahdanau's 500 / 1000).
-    tie_embeddings: the output layer reuses the target embedding matrix (Press & Wolf
-      2017); the output layer's input must then have the embedding size.
   """
 
+  config: DecoderConfig
   vocab_size: int
   embedding_size: int
-  hidden_size: int
-  num_layers: int
   cell: str
+  hidden_size: int
   dropout: float
-  input_feeding: bool = False
-  score: str = "general"
-  alignment: str = "global"
-  window: int = 10
-  attention_size: int = 0
-  attention_init: str = "paper"
-  max_source_length: int = 0
-  tfnmt_compat: bool = False
-  deep_output: bool = True
-  maxout_size: int = 0
-  tie_embeddings: bool = False
 
   attentional = False
   feed_input = False  # whether `state.feed` joins every step's bottom input
@@ -91,8 +113,11 @@ class RecurrentDecoder(nn.Module):
     extra = self.hidden_size if self.feed_input else 0
     return self.embedding_size + extra if layer == 0 else self.hidden_size
 
-  def output_input_size(self) -> int:
-    return self.hidden_size
+  @staticmethod
+  def output_input_size(config: DecoderConfig, hidden_size: int) -> int:
+    """Size of what `W_s` projects to the vocabulary."""
+    del config
+    return hidden_size
 
   def setup(self):
     cell_cls = CELLS.get(self.cell)
@@ -101,44 +126,28 @@ class RecurrentDecoder(nn.Module):
       cell_cls(
         input_size=self.layer_input_size(layer), hidden_size=self.hidden_size, name=f"layer{layer}"
       )
-      for layer in range(self.num_layers)
+      for layer in range(self.config.num_layers)
     ]
     self.drop = nn.Dropout(self.dropout)
-    if self.tie_embeddings:
-      if self.output_input_size() != self.embedding_size:
-        raise ConfigError(
-          f"model.decoder.tie_embeddings needs the output layer's input size "
-          f"({self.output_input_size()}) to equal model.embedding_size ({self.embedding_size})."
-        )
-    else:
+    if not self.config.tie_embeddings:
       self.w_s = nn.Dense(self.vocab_size, use_bias=False, name="w_s")
-    if self.attentional:
-      self.attention = Attention(
-        score=self.score,
-        alignment=self.alignment,
-        query_size=self.hidden_size,
-        window=self.window,
-        size=self.attention_size,
-        max_length=self.max_source_length,
-        initialization=self.attention_init,
-        name="attention",
-      )
 
   def project_out(self, x: jax.Array, train: bool) -> jax.Array:
     """`softmax(W_s x)`'s logits, with W_s the embedding matrix when tied."""
     x = self.drop(x, deterministic=not train)
-    return self.embed.attend(x) if self.tie_embeddings else self.w_s(x)
+    return self.embed.attend(x) if self.config.tie_embeddings else self.w_s(x)
 
   def initial_feed(self, encoded: EncoderOutput, carries) -> jax.Array:
     return jnp.zeros((encoded.states.shape[0], self.hidden_size), encoded.states.dtype)
 
+  def memory(self, states: jax.Array, src_mask: jax.Array) -> Memory:
+    """`[batch, src_len, hidden]` encoder states as the decoder reads them."""
+    return Memory(values=states, keys=states, mask=src_mask)
+
   def prepare(
     self, encoded: EncoderOutput, src_mask: jax.Array, carries: tuple[Carry, ...]
   ) -> tuple[Memory, DecoderState]:
-    if self.attentional:
-      memory = self.attention.prepare(encoded.states, src_mask)
-    else:
-      memory = Memory(values=encoded.states, keys=encoded.states, mask=src_mask)
+    memory = self.memory(encoded.states, src_mask)
     state = DecoderState(
       carries=carries,
       feed=self.initial_feed(encoded, carries),
@@ -195,8 +204,28 @@ class RecurrentDecoder(nn.Module):
     return self.scan_steps(memory, state, tokens, train)
 
 
+class AttentionalDecoder(RecurrentDecoder):
+  """A decoder that attends over the encoder states at every step.
+
+  Attributes:
+    attention_config: the attention section; the query is a decoder state, so it has
+      `hidden_size` like the keys.
+  """
+
+  attention_config: AttentionConfig
+
+  attentional = True
+
+  def setup(self):
+    super().setup()
+    self.attention = Attention(self.attention_config, self.hidden_size, name="attention")
+
+  def memory(self, states: jax.Array, src_mask: jax.Array) -> Memory:
+    return self.attention.prepare(states, src_mask)
+
+
 @DECODERS.register("luong")
-class LuongDecoder(RecurrentDecoder):
+class LuongDecoder(AttentionalDecoder):
   """Luong et al. 2015: attention from the current top-layer state h_t.
 
     c_t, a_t = attend(h_t, h̄),   h̃_t = tanh(W_c [c_t; h_t]),   p(y_t) = softmax(W_s h̃_t).
@@ -206,11 +235,9 @@ class LuongDecoder(RecurrentDecoder):
   one batched operation. `tfnmt_compat` uses tensorflow/nmt's `W [h_t; c_t]` instead.
   """
 
-  attentional = True
-
   @property
   def feed_input(self) -> bool:
-    return self.input_feeding
+    return self.config.input_feeding
 
   def setup(self):
     super().setup()
@@ -218,7 +245,7 @@ class LuongDecoder(RecurrentDecoder):
 
   def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array, train: bool):
     context, weights = self.attention(h, memory, positions)
-    if self.tfnmt_compat:
+    if self.config.tfnmt_compat:
       h_tilde = self.w_c(jnp.concatenate([h, context], axis=-1))
     else:
       h_tilde = jnp.tanh(self.w_c(jnp.concatenate([context, h], axis=-1)))
@@ -226,14 +253,14 @@ class LuongDecoder(RecurrentDecoder):
 
   def step(self, memory, state, tokens, train=False):
     x = self.embed(tokens)
-    if self.input_feeding:
+    if self.config.input_feeding:
       x = jnp.concatenate([x, state.feed], axis=-1)
     carries, h = self.stack_step(state.carries, x, train)
     h_tilde, logits, weights = self._attend(memory, h, state.position, train)
     return DecoderState(carries, h_tilde, state.position + 1), logits, weights
 
   def __call__(self, memory, state, tokens, train):
-    if self.input_feeding:
+    if self.config.input_feeding:
       return self.scan_steps(memory, state, tokens, train)
     hs, _ = self.stack_scan(self.embed(tokens), state.carries, train)
     positions = state.position[:, None] + jnp.arange(tokens.shape[1])
@@ -242,7 +269,7 @@ class LuongDecoder(RecurrentDecoder):
 
 
 @DECODERS.register("bahdanau")
-class BahdanauDecoder(RecurrentDecoder):
+class BahdanauDecoder(AttentionalDecoder):
   """Bahdanau et al. 2015 (RNNsearch): attention from the previous state s_{t−1}.
 
     c_t, a_t = attend(s_{t−1}, h̄),   s_t = cell(s_{t−1}, [E y_{t−1}; c_t]),
@@ -255,29 +282,33 @@ class BahdanauDecoder(RecurrentDecoder):
   context joins the bottom layer's input.
   """
 
-  attentional = True
   feed_input = True  # the context joins the bottom input (sized like the hidden state)
 
-  @property
-  def maxout_units(self) -> int:
-    return self.maxout_size or self.hidden_size // 2
+  @staticmethod
+  def maxout_units(config: DecoderConfig, hidden_size: int) -> int:
+    return config.maxout_size or hidden_size // 2
 
-  def output_input_size(self) -> int:
-    return self.maxout_units if self.deep_output else self.hidden_size
+  @staticmethod
+  def output_input_size(config: DecoderConfig, hidden_size: int) -> int:
+    if config.deep_output:
+      return BahdanauDecoder.maxout_units(config, hidden_size)
+    return hidden_size
 
   def setup(self):
     super().setup()
-    if self.deep_output:
-      self.t_tilde = nn.Dense(2 * self.maxout_units, use_bias=False, name="deep_output")
+    if self.config.deep_output:
+      units = self.maxout_units(self.config, self.hidden_size)
+      self.t_tilde = nn.Dense(2 * units, use_bias=False, name="deep_output")
 
   def step(self, memory, state, tokens, train=False):
     s_prev = CELLS.get(self.cell).output(state.carries[-1])
     context, weights = self.attention(s_prev, memory, state.position)
     y_prev = self.embed(tokens)
     carries, s_t = self.stack_step(state.carries, jnp.concatenate([y_prev, context], -1), train)
-    if self.deep_output:
+    if self.config.deep_output:
       t_tilde = self.t_tilde(jnp.concatenate([s_prev, y_prev, context], axis=-1))
-      t = jnp.max(t_tilde.reshape(*t_tilde.shape[:-1], self.maxout_units, 2), axis=-1)
+      units = self.maxout_units(self.config, self.hidden_size)
+      t = jnp.max(t_tilde.reshape(*t_tilde.shape[:-1], units, 2), axis=-1)
       logits = self.project_out(t, train)
     else:
       logits = self.project_out(s_t, train)
@@ -285,7 +316,7 @@ class BahdanauDecoder(RecurrentDecoder):
 
 
 @DECODERS.register("gnmt")
-class GNMTDecoder(RecurrentDecoder):
+class GNMTDecoder(AttentionalDecoder):
   """Wu et al. 2016 §3: the bottom layer's output from the previous step is the query;
   the context joins the input of every layer; residual connections from the third layer.
 
@@ -293,7 +324,6 @@ class GNMTDecoder(RecurrentDecoder):
     hˡ_t = cellˡ([hˡ⁻¹_t; c_t]) (+ hˡ⁻¹_t for l ≥ 3),   p(y_t) = softmax(W_s h^L_t).
   """
 
-  attentional = True
   feed_input = True
 
   def layer_input_size(self, layer: int) -> int:

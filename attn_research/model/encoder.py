@@ -12,16 +12,50 @@ match (from the second layer up). `reverse_source=True` feeds each sentence reve
 attention weights still index the source as written.
 """
 
+import dataclasses
+
 import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
 
+from attn_research.constraints import POSITIVE, Bool, Choice, field
 from attn_research.errors import ConfigError
 from attn_research.model.rnn import CELLS, Carry, reverse_padded
 from attn_research.registry import Registry
 
-ENCODERS: Registry = Registry("encoder", "model.encoder.type")
+ENCODERS: Registry[type["RNNEncoder"]] = Registry("encoder", "model.encoder.type")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+  """`model.encoder`: one field per key of that config section.
+
+  Attributes:
+    type: name in `ENCODERS`.
+    cell: name in `CELLS`; the decoder runs the same cell.
+    num_layers: stacked layers.
+    hidden_size: size of each output state, and the decoder's state size; a bidirectional
+      layer gives each direction half.
+    residual: `uni`, `bi`: residual connections from the second layer up (`gnmt` always
+      has them from the third).
+    reverse_source: read each sentence backwards.
+  """
+
+  type: str = field(Choice(names=ENCODERS))
+  cell: str = field(Choice(names=CELLS))
+  num_layers: int = field(POSITIVE)
+  hidden_size: int = field(POSITIVE)
+  residual: bool = field(Bool(), False)
+  reverse_source: bool = field(Bool(), False)
+
+  def validate(self) -> None:
+    """Raises a one-line `ConfigError` for a layout that cannot be built."""
+    if ENCODERS.get(self.type).bidirectional_layers(self.num_layers) and self.hidden_size % 2:
+      raise ConfigError(
+        f"model.encoder.hidden_size={self.hidden_size} is odd, but model.encoder.type="
+        f"{self.type!r} splits it between two directions; choose an even size."
+      )
 
 
 @flax.struct.dataclass
@@ -41,50 +75,49 @@ class EncoderOutput:
 
 
 class RNNEncoder(nn.Module):
-  """Stacked recurrent encoder.
+  """Stacked recurrent encoder; each registered layout says which layers are
+  bidirectional and where residual connections start.
 
   Attributes:
+    config: the encoder section.
     vocab_size: source vocabulary size.
     embedding_size: source embedding size.
-    hidden_size: size of each output state.
-    num_layers: stacked layers.
-    cell: name in `CELLS`.
     dropout: dropout rate on every layer's input (Zaremba et al.: non-recurrent only).
-    bidirectional_layers: how many of the bottom layers are bidirectional.
-    residual_from: 0-based index of the first layer with a residual connection
-      (`num_layers` for none).
-    reverse_source: read each sentence backwards.
   """
 
+  config: EncoderConfig
   vocab_size: int
   embedding_size: int
-  hidden_size: int
-  num_layers: int
-  cell: str
   dropout: float
-  bidirectional_layers: int
-  residual_from: int
-  reverse_source: bool = False
+
+  @staticmethod
+  def bidirectional_layers(num_layers: int) -> int:
+    """How many of the bottom layers read both ways."""
+    del num_layers
+    return 0
+
+  @staticmethod
+  def residual_from(config: EncoderConfig) -> int:
+    """0-based index of the first layer with a residual connection (`num_layers`: none)."""
+    return 1 if config.residual else config.num_layers
 
   @nn.compact
   def __call__(self, tokens: jax.Array, mask: jax.Array, train: bool) -> EncoderOutput:
     """Encodes `[batch, src_len]` token ids with `[batch, src_len]` bool mask."""
-    cell_cls = CELLS.get(self.cell)
-    if self.bidirectional_layers and self.hidden_size % 2:
-      raise ConfigError(
-        f"A bidirectional layer splits model.encoder.hidden_size={self.hidden_size} "
-        "between two directions; choose an even size."
-      )
+    c = self.config
+    cell_cls = CELLS.get(c.cell)
+    bidirectional = self.bidirectional_layers(c.num_layers)
+    residual_from = self.residual_from(c)
     lengths = mask.sum(axis=1)
-    if self.reverse_source:
+    if c.reverse_source:
       tokens = reverse_padded(tokens, lengths)
     xs = nn.Embed(self.vocab_size, self.embedding_size, name="embed")(tokens)
     finals, backward_first = [], None
-    for layer in range(self.num_layers):
+    for layer in range(c.num_layers):
       inputs = xs
       xs = nn.Dropout(self.dropout, deterministic=not train)(xs)
-      directions = 2 if layer < self.bidirectional_layers else 1
-      size = self.hidden_size // directions
+      directions = 2 if layer < bidirectional else 1
+      size = c.hidden_size // directions
       outputs, carries = [], []
       for d in range(directions):
         cell = cell_cls(input_size=xs.shape[-1], hidden_size=size, name=f"layer{layer}_dir{d}")
@@ -95,26 +128,40 @@ class RNNEncoder(nn.Module):
       if directions == 2:
         backward_first = cell.output(carries[1])
       xs = jnp.concatenate(outputs, axis=-1)
-      if layer >= self.residual_from and inputs.shape[-1] == xs.shape[-1]:
+      if layer >= residual_from and inputs.shape[-1] == xs.shape[-1]:
         xs = xs + inputs
       finals.append(tuple(jnp.concatenate(parts, axis=-1) for parts in zip(*carries, strict=True)))
-    states = reverse_padded(xs, lengths) if self.reverse_source else xs
+    states = reverse_padded(xs, lengths) if c.reverse_source else xs
     if backward_first is None:
       backward_first = cell_cls.output(finals[-1])
     return EncoderOutput(states=states, final=tuple(finals), backward_first=backward_first)
 
 
-def _encoder(bidirectional: str, residual: str):
-  """Registers a layout; `residual` is "gnmt" (from layer 3) or taken from the config."""
-
-  def build(*, num_layers: int, residual_connections: bool = False, **kwargs) -> RNNEncoder:
-    bi = {"none": 0, "all": num_layers, "first": 1}[bidirectional]
-    start = 2 if residual == "gnmt" else 1 if residual_connections else num_layers
-    return RNNEncoder(num_layers=num_layers, bidirectional_layers=bi, residual_from=start, **kwargs)
-
-  return build
+@ENCODERS.register("uni")
+class UniEncoder(RNNEncoder):
+  """Every layer left to right."""
 
 
-ENCODERS.register("uni")(_encoder("none", "config"))
-ENCODERS.register("bi")(_encoder("all", "config"))
-ENCODERS.register("gnmt")(_encoder("first", "gnmt"))
+@ENCODERS.register("bi")
+class BiEncoder(RNNEncoder):
+  """Every layer reads both ways."""
+
+  @staticmethod
+  def bidirectional_layers(num_layers: int) -> int:
+    return num_layers
+
+
+@ENCODERS.register("gnmt")
+class GNMTEncoder(RNNEncoder):
+  """A bidirectional first layer, then unidirectional layers with residual connections
+  from the third layer up, whatever `residual` says."""
+
+  @staticmethod
+  def bidirectional_layers(num_layers: int) -> int:
+    del num_layers
+    return 1
+
+  @staticmethod
+  def residual_from(config: EncoderConfig) -> int:
+    del config
+    return 2

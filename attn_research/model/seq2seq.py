@@ -6,43 +6,36 @@ import flax.linen as nn
 import jax
 import ml_collections
 
-from attn_research.attention import Memory
+from attn_research.attention import AttentionConfig, Memory
 from attn_research.model.bridge import BRIDGES
-from attn_research.model.decoder import DECODERS, DecoderState
-from attn_research.model.encoder import ENCODERS
+from attn_research.model.decoder import DECODERS, DecoderConfig, DecoderState
+from attn_research.model.encoder import ENCODERS, EncoderConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """The model part of an experiment config, frozen so it can be a static jit argument.
+  """The model part of an experiment config, frozen (and hashable) so it can be a static
+  jit argument.
 
-  Field meanings are documented in `experiments/configs/dates.py`.
+  Attributes:
+    src_vocab_size: source vocabulary size (from the data).
+    tgt_vocab_size: target vocabulary size (from the data).
+    embedding_size: `model.embedding_size`, source and target.
+    dropout: `model.dropout`.
+    bridge: `model.bridge`, a name in `BRIDGES`.
+    encoder: `model.encoder`.
+    decoder: `model.decoder`; it runs the encoder's cell and hidden size.
+    attention: `model.attention`, its `max_source_length` resolved.
   """
 
   src_vocab_size: int
   tgt_vocab_size: int
   embedding_size: int
   dropout: float
-  encoder_type: str
-  encoder_cell: str
-  encoder_layers: int
-  hidden_size: int
-  decoder_type: str
-  decoder_layers: int
-  input_feeding: bool
-  score: str
-  alignment: str
-  window: int = 10
-  attention_size: int = 0
-  attention_init: str = "paper"
-  max_source_length: int = 0
-  residual: bool = False
-  reverse_source: bool = False
-  bridge: str = "last"
-  tfnmt_compat: bool = False
-  deep_output: bool = True
-  maxout_size: int = 0
-  tie_embeddings: bool = False
+  bridge: str
+  encoder: EncoderConfig
+  decoder: DecoderConfig
+  attention: AttentionConfig
 
   @classmethod
   def from_config(
@@ -59,73 +52,62 @@ class ModelConfig:
       tgt_vocab_size=tgt_vocab_size,
       embedding_size=model.embedding_size,
       dropout=model.dropout,
-      encoder_type=model.encoder.type,
-      encoder_cell=model.encoder.cell,
-      encoder_layers=model.encoder.num_layers,
-      hidden_size=model.encoder.hidden_size,
-      decoder_type=model.decoder.type,
-      decoder_layers=model.decoder.num_layers,
-      input_feeding=model.decoder.input_feeding,
-      score=model.attention.score,
-      alignment=model.attention.alignment,
-      window=model.attention.window,
-      attention_size=model.attention.size,
-      attention_init=model.attention.init,
-      max_source_length=model.attention.max_source_length or longest_source,
-      residual=model.encoder.residual,
-      reverse_source=model.encoder.reverse_source,
       bridge=model.bridge,
-      tfnmt_compat=model.decoder.tfnmt_compat,
-      deep_output=model.decoder.deep_output,
-      maxout_size=model.decoder.maxout_size,
-      tie_embeddings=model.decoder.tie_embeddings,
+      encoder=EncoderConfig(**model.encoder.to_dict()),
+      decoder=DecoderConfig(**model.decoder.to_dict()),
+      attention=AttentionConfig.from_config(model.attention, longest_source),
     )
+
+  def validate(self) -> None:
+    """Raises a one-line `ConfigError` for an architecture that cannot be built; needs no
+    data and no model init.
+
+    The `dot`, `scaled_dot` and `cosine` scores need equal query and key sizes. Every
+    decoder's query is one of its states and every encoder outputs states of
+    `encoder.hidden_size` (a bidirectional layer concatenates two halves, checked even
+    here), the decoder's state size, so the sizes cannot differ.
+    """
+    self.encoder.validate()
+    self.decoder.validate(self.encoder, self.embedding_size)
+    BRIDGES.get(self.bridge).validate(self.encoder.num_layers, self.decoder.num_layers)
 
 
 class Seq2Seq(nn.Module):
   """Encoder → bridge → decoder with attention over the encoder states.
 
   Attributes:
-    config: the architecture.
+    config: the architecture, validated when the model is set up.
   """
 
   config: ModelConfig
 
   def setup(self):
     c = self.config
-    self.encoder = ENCODERS.get(c.encoder_type)(
+    c.validate()
+    self.encoder = ENCODERS.get(c.encoder.type)(
+      c.encoder,
       vocab_size=c.src_vocab_size,
       embedding_size=c.embedding_size,
-      hidden_size=c.hidden_size,
-      num_layers=c.encoder_layers,
-      cell=c.encoder_cell,
       dropout=c.dropout,
-      residual_connections=c.residual,
-      reverse_source=c.reverse_source,
       name="encoder",
     )
     self.bridge = BRIDGES.get(c.bridge)(
-      num_layers=c.decoder_layers, hidden_size=c.hidden_size, cell=c.encoder_cell, name="bridge"
+      num_layers=c.decoder.num_layers,
+      hidden_size=c.encoder.hidden_size,
+      cell=c.encoder.cell,
+      name="bridge",
     )
-    self.decoder = DECODERS.get(c.decoder_type)(
+    decoder = DECODERS.get(c.decoder.type)
+    attention = {"attention_config": c.attention} if decoder.attentional else {}
+    self.decoder = decoder(
+      c.decoder,
       vocab_size=c.tgt_vocab_size,
       embedding_size=c.embedding_size,
-      hidden_size=c.hidden_size,
-      num_layers=c.decoder_layers,
-      cell=c.encoder_cell,
+      cell=c.encoder.cell,
+      hidden_size=c.encoder.hidden_size,
       dropout=c.dropout,
-      input_feeding=c.input_feeding,
-      score=c.score,
-      alignment=c.alignment,
-      window=c.window,
-      attention_size=c.attention_size,
-      attention_init=c.attention_init,
-      max_source_length=c.max_source_length,
-      tfnmt_compat=c.tfnmt_compat,
-      deep_output=c.deep_output,
-      maxout_size=c.maxout_size,
-      tie_embeddings=c.tie_embeddings,
       name="decoder",
+      **attention,
     )
 
   def encode(

@@ -3,6 +3,8 @@
 import orbax.checkpoint as ocp
 from flax.training import train_state
 
+from attn_research.errors import ConfigError
+
 
 class Checkpointer:
   """Keeps the last `keep` checkpoints; each holds the train state and a JSON dict
@@ -11,6 +13,7 @@ class Checkpointer:
   """
 
   def __init__(self, directory: str, keep: int):
+    self.directory = directory
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     self._manager = ocp.CheckpointManager(directory, options=options)
 
@@ -18,6 +21,10 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, step: int, state: train_state.TrainState, progress: dict) -> None:
+    # A checkpoint at `step` from a run that died before it could resume past it (or one
+    # that did not restore) is replaced.
+    if step in self._manager.all_steps():
+      self._manager.delete(step)
     self._manager.save(
       step,
       args=ocp.args.Composite(
@@ -34,6 +41,37 @@ class Checkpointer:
       ),
     )
     return restored.state, restored.progress
+
+  def restore_newest(
+    self, abstract_state, note, fix: str = "pass --overwrite to start the run again"
+  ) -> tuple[int, train_state.TrainState, dict] | None:
+    """The newest checkpoint that restores, as `(step, state, progress)`; None if there is
+    none. Damaged newer ones are named through `note(line)` and deleted.
+
+    Raises:
+      ConfigError: there are checkpoints and none of them restores (the message ends
+        with `fix`).
+    """
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+      try:
+        state, progress = self.restore(step, abstract_state)
+      # Orbax reports a damaged checkpoint with whatever its readers raise (JSON, msgpack,
+      # tensorstore, missing files), so any error means "try the next one".
+      except Exception as e:
+        reason = " ".join(f"{type(e).__name__}: {e}".split())[:160]
+        later = steps[i + 1] if i + 1 < len(steps) else None
+        then = f"trying step {later}" if later is not None else "no earlier checkpoint"
+        note(f"Checkpoint {step} in {self.directory} does not restore ({reason}); {then}.")
+        continue
+      for damaged in steps[:i]:
+        self._manager.delete(damaged)
+      return step, state, progress
+    if steps:
+      raise ConfigError(
+        f"No checkpoint in {self.directory} restores (steps {', '.join(map(str, steps))}); {fix}."
+      )
+    return None
 
   def close(self) -> None:
     self._manager.wait_until_finished()

@@ -1,19 +1,19 @@
 """Evaluating a finished (or running) run from its directory."""
 
-import json
+import sys
 
 import ml_collections
 
+from attn_research import runs
 from attn_research.errors import ConfigError
-from attn_research.training import parallel, trainer
+from attn_research.training import parallel, setup
 from attn_research.training.checkpointing import Checkpointer
-from attn_research.training.reports import write_reports
-from attn_research.training.workdir import BEST, CHECKPOINTS, CONFIG, Workdir, config_differences
+from attn_research.training.data import prepare_data
+from attn_research.training.evaluator import Evaluator
+from attn_research.training.reports import run_label, write_reports
 
 OVERRIDABLE = ("decode.", "eval.", "dataset.data_dir")
-
-
-CHECKPOINT_KINDS = {"best": BEST, "latest": CHECKPOINTS}
+CHECKPOINT_KINDS = {"best": runs.BEST, "latest": runs.CHECKPOINTS}
 
 
 def evaluate_run(
@@ -41,12 +41,13 @@ def evaluate_run(
     ConfigError: no run there, no checkpoint, an unknown split, or an override that
       changes the trained model (only decode.*, eval.* and dataset.data_dir may change).
   """
-  run = Workdir(workdir)
-  if not run.exists(CONFIG):
-    raise ConfigError(f"{run.path} holds no run (no {CONFIG}); pass the --workdir of a run.")
-  as_stored = json.loads(json.dumps(config.to_dict()))  # tuples → lists
+  run = runs.Workdir(workdir, writer=False)
+  if not run.exists(runs.CONFIG):
+    raise ConfigError(f"{run.path} holds no run (no {runs.CONFIG}); pass the --workdir of a run.")
   changed = [
-    d for d in config_differences(run.read_json(CONFIG), as_stored) if not d.startswith(OVERRIDABLE)
+    d
+    for d in runs.config_differences(run.read_json(runs.CONFIG), config)
+    if not d.startswith(OVERRIDABLE)
   ]
   if changed:
     raise ConfigError(
@@ -54,20 +55,20 @@ def evaluate_run(
       "Only decode.*, eval.* and dataset.data_dir can be overridden."
     )
   mesh = parallel.make_mesh()
-  trainer.validate_config(config, mesh)
+  setup.validate(config, mesh)
   if checkpoint not in CHECKPOINT_KINDS:
     raise ConfigError(f"--checkpoint={checkpoint!r}; valid: {', '.join(CHECKPOINT_KINDS)}.")
   checkpointer = Checkpointer(run.file(CHECKPOINT_KINDS[checkpoint]), keep=1)
-  step = checkpointer.latest_step()
-  if step is None:
+  if checkpointer.latest_step() is None:
     raise ConfigError(f"{run.path} has no {checkpoint} checkpoint yet; train it further.")
-  data = trainer.prepare_data(config, run)
+  data = prepare_data(config, run)
   if split not in data.splits:
     raise ConfigError(f"Unknown split {split!r}; the dataset has {', '.join(data.splits)}.")
-  model, state = trainer.build(config, data, mesh)
-  state, _ = trainer.restore(checkpointer, step, state)
+  model, state = setup.build(config, data, mesh)
+  fix = "evaluate another --checkpoint, or retrain the run with --overwrite"
+  step, state, _ = setup.restore_newest(checkpointer, state, _note, fix=fix)
   checkpointer.close()
-  evaluator = trainer.Evaluator(model, mesh, data, config.eval, config.decode)
+  evaluator = Evaluator(model, mesh, data, config.eval, config.decode)
   num_heatmaps = config.eval.num_heatmaps if evaluator.attentional else 0
   evaluation = evaluator.run(state.params, split, num_heatmaps)
   if reports_dir:
@@ -77,7 +78,7 @@ def evaluate_run(
       evaluation,
       data.splits[split].source_texts,
       data.src_vocab,
-      trainer.run_label(config),
+      run_label(config),
     )
   result = {
     "split": split,
@@ -87,3 +88,7 @@ def evaluate_run(
     "metrics": evaluation.metrics,
   }
   return result, evaluation.hypotheses
+
+
+def _note(message: str) -> None:
+  print(message, file=sys.stderr)

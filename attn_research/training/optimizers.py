@@ -34,9 +34,10 @@ OPTIMIZERS.register("sgd")(optax.sgd)
 
 
 def make_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Gradient clipping by global norm, then the chosen optimizer on the chosen schedule."""
+  """Gradient clipping by global norm (`grad_clip` 0: none), then the chosen optimizer on
+  the chosen schedule."""
   schedule = SCHEDULES.get(train.schedule)(train)
-  return optax.chain(
-    optax.clip_by_global_norm(train.grad_clip),
-    OPTIMIZERS.get(train.optimizer)(schedule),
-  )
+  # `clip_by_global_norm(0)` would zero every gradient. `identity` keeps the optimizer
+  # state's structure, so a checkpoint restores whatever `grad_clip` is.
+  clip = optax.clip_by_global_norm(train.grad_clip) if train.grad_clip > 0 else optax.identity()
+  return optax.chain(clip, OPTIMIZERS.get(train.optimizer)(schedule))

@@ -4,11 +4,13 @@ length (PNG; the numbers are in `result.json`), attention heatmaps."""
 import dataclasses
 import os
 
+import ml_collections
 import numpy as np
 
 from attn_research.data.vocab import Vocabulary
 from attn_research.evaluation import plots
-from attn_research.training.workdir import HEATMAPS, atomic_write
+from attn_research.model import DECODERS
+from attn_research.runs import HEATMAPS, atomic_write
 
 
 @dataclasses.dataclass
@@ -26,6 +28,14 @@ class Evaluation:
   metrics: dict
   hypotheses: list[str]
   attention: dict[int, tuple[list[str], np.ndarray]]
+
+
+def run_label(config: ml_collections.ConfigDict) -> str:
+  """A short name of the model variant for plots: decoder, and attention if it has one."""
+  model = config.model
+  if not DECODERS.get(model.decoder.type).attentional:
+    return model.decoder.type
+  return f"{model.decoder.type} · {model.attention.alignment} · {model.attention.score}"
 
 
 def write_reports(

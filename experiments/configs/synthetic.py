@@ -13,12 +13,11 @@ from typing import Any
 
 import ml_collections
 
-from experiments.configs import dates
-from launch import sweep
+from experiments.configs import base
 
 
 def get_config(task: str = "reverse") -> ml_collections.ConfigDict:
-  config = dates.get_config()
+  config = base.get_config()
   config.dataset.name = f"synthetic/{task}"
   config.dataset.vocab = "word"
   config.data.source_buckets = (10, 20, 30, 45)
@@ -34,11 +33,11 @@ def get_config(task: str = "reverse") -> ml_collections.ConfigDict:
   return config
 
 
-def get_sweep(task: str | None = None) -> list[dict[str, Any]]:
+def get_sweep(task: str | None, hyper) -> list[dict[str, Any]]:
   r"""The bottleneck comparison: Luong attention vs. the fixed-vector decoder, two seeds.
 
   python -m experiments.sweep --config=experiments/configs/synthetic.py:reverse \
       --root=runs/reverse_sweep --parallel=2
   """
   del task  # every task compares the same decoders; get_config(task) picks the data
-  return sweep.product(sweep.axis("model.decoder.type", ["luong", "none_state"]), sweep.seeds(2))
+  return hyper.product(hyper.axis("model.decoder.type", ["luong", "none_state"]), hyper.seeds(2))

@@ -5,12 +5,13 @@ Paper numbers are copied from a third-party transcription of
 the paper's table (WMT'15 En→De, newstest2013 BLEU as mean ± std (max), parameters).
 """
 
-from experiments.tables.table import Column, Row, Setup, Table, tiny_l10n, tiny_l10n_note
+from experiments.tables.table import Column, Row, Setup, Table, tiny_l10n
 from launch.sweep import Overrides
 
 TINY_STEPS = 800  # train steps per trial at --scale=tiny (10 rows × TINY_SEEDS trials)
 TINY_SEEDS = 2
 L10N = "experiments/configs/debian_l10n.py:en-de"
+L10N_TINY, L10N_TINY_NOTE = tiny_l10n("en-de", TINY_STEPS)
 NEWSTEST = "WMT'15 En→De newstest2013"
 
 
@@ -91,9 +92,9 @@ TABLE = Table(
   rows=_rows(),
   setups={
     "tiny": Setup(
-      L10N,
+      L10N_TINY,
       "debian_l10n/en-de",
-      {**_shared(128, 128, 1), **tiny_l10n(TINY_STEPS)},
+      _shared(128, 128, 1),
       seeds=TINY_SEEDS,
       per_row={
         f"{score}-{n}": {"model.attention.size": size}
@@ -101,7 +102,7 @@ TABLE = Table(
         for n, size in TINY_SIZES.items()
       },
       note="Tiny scale: 1-layer 128-d GRUs (2×64 bidirectional encoder), 128-d embeddings, "
-      + tiny_l10n_note(TINY_STEPS)
+      + L10N_TINY_NOTE
       + " The attention sizes N = 128, 256, 512, 1024 become 16, 32, 64, 128 (the same "
       "ratios to the state size as the paper's 512).",
     ),

@@ -5,12 +5,13 @@ RWTH's 508 gold-aligned Europarl sentences). Tables 1 and 4 train on `debian_l10
 at tiny and small scale; Table 6 needs gold alignments, which only `synthetic/*` has here.
 """
 
-from experiments.tables.table import Column, Row, Setup, Table, tiny_l10n, tiny_l10n_note
+from experiments.tables.table import Column, Row, Setup, Table, tiny_l10n
 from launch.sweep import Overrides
 
 TINY_STEPS = 800  # train steps per trial at --scale=tiny (Tables 1 and 4)
 TINY_STEPS_AER = 800  # train steps per trial at --scale=tiny (Table 6, synthetic/swap)
 L10N = "experiments/configs/debian_l10n.py:en-de"
+L10N_TINY, L10N_TINY_NOTE = tiny_l10n("en-de", TINY_STEPS)
 SYNTHETIC = "experiments/configs/synthetic.py:swap"
 WMT = "WMT'14 En→De newstest2014"
 TOKENIZED_BLEU = Column("tokenized BLEU", "metrics.{split}.tokenized_bleu")
@@ -63,10 +64,10 @@ _PAPER_NOTE = (
 )
 _L10N_SETUPS = {
   "tiny": Setup(
-    L10N,
+    L10N_TINY,
     "debian_l10n/en-de",
-    {**_model(1, 128, 128), **tiny_l10n(TINY_STEPS)},
-    note="Tiny scale: 1×128 LSTMs, 128-d embeddings, " + tiny_l10n_note(TINY_STEPS),
+    _model(1, 128, 128),
+    note="Tiny scale: 1×128 LSTMs, 128-d embeddings, " + L10N_TINY_NOTE,
   ),
   "small": Setup(
     L10N,

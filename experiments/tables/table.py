@@ -7,61 +7,40 @@ config; `render` reads their `result.json` files into a markdown table. Every nu
 "ours" is a run's own; a row without a finished run shows "—" and a note saying why.
 """
 
-import copy
 import dataclasses
-import importlib
-import json
 import os
 import re
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
 
+from attn_research import runs
 from attn_research.errors import ConfigError
-from launch.sweep import Overrides, Trial, is_completed, make_trials
+from attn_research.evaluation import leaderboard
+from experiments import report
+from experiments.configs import debian_l10n
+from launch.sweep import Overrides, Trial, make_trials
 
 SCALES = ("tiny", "small", "paper")
-FAILED = "failed.json"  # left by `launch.local` for a trial that did not complete
 CAVEAT = (
   "Different data and a different scale: our numbers are not expected to match the paper's. "
   "What a small run can show is the ordering between rows."
 )
 
 
-def tiny_l10n(steps: int, max_words: int = 30) -> Overrides:
-  """The tiny scale's debian_l10n data and training, shared by every table that uses them.
-
-  4000 SentencePiece pieces (finer than the config's 8000, so every test sentence needs
-  the larger last buckets), training on pairs of ≤ `max_words` words (0: all; evaluation
-  keeps every pair), Adam at 5e-3 with a cosine decay over `steps` of 128 pairs,
-  evaluated once at the end: the recipe under which the tables' 1×128 models learn
-  something in about 4 minutes each on a 2-core CPU.
-  """
-  return {
-    "dataset.vocab_size": 4000,
-    "data.source_buckets": (16, 32, 64, 192),
-    "data.target_buckets": (17, 33, 65, 224),
-    "data.max_train_words": max_words,
-    "train.batch_size": 128,
-    "train.learning_rate": 5e-3,
-    "train.warmup_steps": 50,
-    "train.num_steps": steps,
-    "train.eval_every": steps,  # no evaluation before the final one
-    "train.checkpoint_every": 200,
-  }
-
-
-def tiny_l10n_note(steps: int, max_words: int = 30) -> str:
-  """How `tiny_l10n(steps, max_words)` trains, for a setup's note (read from its values)."""
-  recipe = tiny_l10n(steps, max_words)
+def tiny_l10n(pair: str, steps: int, max_words: int = 30) -> tuple[str, str]:
+  """The tiny-scale debian_l10n config (`path:arg`) shared by the tables, and a note on
+  how it trains, read from its values (see `experiments/configs/debian_l10n.py`)."""
+  arg = f"{pair},scale=tiny,steps={steps},max_words={max_words}"
+  config = debian_l10n.get_config(arg)
   words = f"training pairs of ≤ {max_words} words, " if max_words else ""
-  return (
-    f"SentencePiece {recipe['dataset.vocab_size']}, {words}Adam at "
-    f"{recipe['train.learning_rate']:g} with cosine decay, {steps} steps of "
-    f"{recipe['train.batch_size']} pairs."
+  note = (
+    f"SentencePiece {config.dataset.vocab_size}, {words}Adam at "
+    f"{config.train.learning_rate:g} with cosine decay, {steps} steps of "
+    f"{config.train.batch_size} pairs."
   )
+  return f"experiments/configs/debian_l10n.py:{arg}", note
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
@@ -174,13 +153,6 @@ class Table:
     return self.setups[scale]
 
 
-def base_config(config: str) -> ml_collections.ConfigDict:
-  """`get_config(arg)` of `path[:arg]`, a config module under the repo root."""
-  path, _, arg = config.partition(":")
-  module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-  return module.get_config(arg) if arg else module.get_config()
-
-
 def plan(table: Table, scale: str) -> dict[str, list[Trial]]:
   """Row name → its trials (one per seed) at `scale`; rows we do not run are absent.
 
@@ -197,7 +169,7 @@ def plan(table: Table, scale: str) -> dict[str, list[Trial]]:
     for seed in seeds:
       name = row.name if seed is None else f"{row.name}_seed={seed}"
       keyed.append((row.name, name, overrides if seed is None else {**overrides, "seed": seed}))
-  trials = make_trials(setup.config, base_config(setup.config), [o for _, _, o in keyed])
+  trials = make_trials(setup.config, runs.load_config(setup.config), [o for _, _, o in keyed])
   out: dict[str, list[Trial]] = {}
   for (row, name, _), trial in zip(keyed, trials, strict=True):
     out.setdefault(row, []).append(dataclasses.replace(trial, name=name))
@@ -206,9 +178,7 @@ def plan(table: Table, scale: str) -> dict[str, list[Trial]]:
 
 def trial_config(base: ml_collections.ConfigDict, trial: Trial) -> ml_collections.ConfigDict:
   """The config `experiments.train` resolves for `trial`."""
-  config = copy.deepcopy(base)
-  config.update_from_flattened_dict(trial.overrides)
-  return config
+  return runs.apply_overrides(base, trial.overrides)
 
 
 # ----------------------------------------------------------------------------------------
@@ -225,19 +195,18 @@ class Outcome:
 
 
 def outcome(trial: Trial, root: str) -> Outcome:
-  workdir = trial.workdir(root)
-  if is_completed(workdir):
-    with open(os.path.join(workdir, "result.json"), encoding="utf-8") as f:
-      return Outcome(trial, json.load(f))
-  failed = os.path.join(workdir, FAILED)
-  if os.path.exists(failed):
-    with open(failed, encoding="utf-8") as f:
-      error = str(json.load(f).get("error", ""))
-    lines = [line.strip() for line in error.splitlines() if line.strip()]
-    return Outcome(trial, None, f"failed: {lines[-1] if lines else 'no output'} (see {failed})")
-  if os.path.isdir(workdir):
-    return Outcome(trial, None, "unfinished: started, no result.json yet")
-  return Outcome(trial, None, "not run yet")
+  run = runs.read_run(trial.workdir(root))
+  if run.status == runs.COMPLETED:
+    return Outcome(trial, run.result)
+  lines = [line.strip() for line in run.error.splitlines() if line.strip()]
+  last = lines[-1] if lines else "no output"
+  problems = {
+    runs.FAILED_STATUS: f"failed: {last} (see {os.path.join(run.path, runs.FAILED)})",
+    runs.DIVERGED: f"diverged: {last}",
+    runs.UNFINISHED: f"unfinished: started, no {runs.RESULT} yet",
+    runs.NEW: "not run yet",
+  }
+  return Outcome(trial, None, problems[run.status])
 
 
 def _lookup(result: dict[str, Any], key: str) -> float | None:
@@ -252,10 +221,9 @@ def _lookup(result: dict[str, Any], key: str) -> float | None:
 def cell(values: Sequence[float], column: Column) -> str:
   """Mean ± sample std over seeds (ddof 1), or the value of a single run."""
   scaled = [v * column.factor for v in values]
-  if not scaled:
-    return "—"
-  mean = f"{statistics.fmean(scaled):.{column.decimals}f}"
-  return mean if len(scaled) == 1 else f"{mean} ± {statistics.stdev(scaled):.{column.decimals}f}"
+  if len(scaled) == 1:
+    return report.number(scaled[0], column.decimals)
+  return report.mean_std(leaderboard.stat(scaled), column.decimals)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,8 +239,7 @@ def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: st
   setup = table.setup(scale)
   ours = [f"ours: {c.label} ({setup.data}, {c.split or setup.split})" for c in table.columns]
   headers = ["system", *table.paper_columns, *ours, "runs"]
-  lines = [f"| {' | '.join(headers)} |", f"|{'|'.join([':---'] + ['---:'] * (len(headers) - 1))}|"]
-  notes, curves = [], {}
+  rows, notes, curves = [], [], {}
   for row in table.rows:
     if row.name not in trials:
       cells = ["—"] * len(table.columns) + ["not run"]
@@ -294,8 +261,7 @@ def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: st
         if bins:
           seed = o.trial.overrides.get("seed")
           curves[row.label if seed is None else f"{row.label} (seed {seed})"] = bins
-    paper = [value.replace("|", r"\|") for value in row.paper]
-    lines.append(f"| {' | '.join([row.label, *paper, *cells])} |")
+    rows.append([row.label, *row.paper, *cells])
   seeds = f"mean ± std over {setup.seeds} seeds" if setup.seeds > 1 else "one run per row"
   text = [
     f"# {table.title} — scale `{scale}`",
@@ -309,7 +275,7 @@ def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: st
     "",
     CAVEAT,
     "",
-    *lines,
+    report.markdown_table(headers, rows).rstrip(),
   ]
   if notes:
     text += ["", "Notes:", *notes]
@@ -326,12 +292,11 @@ def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: st
 def write(table: Table, scale: str, trials: Mapping[str, list[Trial]], out_dir: str) -> str:
   """Writes OUT/<table>.md (and OUT/<table>.png when the table has a figure); returns the
   markdown. The trials' runs are read from OUT/<table>/<scale>."""
-  from attn_research.evaluation import plots  # matplotlib, jax: only when writing
-  from attn_research.training.workdir import atomic_write
+  from attn_research.evaluation import plots  # matplotlib: only when writing
 
   rendered = render(table, scale, trials, os.path.join(out_dir, table.name, scale))
   os.makedirs(out_dir, exist_ok=True)
-  atomic_write(os.path.join(out_dir, f"{table.name}.md"), rendered.markdown)
+  runs.atomic_write(os.path.join(out_dir, f"{table.name}.md"), rendered.markdown)
   if table.figure and rendered.curves:
     title = f"{table.figure} — ours, {table.setup(scale).data}, scale {scale}"
     plots.save_bleu_by_length(os.path.join(out_dir, f"{table.name}.png"), rendered.curves, title)

@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -19,3 +20,15 @@ def test_softmax_over_real_positions_in_bfloat16():
   assert weights.dtype == jnp.bfloat16
   e = np.exp([1.0, 2.0, 3.0])
   np.testing.assert_allclose(np.asarray(weights, np.float32)[0], [*(e / e.sum()), 0.0], atol=4e-3)
+
+
+def test_float64_is_not_narrowed_to_float32():
+  rng = np.random.default_rng(0)
+  scores = rng.normal(size=(3, 7)) * 10.0
+  mask = np.arange(7)[None] < np.array([7, 3, 1])[:, None]
+  with jax.enable_x64(True):
+    weights = masked_softmax(jnp.asarray(scores, jnp.float64), jnp.asarray(mask))
+    assert weights.dtype == jnp.float64
+    weights = np.asarray(weights)
+  e = np.where(mask, np.exp(scores - np.where(mask, scores, -np.inf).max(-1, keepdims=True)), 0.0)
+  np.testing.assert_allclose(weights, e / e.sum(-1, keepdims=True), rtol=0, atol=1e-15)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attn_research.attention import ALIGNMENTS, SCORES, Attention, alignments
+from attn_research.attention import ALIGNMENTS, SCORES, Attention, AttentionConfig, alignments
 
 B, S, T, DIM, N, D = 5, 9, 6, 6, 5, 2
 LENGTHS = np.array([9, 5, 1, 0, 3])  # row 3 is an empty source
@@ -33,10 +33,9 @@ def _apply(module, query, values, mask, positions):
   return module(query, module.prepare(values, mask), positions)
 
 
-def _build(score, alignment, **kw):
-  return Attention(
-    score=score, alignment=alignment, query_size=DIM, window=D, size=N, max_length=MAX_LEN, **kw
-  )
+def _build(score, alignment):
+  config = AttentionConfig(score, alignment, window=D, size=N, max_source_length=MAX_LEN)
+  return Attention(config, query_size=DIM)
 
 
 def _np(params, *path):
@@ -214,14 +213,14 @@ def test_bfloat16_and_vmap(score, alignment):
 
 def test_location_refuses_sources_longer_than_its_reach():
   query, values, mask = _inputs()
-  layer = Attention(score="location", alignment="global", query_size=DIM, max_length=S - 1)
+  layer = Attention(AttentionConfig("location", "global", max_source_length=S - 1), DIM)
   with pytest.raises(ValueError, match=r"max_source_length"):
     layer.init(jax.random.key(0), jnp.asarray(query), jnp.asarray(values), mask, 0, method=_apply)
 
 
 def test_dot_score_names_the_fix_for_mismatched_sizes():
   _, values, mask = _inputs()
-  layer = Attention(score="dot", alignment="global", query_size=DIM + 1)
+  layer = Attention(AttentionConfig("dot", "global"), query_size=DIM + 1)
   with pytest.raises(ValueError, match=r"model\.attention\.score=general"):
     layer.init(
       jax.random.key(0), jnp.ones((B, DIM + 1)), jnp.asarray(values), mask, 0, method=_apply

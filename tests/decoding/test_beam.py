@@ -21,11 +21,11 @@ def _model(decoder="luong"):
     src_vocab_size=9,
     tgt_vocab_size=VOCAB,
     embedding_size=4,
-    encoder_layers=1,
-    decoder_layers=1,
-    hidden_size=6,
+    encoder_num_layers=1,
+    decoder_num_layers=1,
+    encoder_hidden_size=6,
     decoder_type=decoder,
-    input_feeding=True,
+    decoder_input_feeding=True,
   )
 
 

@@ -12,10 +12,10 @@ def test_greedy_feeds_back_its_argmax_and_stops_at_eos():
   model = tiny_seq2seq(
     src_vocab_size=11,
     tgt_vocab_size=7,
-    encoder_layers=1,
-    decoder_layers=1,
-    hidden_size=8,
-    input_feeding=True,
+    encoder_num_layers=1,
+    decoder_num_layers=1,
+    encoder_hidden_size=8,
+    decoder_input_feeding=True,
   )
   rng = np.random.default_rng(0)
   src = jnp.asarray(rng.integers(4, 11, (6, 5)), jnp.int32)
@@ -50,7 +50,11 @@ def test_greedy_feeds_back_its_argmax_and_stops_at_eos():
 
 def test_greedy_pads_every_step_after_all_rows_finish():
   model = tiny_seq2seq(
-    src_vocab_size=11, tgt_vocab_size=7, encoder_layers=1, decoder_layers=1, hidden_size=8
+    src_vocab_size=11,
+    tgt_vocab_size=7,
+    encoder_num_layers=1,
+    decoder_num_layers=1,
+    encoder_hidden_size=8,
   )
   src = jnp.full((4, 3), 5, jnp.int32)
   mask = jnp.ones((4, 3), bool)

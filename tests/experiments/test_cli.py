@@ -24,8 +24,9 @@ def test_unknown_variant_lists_the_valid_ones(tmp_path):
     "--config.model.decoder.type=bahdanauu",
   )
   assert result.returncode != 0
-  assert "Unknown decoder 'bahdanauu' for model.decoder.type. Valid names: luong, bahdanau" in (
-    result.stderr
+  assert result.stderr == (
+    "error: model.decoder.type='bahdanauu' must be one of luong, bahdanau, gnmt, none_state, "
+    "none_input.\n"
   )
 
 
@@ -85,9 +86,13 @@ def test_data_command_describes_a_built_dataset(synthetic_data_dir):
   assert "max 45" in first[1]  # test_long lengths (31–45 letters), words column
 
 
-def test_data_command_errors_name_the_fix(tmp_path):
-  result = run_module("experiments.data", "--dataset=dates", f"--data_dir={tmp_path}", "--fetch")
-  assert result.returncode != 0 and "error: dates has nothing to fetch" in result.stderr
+def test_data_command_errors_name_the_fix(tmp_path, dates_data_dir):
+  result = run_module(
+    "experiments.data", "--dataset=dates", f"--data_dir={dates_data_dir}", "--fetch"
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "note: dates has nothing to fetch; building it." in result.stderr
+  assert "dates: 55,000 pairs" in result.stdout
   result = run_module("experiments.data", "--dataset=debian_l10n/en-xx", f"--data_dir={tmp_path}")
   assert "needs one of the configs debian_l10n/en-de" in result.stderr
   result = run_module("experiments.data", "--dataset=debian_l10n/en-de", f"--data_dir={tmp_path}")
@@ -103,10 +108,11 @@ def test_compare_tables_runs_and_plots_bleu_by_length(tiny_run, tmp_path):
     "experiments.compare", f"--workdirs={workdir},{workdir}", "--split=test", f"--output={output}"
   )
   assert result.returncode == 0, result.stderr[-2000:]
-  rows = result.stdout.splitlines()
-  assert rows[0].split()[:3] == ["run", "bleu", "tokenized_bleu"]
-  cells = rows[1].split()
-  assert float(cells[cells.index("general)") + 1]) == round(trained["metrics"]["test"]["bleu"], 4)
+  rows = [[c.strip() for c in line.strip("|").split("|")] for line in result.stdout.splitlines()]
+  assert rows[0][:3] == ["run", "test.bleu", "test.tokenized_bleu"]
+  assert rows[2][0].endswith("(luong · global · general)") and len(rows) == 2 + 2 + 1
+  assert rows[2][1] == f"{trained['metrics']['test']['bleu']:.2f}"
+  assert rows[2][4] == f"{trained['metrics']['test']['exact_match']:.4f}"
   assert output.read_bytes()[:4] == b"\x89PNG"
   missing = run_module("experiments.compare", f"--workdirs={tmp_path}")
   assert missing.returncode != 0 and "holds no completed run" in missing.stderr

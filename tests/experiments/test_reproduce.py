@@ -6,9 +6,10 @@ import jax
 import numpy as np
 import pytest
 
+from attn_research import runs
 from attn_research.errors import ConfigError
 from attn_research.model import ModelConfig, Seq2Seq
-from attn_research.training import parallel, trainer
+from attn_research.training import parallel, setup
 from experiments import reproduce
 from experiments.tables import TABLES, britz2017, luong2015
 from experiments.tables import table as tables
@@ -64,12 +65,12 @@ def test_every_table_builds_valid_trials(name, scale):
   flat = [t for row in trials.values() for t in row]
   assert len({t.name for t in flat}) == len(flat)
   assert set(trials) == {r.name for r in table.rows if r.overrides is not None}
-  base = tables.base_config(table.setup(scale).config)
+  base = runs.load_config(table.setup(scale).config)
   mesh = parallel.make_mesh()
   models = set()
   for trial in flat:
     config = tables.trial_config(base, trial)
-    trainer.validate_config(config, mesh)
+    setup.validate(config, mesh)
     models.add(ModelConfig.from_config(config.model, 50, 60, config.data.source_buckets[-1]))
   if scale == "tiny":  # shapes only, but every layer is built
     for model in models:
@@ -94,7 +95,7 @@ def test_cli_dry_run_lists_trials_and_unknown_table_fails(tmp_path):
     "--dry_run",
   )
   assert result.returncode == 0, result.stderr
-  assert "luong2015_table4 at scale tiny: 7 trials (0 completed)" in result.stdout
+  assert "luong2015_table4 at scale tiny: 7 trials (0 finished)" in result.stdout
   assert "# local-p (general) — local_p-general\n" in result.stdout
   assert f"--workdir={tmp_path}/luong2015_table4/tiny/global-dot " in result.stdout
   assert "--config.model.attention.score=location" in result.stdout
@@ -195,7 +196,7 @@ def test_bahdanau_figure_and_length_filtered_rows(tmp_path):
     "rnnsearch-50",
     "rnnsearch-50-longer",
   ]
-  base = tables.base_config(table.setup("tiny").config)
+  base = runs.load_config(table.setup("tiny").config)
   configs = {name: tables.trial_config(base, t[0]) for name, t in trials.items()}
   assert [c.data.max_train_words for c in configs.values()] == [30, 30, 50, 50, 50]
   steps = configs["rnnsearch-50"].train.num_steps
@@ -237,7 +238,7 @@ def test_stale_trial_directory_is_refused(tmp_path):
   trials = tables.plan(table, "tiny")
   trial = trials["attention"][0]
   root = reproduce.sweep_root(str(tmp_path), table, "tiny")
-  config = tables.trial_config(tables.base_config(table.setup("tiny").config), trial)
+  config = tables.trial_config(runs.load_config(table.setup("tiny").config), trial)
   config.train.num_steps = 123
   os.makedirs(trial.workdir(root))
   with open(os.path.join(trial.workdir(root), "config.json"), "w") as f:

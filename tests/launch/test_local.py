@@ -8,6 +8,7 @@ import time
 import ml_collections
 import pytest
 
+from attn_research import runs
 from attn_research.errors import ConfigError
 from launch import local, sweep
 from tests.conftest import REPO, run_module
@@ -108,7 +109,7 @@ def test_a_failed_trial_is_recorded_and_the_others_complete(tmp_path, fake):
   summary = _run(trials, root, fake, parallel=2)
   assert summary.failed == ["seed=1_fail=true"]
   assert sorted(summary.completed) == ["seed=0", "seed=2"]
-  failed = json.loads((root / "seed=1_fail=true" / local.FAILED).read_text())
+  failed = json.loads((root / "seed=1_fail=true" / runs.FAILED).read_text())
   assert failed["returncode"] == 3
   assert failed["command"] == fake(trials[1], trials[1].workdir(str(root)))
   lines = failed["error"].splitlines()
@@ -117,7 +118,7 @@ def test_a_failed_trial_is_recorded_and_the_others_complete(tmp_path, fake):
   (root / "fixed").touch()
   rerun = _run(trials, root, fake, parallel=2)
   assert rerun == local.Summary(completed=["seed=1_fail=true"], skipped=["seed=0", "seed=2"])
-  assert not (root / "seed=1_fail=true" / local.FAILED).exists()
+  assert not (root / "seed=1_fail=true" / runs.FAILED).exists()
   log = (root / "seed=1_fail=true" / local.LOG).read_text()
   assert log.count("=== ") == 2  # both attempts, appended
 
@@ -126,8 +127,8 @@ def test_exit_zero_without_result_counts_as_failed(tmp_path):
   trials = _trials([{"seed": 1}])
   summary = _run(trials, tmp_path, lambda t, w: [sys.executable, "-c", "print('hi')"])
   assert summary.failed == ["seed=1"]
-  failed = json.loads((tmp_path / "seed=1" / local.FAILED).read_text())
-  assert failed["returncode"] == 0 and "without a completed result.json" in failed["error"]
+  failed = json.loads((tmp_path / "seed=1" / runs.FAILED).read_text())
+  assert failed["returncode"] == 0 and "without a finished result.json" in failed["error"]
 
 
 def test_trials_are_pinned_to_their_own_devices(tmp_path, fake):
@@ -202,7 +203,7 @@ def test_killing_the_launcher_stops_trials_and_a_rerun_resumes(tmp_path, fake):
   for event in killed:
     with pytest.raises(ProcessLookupError):
       os.kill(event[3], 0)
-    assert not (root / event[1] / local.FAILED).exists()  # stopped, not failed
+    assert not (root / event[1] / runs.FAILED).exists()  # stopped, not failed
 
   (root / "fast").touch()
   trials = _trials(sweep_)
@@ -241,6 +242,6 @@ def test_cli_names_a_config_without_sweep(tmp_path):
   result = run_module(
     "experiments.sweep", "--config=experiments/configs/dates.py", f"--root={tmp_path}", "--dry_run"
   )
-  assert result.returncode == 1
+  assert result.returncode == 2
   assert result.stderr.startswith("error: experiments/configs/dates.py defines no get_sweep")
   assert "Traceback" not in result.stderr

@@ -37,9 +37,7 @@ def get_config(arg=None):
 def _write_config(tmp_path, sweep_body: str | None) -> str:
   text = CONFIG_FILE
   if sweep_body is not None:
-    text += "\nfrom launch import sweep\n\ndef get_sweep(arg):\n" + textwrap.indent(
-      textwrap.dedent(sweep_body), "  "
-    )
+    text += "\n\ndef get_sweep(arg, hyper):\n" + textwrap.indent(textwrap.dedent(sweep_body), "  ")
   path = tmp_path / "config.py"
   path.write_text(text)
   return str(path)
@@ -147,7 +145,7 @@ def test_overrides_round_trip_through_the_training_flags(tmp_path, overrides):
 
 
 def test_load_sweep_passes_the_config_arg(tmp_path):
-  path = _write_config(tmp_path, "return sweep.axis('name', [arg])")
+  path = _write_config(tmp_path, "return hyper.axis('name', [arg])")
   (trial,) = sweep.load_sweep(f"{path}:hello")
   assert trial.overrides == {"name": "hello"} and trial.config == f"{path}:hello"
   assert trial.train_args("/w")[:2] == [f"--config={path}:hello", "--workdir=/w"]
@@ -158,14 +156,13 @@ def test_load_sweep_passes_the_config_arg(tmp_path):
   [
     (
       {"model.decoder.typ": "x"},
-      "sets model.decoder.typ, which is not a config key "
-      r"\(did you mean model.decoder.type\?\)",
+      r"model.decoder.typ is not a config key \(did you mean model.decoder.type\?\)",
     ),
     ({"seed": "1"}, "'1' is a str, seed a int"),
     ({"seed": True}, "True is a bool, seed a int"),
     ({"flag": 1}, "1 is a int, flag a bool"),
     ({"lr": "fast"}, "'fast' is a str, lr a float"),
-    ({"model": "x"}, "sets the section model"),
+    ({"model": "x"}, "model is a config section"),
     ({"splits": ("a", object())}, "cannot carry"),
   ],
 )

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attn_research.model.bridge import DenseBridge, LastBridge, ZeroBridge
-from attn_research.model.encoder import ENCODERS
+from attn_research.model.encoder import ENCODERS, EncoderConfig
 from attn_research.model.rnn import reverse_padded
 
 
@@ -16,9 +16,8 @@ def _tokens():
 
 
 def _encoder(kind, **kw):
-  return ENCODERS.get(kind)(
-    vocab_size=20, embedding_size=6, hidden_size=8, num_layers=3, cell="lstm", dropout=0.0, **kw
-  )
+  config = EncoderConfig(kind, "lstm", num_layers=3, hidden_size=8, **kw)
+  return ENCODERS.get(kind)(config, vocab_size=20, embedding_size=6, dropout=0.0)
 
 
 def test_reverse_source_reads_backwards_and_returns_states_in_source_order():

@@ -8,33 +8,45 @@ from attn_research.model import Seq2Seq
 from tests.conftest import tiny_seq2seq
 
 VARIANTS = {
-  "luong+feed": dict(decoder_type="luong", input_feeding=True),
+  "luong+feed": dict(decoder_type="luong", decoder_input_feeding=True),
   "luong": dict(decoder_type="luong"),
-  "luong+feed,local_m": dict(decoder_type="luong", input_feeding=True, alignment="local_m"),
-  "luong,local_m": dict(decoder_type="luong", alignment="local_m"),
-  "luong+feed,local_p": dict(decoder_type="luong", input_feeding=True, alignment="local_p"),
-  "luong,local_p": dict(decoder_type="luong", alignment="local_p"),
+  "luong+feed,local_m": dict(
+    decoder_type="luong", decoder_input_feeding=True, attention_alignment="local_m"
+  ),
+  "luong,local_m": dict(decoder_type="luong", attention_alignment="local_m"),
+  "luong+feed,local_p": dict(
+    decoder_type="luong", decoder_input_feeding=True, attention_alignment="local_p"
+  ),
+  "luong,local_p": dict(decoder_type="luong", attention_alignment="local_p"),
   "luong,tfnmt,tied": dict(
     decoder_type="luong",
-    input_feeding=True,
-    tfnmt_compat=True,
-    tie_embeddings=True,
+    decoder_input_feeding=True,
+    decoder_tfnmt_compat=True,
+    decoder_tie_embeddings=True,
     embedding_size=12,
   ),
   "luong,reverse,residual,zero": dict(
     decoder_type="luong",
     encoder_type="uni",
-    residual=True,
-    reverse_source=True,
+    encoder_residual=True,
+    encoder_reverse_source=True,
     bridge="zero",
-    encoder_layers=3,
+    encoder_num_layers=3,
   ),
   "bahdanau,gru": dict(
-    decoder_type="bahdanau", encoder_cell="gru", bridge="dense", score="additive", decoder_layers=1
+    decoder_type="bahdanau",
+    encoder_cell="gru",
+    bridge="dense",
+    attention_score="additive",
+    decoder_num_layers=1,
   ),
-  "bahdanau,shallow": dict(decoder_type="bahdanau", deep_output=False, alignment="local_p"),
-  "gnmt": dict(decoder_type="gnmt", encoder_type="gnmt", encoder_layers=3, decoder_layers=3),
-  "gnmt,gru,local_m": dict(decoder_type="gnmt", encoder_cell="gru", alignment="local_m"),
+  "bahdanau,shallow": dict(
+    decoder_type="bahdanau", decoder_deep_output=False, attention_alignment="local_p"
+  ),
+  "gnmt": dict(
+    decoder_type="gnmt", encoder_type="gnmt", encoder_num_layers=3, decoder_num_layers=3
+  ),
+  "gnmt,gru,local_m": dict(decoder_type="gnmt", encoder_cell="gru", attention_alignment="local_m"),
   "none_state": dict(decoder_type="none_state"),
   "none_input,gru": dict(decoder_type="none_input", encoder_cell="gru"),
 }
@@ -68,7 +80,7 @@ def test_teacher_forcing_equals_step_by_step(name):
     )
     np.testing.assert_allclose(step_logits, logits[:, t], atol=1e-5)
     np.testing.assert_allclose(step_weights, weights[:, t], atol=1e-6)
-  if not name.startswith("none") and overrides.get("alignment", "global") == "global":
+  if not name.startswith("none") and overrides.get("attention_alignment", "global") == "global":
     np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, atol=1e-5)
     assert np.all(
       np.asarray(weights)[~np.broadcast_to(np.asarray(mask)[:, None], weights.shape)] == 0
@@ -78,7 +90,7 @@ def test_teacher_forcing_equals_step_by_step(name):
 @pytest.mark.parametrize("encoder", ["uni", "bi"])
 def test_encoding_ignores_padding(encoder):
   """A sentence gives the same outputs alone and padded inside a longer batch."""
-  model = _model(input_feeding=True, encoder_type=encoder)
+  model = _model(decoder_input_feeding=True, encoder_type=encoder)
   src, mask, tgt = _batch()
   params = model.init(jax.random.key(0), src, mask, tgt)["params"]
   logits, _ = model.apply({"params": params}, src, mask, tgt)
@@ -90,7 +102,9 @@ def test_encoding_ignores_padding(encoder):
 def test_none_state_reads_the_source_only_through_the_initial_state():
   """The plain seq2seq decoder's logits do not change when the encoder states it would
   attend to are replaced: the source reaches it only through the final encoder state."""
-  model = _model(decoder_type="none_state", encoder_type="uni", encoder_layers=1, decoder_layers=1)
+  model = _model(
+    decoder_type="none_state", encoder_type="uni", encoder_num_layers=1, decoder_num_layers=1
+  )
   src, mask, tgt = _batch()
   params = model.init(jax.random.key(0), src, mask, tgt)["params"]
   assert "attention" not in params["decoder"]
@@ -104,7 +118,7 @@ def test_none_state_reads_the_source_only_through_the_initial_state():
 
 
 def test_layer_mismatch_names_the_fix():
-  model = _model(encoder_type="uni", decoder_layers=1, score="dot")
+  model = _model(encoder_type="uni", decoder_num_layers=1, attention_score="dot")
   src, mask, tgt = _batch()
   with pytest.raises(ConfigError, match=r"model\.decoder\.num_layers"):
     model.init(jax.random.key(0), src, mask, tgt)

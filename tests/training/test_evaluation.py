@@ -71,8 +71,10 @@ def test_forced_decoding_aer_matches_an_independent_computation(synthetic_data_d
   import numpy as np
 
   from attn_research.data.vocab import BOS_ID
-  from attn_research.training import parallel, trainer
-  from attn_research.training.workdir import Workdir
+  from attn_research.runs import Workdir
+  from attn_research.training import parallel, setup
+  from attn_research.training.data import prepare_data
+  from attn_research.training.evaluator import Evaluator
   from experiments.configs import synthetic
 
   config = synthetic.get_config("reverse")
@@ -81,9 +83,9 @@ def test_forced_decoding_aer_matches_an_independent_computation(synthetic_data_d
   config.model.embedding_size = 8
   config.eval.batch_size = 64
   mesh = parallel.make_mesh()
-  data = trainer.prepare_data(config, Workdir(str(tmp_path)))
-  model, state = trainer.build(config, data, mesh)
-  evaluation = trainer.Evaluator(model, mesh, data, config.eval, config.decode).run(
+  data = prepare_data(config, Workdir(str(tmp_path)))
+  model, state = setup.build(config, data, mesh)
+  evaluation = Evaluator(model, mesh, data, config.eval, config.decode).run(
     state.params, "test", num_attention=3
   )
 
@@ -113,8 +115,10 @@ def test_forced_decoding_aer_matches_an_independent_computation(synthetic_data_d
 
 
 def test_none_state_has_no_aer(synthetic_data_dir, tmp_path):
-  from attn_research.training import parallel, trainer
-  from attn_research.training.workdir import Workdir
+  from attn_research.runs import Workdir
+  from attn_research.training import parallel, setup
+  from attn_research.training.data import prepare_data
+  from attn_research.training.evaluator import Evaluator
   from experiments.configs import synthetic
 
   config = synthetic.get_config("copy")
@@ -123,8 +127,8 @@ def test_none_state_has_no_aer(synthetic_data_dir, tmp_path):
   config.model.encoder.hidden_size = 16
   config.eval.batch_size = 64
   mesh = parallel.make_mesh()
-  data = trainer.prepare_data(config, Workdir(str(tmp_path)))
-  model, state = trainer.build(config, data, mesh)
-  evaluator = trainer.Evaluator(model, mesh, data, config.eval, config.decode)
+  data = prepare_data(config, Workdir(str(tmp_path)))
+  model, state = setup.build(config, data, mesh)
+  evaluator = Evaluator(model, mesh, data, config.eval, config.decode)
   assert not evaluator.attentional
   assert "aer" not in evaluator(state.params, "test_long")

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from attn_research.errors import ConfigError
-from attn_research.registry import UnknownVariantError
+from attn_research.runs import WorkdirConflictError
 from attn_research.training import parallel, trainer
-from attn_research.training.workdir import WorkdirConflictError
 from tests.conftest import REPO, tiny_config, tiny_train_command
 
 
@@ -121,9 +120,102 @@ def test_workdir_with_another_config_is_refused(tiny_run, dates_data_dir):
 def test_bad_values_fail_before_any_work(dates_data_dir, tmp_path):
   config = _config(dates_data_dir)
   config.model.attention.score = "dott"
-  with pytest.raises(UnknownVariantError, match="Valid names: dot, scaled_dot, general"):
+  with pytest.raises(ConfigError, match="score='dott' must be one of dot, scaled_dot, general"):
     trainer.train_and_evaluate(config, str(tmp_path / "a"))
   config = _config(dates_data_dir, batch_size=60)
   with pytest.raises(ConfigError, match="divisible by the number of devices"):
     trainer.train_and_evaluate(config, str(tmp_path / "b"))
   assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
+
+
+# One bucket shape and no intermediate evaluation: a 20-step run in seconds.
+_SHORT = {"num_steps": 20, "log_every": 5, "eval_every": 1000, "checkpoint_every": 10}
+
+
+def _short_config(data_dir, **train):
+  config = tiny_config(data_dir, **{**_SHORT, **train})
+  config.data.source_buckets = (40,)
+  config.eval.splits = ("validation",)
+  config.eval.num_heatmaps = 0
+  return config
+
+
+def _damage(directory):
+  """Overwrites every file under `directory` with bytes no reader accepts."""
+  for path, _, files in os.walk(directory):
+    for name in files:
+      with open(os.path.join(path, name), "wb") as f:
+        f.write(b"\x00garbage{")
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(dates_data_dir, tmp_path, capsys):
+  workdir = str(tmp_path / "run")
+  config = _short_config(dates_data_dir)
+  reference = trainer.train_and_evaluate(config, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["10", "20"]
+  os.remove(os.path.join(workdir, "result.json"))
+  _damage(os.path.join(workdir, "checkpoints", "20"))
+  capsys.readouterr()
+  resumed = trainer.train_and_evaluate(config, workdir)
+  lines = capsys.readouterr().err.splitlines()
+  damaged = [line for line in lines if "does not restore" in line]
+  assert len(damaged) == 1 and damaged[0].startswith("Checkpoint 20 in ")
+  assert damaged[0].endswith("; trying step 10.")
+  assert "Resumed from the checkpoint at step 10" in "\n".join(lines)
+  assert resumed["metrics"] == reference["metrics"]  # steps 11–20 trained again, the same
+
+  os.remove(os.path.join(workdir, "result.json"))
+  for step in ("10", "20"):
+    _damage(os.path.join(workdir, "checkpoints", step))
+  with pytest.raises(ConfigError, match=r"No checkpoint in .*checkpoints restores.*--overwrite"):
+    trainer.train_and_evaluate(config, workdir)
+
+
+def test_a_damaged_best_checkpoint_is_a_one_line_error(dates_data_dir, tmp_path):
+  from attn_research.training.evaluation import evaluate_run
+
+  workdir = str(tmp_path / "run")
+  config = _short_config(dates_data_dir)
+  trainer.train_and_evaluate(config, workdir)
+  _damage(os.path.join(workdir, "best"))
+  with pytest.raises(ConfigError, match=r"best restores .*evaluate another --checkpoint") as e:
+    evaluate_run(workdir, config, "validation", checkpoint="best")
+  assert "\n" not in str(e.value)
+  result, _ = evaluate_run(workdir, config, "validation", checkpoint="latest")
+  assert result["step"] == 20
+
+
+def test_a_diverging_run_ends_diverged_and_is_not_rerun(dates_data_dir, tmp_path):
+  """A learning rate of 10⁴ sends the loss past float range; the run records where and
+  why instead of raising, and a rerun returns that record."""
+  workdir = str(tmp_path / "run")
+  config = _short_config(dates_data_dir, learning_rate=1e4, warmup_steps=0, grad_clip=0.0)
+  result = trainer.train_and_evaluate(config, workdir)
+  assert result["status"] == "diverged"
+  assert 1 <= result["step"] <= 20 and "lower train.learning_rate" in result["error"]
+  with open(os.path.join(workdir, "result.json")) as f:
+    assert json.load(f)["status"] == "diverged"
+  assert trainer.train_and_evaluate(config, workdir) == result
+
+
+def test_the_clock_keeps_compilation_out_of_training_speed(tiny_run):
+  """`train_tokens_per_second` counts only steps whose batch shape was compiled before:
+  the tokens of the other steps, recounted from the same batch plan, over train time."""
+  from attn_research.data.pipeline import TrainBatches
+  from attn_research.runs import Workdir
+  from attn_research.training.data import prepare_data
+
+  workdir, result = tiny_run
+  config = tiny_config(result["config"]["dataset"]["data_dir"])
+  data = prepare_data(config, Workdir(workdir, writer=False))
+  batches = TrainBatches(data.splits["train"], data.buckets, config.train.batch_size, seed=0)
+  seen, tokens = set(), 0.0
+  for _ in range(config.train.num_steps):
+    batch = next(batches)
+    shape = (batch["src"].shape, batch["tgt_in"].shape)
+    tokens += float(batch["tgt_mask"].sum()) if shape in seen else 0.0
+    seen.add(shape)
+  assert result["train_tokens_per_second"] == pytest.approx(tokens / result["train_seconds"])
+  assert result["compile_seconds"] > 0 and result["eval_seconds"] > 0
+  parts = sum(result[f"{k}_seconds"] for k in ("train", "compile", "eval", "checkpoint"))
+  assert parts <= result["wall_seconds"]

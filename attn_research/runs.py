@@ -1,0 +1,395 @@
+"""Run directories and experiment configs: the one place that reads and writes them.
+
+A run directory holds:
+  config.json      the resolved config, written when the run starts;
+  metrics.jsonl    one JSON object per log or eval step;
+  result.json      written last: `status` "completed" (with the metrics) or "diverged";
+  failed.json      left by a launcher for a run that exited with an error;
+  vocab.*.json, checkpoints/, best/, heatmaps/, hypotheses.<split>.txt, … .
+Every file is replaced atomically (a temporary file, then a rename), so a run killed at
+any moment leaves the old or the new version, never a torn file.
+
+Configs are Python files whose `get_config(arg)` returns an `ml_collections.ConfigDict`,
+named `path[:arg]`; overrides are dotted keys → values. This module imports no jax: the
+launchers, leaderboards and paper tables read runs without it, and a caller that runs
+several processes says which one writes.
+"""
+
+import copy
+import dataclasses
+import difflib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+
+from attn_research.errors import ConfigError
+
+CONFIG, METRICS, RESULT, FAILED = "config.json", "metrics.jsonl", "result.json", "failed.json"
+CHECKPOINTS, BEST = "checkpoints", "best"  # latest checkpoints; lowest validation ppl
+SOURCE_VOCAB, TARGET_VOCAB = "vocab.source.json", "vocab.target.json"
+HEATMAPS = "heatmaps"
+RUN_FILES = (CONFIG, METRICS, RESULT, FAILED, CHECKPOINTS, BEST, SOURCE_VOCAB, TARGET_VOCAB)
+REPORT_PREFIXES = ("hypotheses.", "bleu_by_length.")  # per-split reports of the final evaluation
+
+# What a run directory says about its run.
+NEW, UNFINISHED, COMPLETED, DIVERGED, FAILED_STATUS = (
+  "new",
+  "unfinished",
+  "completed",
+  "diverged",
+  "failed",
+)
+FINISHED = (COMPLETED, DIVERGED)  # rerunning the same config would not change the outcome
+
+
+class WorkdirConflictError(ConfigError):
+  """The workdir holds a run with a different config."""
+
+
+# ----------------------------------------------------------------------------------------
+# Files.
+
+
+def atomic_write(path: str, data: str | bytes) -> None:
+  """Writes `data` (text as UTF-8) to `path` via a temporary file and a rename."""
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data.encode("utf-8") if isinstance(data, str) else data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_json(path: str, data: Any) -> None:
+  atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str) -> Any:
+  """The JSON in `path`; a file that cannot be read is a `ConfigError` naming it."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise ConfigError(f"Cannot read {path} ({e}); fix or remove it.") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """What a run directory says about its run.
+
+  Attributes:
+    path: the directory.
+    status: NEW (nothing there), UNFINISHED (started, or its result cannot be read),
+      COMPLETED, DIVERGED or FAILED_STATUS (a launcher recorded an error).
+    result: the contents of result.json ({} when there is none).
+    error: why it failed or diverged, or why its result cannot be read; "" otherwise.
+  """
+
+  path: str
+  status: str
+  result: dict[str, Any]
+  error: str = ""
+
+  @property
+  def config(self) -> dict[str, Any]:
+    """The run's resolved config (from result.json, else config.json; {} if neither)."""
+    if "config" in self.result:
+      return self.result["config"]
+    try:
+      return read_json(os.path.join(self.path, CONFIG))
+    except ConfigError:
+      return {}
+
+
+def read_run(path: str) -> Run:
+  """The status and result of the run in `path`; never raises on a damaged run."""
+  result, error = {}, ""
+  if os.path.exists(os.path.join(path, RESULT)):
+    try:
+      result = read_json(os.path.join(path, RESULT))
+    except ConfigError as e:
+      error = str(e)
+    result = result if isinstance(result, dict) else {}
+  status = result.get("status")
+  if status in FINISHED:
+    return Run(path, status, result, result.get("error", ""))
+  if os.path.exists(os.path.join(path, FAILED)):
+    try:
+      failed = read_json(os.path.join(path, FAILED))
+      error = str(failed.get("error", "")) if isinstance(failed, dict) else ""
+    except ConfigError as e:
+      error = str(e)
+    return Run(path, FAILED_STATUS, result, error or "unknown error")
+  if result or error or os.path.exists(os.path.join(path, CONFIG)):
+    return Run(path, UNFINISHED, result, error)
+  return Run(path, NEW, result)
+
+
+def is_run(path: str) -> bool:
+  """Whether `path` holds a run's files (a config, a result or a recorded failure)."""
+  return any(os.path.exists(os.path.join(path, name)) for name in (CONFIG, RESULT, FAILED))
+
+
+def is_finished(path: str) -> bool:
+  """Whether `path` holds a run that completed or diverged: running it again would
+  give the same outcome, so launchers skip it."""
+  return read_run(path).status in FINISHED
+
+
+def record_failure(path: str, record: dict[str, Any]) -> None:
+  """Writes failed.json (`{"error": …, …}`) for a run that exited with an error."""
+  os.makedirs(path, exist_ok=True)
+  write_json(os.path.join(path, FAILED), record)
+
+
+def clear_failure(path: str) -> None:
+  if os.path.exists(os.path.join(path, FAILED)):
+    os.remove(os.path.join(path, FAILED))
+
+
+class Workdir:
+  """The files of one run, as the process training or evaluating it sees them.
+
+  Attributes:
+    path: the run directory.
+    writer: whether this process writes (process 0 of a run over several processes).
+  """
+
+  def __init__(self, path: str, writer: bool = True):
+    self.path = os.path.abspath(os.path.expanduser(path))
+    self.writer = writer
+
+  def file(self, name: str) -> str:
+    return os.path.join(self.path, name)
+
+  def exists(self, name: str) -> bool:
+    return os.path.exists(self.file(name))
+
+  def read_json(self, name: str) -> Any:
+    return read_json(self.file(name))
+
+  def write_json(self, name: str, data: Any) -> None:
+    if self.writer:
+      write_json(self.file(name), data)
+
+  def write_text(self, name: str, text: str) -> None:
+    if self.writer:
+      atomic_write(self.file(name), text)
+
+  def read_text(self, name: str) -> str:
+    with open(self.file(name), encoding="utf-8") as f:
+      return f.read()
+
+  def status(self) -> Run:
+    return read_run(self.path)
+
+  def claim(self, config: ml_collections.ConfigDict | dict, overwrite: bool) -> None:
+    """Makes the directory this config's: refuses a different run unless `overwrite`.
+
+    Raises:
+      WorkdirConflictError: the directory holds a run with another config.
+    """
+    config = stored(config)
+    if overwrite and self.writer:
+      self._delete_run()
+    if self.exists(CONFIG):
+      diff = config_differences(self.read_json(CONFIG), config)
+      if diff:
+        raise WorkdirConflictError(
+          f"{self.path} holds a run with a different config ({'; '.join(diff[:8])}"
+          f"{'; …' if len(diff) > 8 else ''}). Use another --workdir, or pass --overwrite "
+          "to delete that run and start again."
+        )
+      return
+    if self.writer:
+      os.makedirs(self.path, exist_ok=True)
+      self.write_json(CONFIG, config)
+
+  def _delete_run(self) -> None:
+    if not os.path.isdir(self.path):
+      return
+    reports = [n for n in os.listdir(self.path) if n.startswith(REPORT_PREFIXES)]
+    for name in (*RUN_FILES, HEATMAPS, *reports):
+      target = self.file(name)
+      if os.path.isdir(target):
+        shutil.rmtree(target)
+      elif os.path.exists(target):
+        os.remove(target)
+
+  def read_metrics(self) -> list[dict]:
+    if not self.exists(METRICS):
+      return []
+    with open(self.file(METRICS), encoding="utf-8") as f:
+      return [json.loads(line) for line in f if line.strip()]
+
+  def append_metrics(self, record: dict) -> None:
+    if self.writer:
+      with open(self.file(METRICS), "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+  def truncate_metrics(self, last_step: int) -> None:
+    """Drops records after `last_step` (logged by a run that died before checkpointing)."""
+    kept = [r for r in self.read_metrics() if r["step"] <= last_step]
+    if self.writer and self.exists(METRICS):
+      atomic_write(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in kept))
+
+
+# ----------------------------------------------------------------------------------------
+# Configs.
+
+
+def stored(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, Any]:
+  """`config` as config.json holds it: plain dicts, tuples as lists."""
+  if isinstance(config, ml_collections.ConfigDict):
+    config = config.to_dict()
+  return json.loads(json.dumps(config))
+
+
+def from_stored(stored_config: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """A config read back from JSON, its lists (buckets, splits) tuples again."""
+
+  def with_tuples(node: Any) -> Any:
+    if isinstance(node, Mapping):
+      return {k: with_tuples(v) for k, v in node.items()}
+    return tuple(node) if isinstance(node, list) else node
+
+  return ml_collections.ConfigDict(with_tuples(stored_config))
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+  """Nested dicts (or a ConfigDict) → `{"a.b.c": leaf}`, in insertion order."""
+  if isinstance(tree, ml_collections.ConfigDict):
+    tree = tree.to_dict()
+  if not isinstance(tree, Mapping):
+    return {prefix[:-1]: tree}
+  out = {}
+  for k, v in tree.items():
+    out.update(flatten(v, f"{prefix}{k}."))
+  return out
+
+
+def config_differences(old: Any, new: Any) -> list[str]:
+  """Dotted keys whose values differ, as `key: old → new` (tuples equal their lists)."""
+  a, b = flatten(stored(old)), flatten(stored(new))
+  return [
+    f"{k}: {a.get(k, '<absent>')!r} → {b.get(k, '<absent>')!r}"
+    for k in sorted(a.keys() | b.keys())
+    if a.get(k, "<absent>") != b.get(k, "<absent>")
+  ]
+
+
+def load_module(path: str) -> Any:
+  """Imports the config file `path` (run from the repository root, as every entry point)."""
+  if not os.path.isfile(path):
+    raise ConfigError(f"No config file {path}; pass --config=path/to/config.py[:arg].")
+  name = "config_" + re.sub(r"\W", "_", os.path.splitext(os.path.abspath(path))[0])
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of `path[:arg]`, as `experiments.train --config=path[:arg]` sees it."""
+  path, _, arg = spec.partition(":")
+  module = load_module(path)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+  """A config file's `arg` as fields (big_vision's `parse_arg`): `"en-de,scale=tiny"`.
+
+  Every key must be one of `defaults`, and each value is parsed as the type of its
+  default; a bare value (no `=`) sets the first key.
+  """
+  parsed = dict(defaults)
+  first = next(iter(defaults))
+  for part in filter(None, (arg or "").split(",")):
+    key, eq, value = part.partition("=")
+    key, value = (key.strip(), value.strip()) if eq else (first, key.strip())
+    if key not in defaults:
+      raise ConfigError(
+        f"Unknown config argument {key!r} in {arg!r}; valid: {', '.join(defaults)}."
+      )
+    kind = type(defaults[key])
+    try:
+      parsed[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+    except ValueError:
+      raise ConfigError(f"Config argument {key}={value!r} must be a {kind.__name__}.") from None
+  return ml_collections.ConfigDict(parsed)
+
+
+def _lookup(config: ml_collections.ConfigDict, key: str) -> Any:
+  node: Any = config
+  for part in key.split("."):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      raise KeyError(key)
+    node = node[part]
+  return node
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+  """`value` as the field holding `default` stores it; raises TypeError if it cannot."""
+  if isinstance(default, bool):
+    ok = isinstance(value, bool)
+  elif isinstance(default, int):
+    ok = isinstance(value, int) and not isinstance(value, bool)
+  elif isinstance(default, float):
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    value = float(value) if ok else value
+  elif isinstance(default, str):
+    ok = isinstance(value, str)
+  elif isinstance(default, tuple):
+    ok = isinstance(value, tuple | list)
+    value = tuple(value) if ok else value
+  else:
+    raise TypeError(f"{key} is a {type(default).__name__} field, which overrides cannot set")
+  if not ok:
+    raise TypeError(f"{value!r} is a {type(value).__name__}, {key} a {type(default).__name__}")
+  return value
+
+
+def apply_overrides(
+  base: ml_collections.ConfigDict, overrides: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
+  """A copy of `base` with dotted `overrides` set, each checked against its field.
+
+  Raises:
+    ConfigError: a key names no field (with the closest one), a whole section, or a
+      value of the wrong type.
+  """
+  config = copy.deepcopy(base)
+  leaves = list(flatten(base))
+  for key, value in overrides.items():
+    try:
+      default = _lookup(base, key)
+    except KeyError:
+      close = difflib.get_close_matches(key, leaves, n=1)
+      hint = f" (did you mean {close[0]}?)" if close else ""
+      raise ConfigError(f"{key} is not a config key{hint}.") from None
+    if isinstance(default, ml_collections.ConfigDict):
+      raise ConfigError(f"{key} is a config section; set its fields one by one.")
+    try:
+      value = _coerce(key, default, value)
+    except TypeError as e:
+      raise ConfigError(f"{e}.") from None
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+      node = node[part]
+    with node.unlocked():
+      node[leaf] = value
+  return config

@@ -1,0 +1,155 @@
+"""Evaluating a split: device passes (teacher forcing and decoding) and host scoring."""
+
+import dataclasses
+import functools
+
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh
+
+from attn_research.data.pipeline import eval_batches
+from attn_research.data.vocab import EOS_ID
+from attn_research.decoding import beam_search, greedy_decode
+from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
+from attn_research.evaluation import alignment, metrics
+from attn_research.model import DECODERS, Seq2Seq
+from attn_research.training import parallel, steps
+from attn_research.training.data import Data
+from attn_research.training.reports import Evaluation
+
+
+def make_decoder(model: Seq2Seq, decode: ml_collections.ConfigDict, max_len: int):
+  """`(params, src, src_mask) → (tokens, weights)`: greedy for beam_size 0, else beam."""
+  if decode.beam_size == 0:
+    return functools.partial(greedy_decode, model, max_len=max_len)
+  search = functools.partial(
+    beam_search,
+    model,
+    beam_size=decode.beam_size,
+    max_len=max_len,
+    alpha=decode.length_penalty,
+    beta=decode.coverage_penalty,
+    max_len_a=decode.max_length_a,
+    max_len_b=decode.max_length_b,
+  )
+  return lambda params, src, src_mask: search(params, src, src_mask)[:2]
+
+
+@dataclasses.dataclass
+class DeviceOutputs:
+  """What the device passes over a split give, per example index.
+
+  Attributes:
+    nll_sum, tokens: teacher-forced cross-entropy summed over the split's target tokens.
+    decoded: decoded ids `[max_len]` (up to and past `</s>`).
+    weights: decoding's attention `[max_len, src_len]`, for the examples that need it.
+    forced: the most attended source position per reference token (forced decoding).
+  """
+
+  nll_sum: float
+  tokens: float
+  decoded: dict[int, np.ndarray]
+  weights: dict[int, np.ndarray]
+  forced: dict[int, np.ndarray]
+
+
+class Evaluator:
+  """Teacher-forced loss/perplexity and forced-decoding alignments, then decoding and its
+  metrics, over every example of a split."""
+
+  def __init__(
+    self,
+    model: Seq2Seq,
+    mesh: Mesh,
+    data: Data,
+    eval_config: ml_collections.ConfigDict,
+    decode: ml_collections.ConfigDict,
+  ):
+    self.mesh = mesh
+    self.data = data
+    self.batch_size = eval_config.batch_size
+    self.length_bin = eval_config.length_bin
+    self.attentional = DECODERS.get(model.config.decoder.type).attentional
+    self._batches: dict[str, list] = {}
+    # Replicated outputs: every process gets every row, to compute the same metrics.
+    repl = parallel.replicated(mesh)
+    self._eval_step = jax.jit(functools.partial(steps.eval_step, model=model), out_shardings=repl)
+    self._decode = jax.jit(make_decoder(model, decode, data.buckets.target[-1]), out_shardings=repl)
+    self._unk_replace = decode.unk_replace
+    self._dictionary = load_dictionary(decode.unk_dictionary) if decode.unk_dictionary else None
+
+  def __call__(self, params, split: str) -> dict:
+    return self.run(params, split).metrics
+
+  def run(self, params, split: str, num_attention: int = 0) -> Evaluation:
+    """Evaluates every example of `split`, keeping the attention of the first
+    `num_attention` examples."""
+    return self.score(split, self.device_pass(params, split, num_attention), num_attention)
+
+  def device_pass(self, params, split: str, num_attention: int = 0) -> DeviceOutputs:
+    """Runs teacher forcing and decoding over `split`; keeps decoding's attention for the
+    first `num_attention` examples (every example when unknown words are replaced)."""
+    if split not in self._batches:
+      self._batches[split] = eval_batches(
+        self.data.splits[split], self.data.buckets, self.batch_size, split
+      )
+    targets = self.data.splits[split].targets
+    out = DeviceOutputs(0.0, 0.0, {}, {}, {})
+    for host_batch in self._batches[split]:
+      batch = parallel.shard_batch(host_batch, self.mesh)
+      sums, links = self._eval_step(params, batch)
+      decoded, weights = jax.device_get(self._decode(params, batch["src"], batch["src_mask"]))
+      links = jax.device_get(links)
+      out.nll_sum += float(sums["nll_sum"])
+      out.tokens += float(sums["tokens"])
+      for row, index in enumerate(host_batch["index"]):
+        index = int(index)
+        if index < 0:  # a filler row
+          continue
+        out.forced[index] = links[row, : len(targets[index])]
+        out.decoded[index] = decoded[row]
+        if self._unk_replace or index < num_attention:
+          out.weights[index] = weights[row]
+    return out
+
+  def score(self, split: str, outputs: DeviceOutputs, num_attention: int = 0) -> Evaluation:
+    """The metrics of `split` from its device outputs (host only)."""
+    split_data = self.data.splits[split]
+    hyps = [self._detokenise(split, i, outputs) for i in range(len(split_data))]
+    refs = split_data.target_texts
+    result = {
+      "loss": outputs.nll_sum / outputs.tokens,
+      "ppl": metrics.perplexity(outputs.nll_sum, outputs.tokens),
+      "exact_match": metrics.exact_match(hyps, refs),
+      **metrics.bleu(hyps, refs, self.data.target_lang),
+      "chrf": metrics.chrf(hyps, refs),
+      "num_examples": len(split_data),
+      "bleu_by_length": metrics.bleu_by_length(
+        hyps, refs, [len(s) for s in split_data.sources], self.length_bin
+      ),
+    }
+    gold = self.data.gold.get(split, {})
+    if "alignment" in gold and self.attentional:
+      predicted = [{(int(s), t) for t, s in enumerate(outputs.forced[i])} for i in range(len(hyps))]
+      result["aer"] = alignment.aer(
+        predicted,
+        [alignment.parse_pharaoh(a) for a in gold["alignment"]],
+        [alignment.parse_pharaoh(a) for a in gold.get("possible_alignment", gold["alignment"])],
+      )
+    attention = {}
+    for index in range(min(num_attention, len(split_data))):
+      ids = list(outputs.decoded[index])
+      length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
+      target_tokens = [self.data.tgt_vocab.tokens[i] for i in ids[:length]]
+      attention[index] = (target_tokens, outputs.weights[index][:length])
+    return Evaluation(result, hyps, attention)
+
+  def _detokenise(self, split: str, index: int, outputs: DeviceOutputs) -> str:
+    decoded = outputs.decoded[index]
+    if not self._unk_replace:
+      return self.data.tgt_vocab.decode(decoded)
+    source = self.data.src_vocab.split(self.data.splits[split].source_texts[index])
+    return replace_unknowns(
+      decoded, outputs.weights[index], source, self.data.tgt_vocab, self._dictionary
+    )

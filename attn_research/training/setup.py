@@ -1,0 +1,115 @@
+"""What a run needs before its first step: a checked config, data, model, restored state."""
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from absl import logging
+from flax.training import train_state
+from jax.sharding import Mesh
+
+from attn_research import config_checks, runs
+from attn_research.data.pipeline import TrainBatches
+from attn_research.model import ModelConfig, Seq2Seq
+from attn_research.training import optimizers, parallel, steps
+from attn_research.training.checkpointing import Checkpointer
+from attn_research.training.data import Data, prepare_data
+
+
+def validate(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
+  """Fails fast, before any data is built, on any value that cannot run on `mesh`."""
+  config_checks.validate(config, mesh.size)
+
+
+def build(
+  config: ml_collections.ConfigDict, data: Data, mesh: Mesh
+) -> tuple[Seq2Seq, train_state.TrainState]:
+  """The model and its freshly initialised, replicated train state."""
+  model = Seq2Seq(
+    ModelConfig.from_config(
+      config.model, len(data.src_vocab), len(data.tgt_vocab), data.buckets.source[-1]
+    )
+  )
+  tx = optimizers.make_optimizer(config.train)
+
+  def init_state(rng):
+    src = jnp.zeros((1, data.buckets.source[0]), jnp.int32)
+    tgt = jnp.zeros((1, data.buckets.target[0]), jnp.int32)
+    params = model.init(rng, src, src > 0, tgt)["params"]
+    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+  init_rng = jax.random.split(jax.random.key(config.seed))[0]
+  return model, jax.jit(init_state, out_shardings=parallel.replicated(mesh))(init_rng)
+
+
+def restore_newest(
+  checkpointer: Checkpointer, like: train_state.TrainState, note: Callable[[str], None], **kw
+) -> tuple[int, train_state.TrainState, dict] | None:
+  """The newest checkpoint that restores, in the structure and sharding of `like`."""
+  abstract = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like
+  )
+  return checkpointer.restore_newest(abstract, note, **kw)
+
+
+@dataclasses.dataclass
+class Prepared:
+  """A run ready to train from `start_step` (0: fresh) with its saved `progress`."""
+
+  run: runs.Workdir
+  data: Data
+  model: Seq2Seq
+  state: train_state.TrainState
+  checkpointer: Checkpointer
+  start_step: int
+  progress: dict
+
+
+def prepare(
+  config: ml_collections.ConfigDict, run: runs.Workdir, mesh: Mesh, note: Callable[[str], None]
+) -> Prepared:
+  """Data, model and the state of the newest checkpoint that restores (else a fresh one)."""
+  data = prepare_data(config, run)
+  model, state = build(config, data, mesh)
+  checkpointer = Checkpointer(run.file(runs.CHECKPOINTS), config.train.keep_checkpoints)
+  restored = restore_newest(checkpointer, state, note)
+  if restored is None:
+    return Prepared(run, data, model, state, checkpointer, 0, {})
+  step, state, progress = restored
+  note(f"Resumed from the checkpoint at step {step} in {run.path}.")
+  return Prepared(run, data, model, state, checkpointer, step, progress)
+
+
+def train_batches(config: ml_collections.ConfigDict, data: Data, progress: dict) -> TrainBatches:
+  """The training batches, positioned where the restored `progress` left them."""
+  batches = TrainBatches(
+    data.splits["train"],
+    data.buckets,
+    config.train.batch_size,
+    seed=config.seed,
+    max_words=config.data.max_train_words,
+  )
+  if "data" in progress:
+    batches.set_state(progress["data"])
+  if batches.num_filtered:
+    logging.warning(
+      "Dropped %d training examples that are empty, do not fit the buckets or are longer "
+      "than data.max_train_words.",
+      batches.num_filtered,
+    )
+  return batches
+
+
+def jit_train_step(config: ml_collections.ConfigDict, model: Seq2Seq, mesh: Mesh):
+  """`(state, batch, rng) → (state, metrics)`, batch split over the mesh, the rest
+  replicated, the old state's buffers donated."""
+  repl = parallel.replicated(mesh)
+  return jax.jit(
+    functools.partial(steps.train_step, model=model, label_smoothing=config.train.label_smoothing),
+    in_shardings=(repl, parallel.batch_sharding(mesh), repl),
+    out_shardings=(repl, repl),
+    donate_argnums=0,
+  )

@@ -1,0 +1,245 @@
+"""Reports for people: markdown, CSV and HTML renderings of leaderboards, paper tables
+and run comparisons.
+
+The library collects, groups and ranks (`attn_research.evaluation.leaderboard`); every
+rendering of those numbers, and the number formats they share (mean ± std, durations,
+markdown tables), lives here.
+"""
+
+import csv
+import html
+import io
+import os
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+from attn_research import runs
+from attn_research.errors import ConfigError
+from attn_research.evaluation.leaderboard import Entry, Leaderboard, Run, Stat, seed
+
+FORMATS = ("markdown", "csv", "html")
+DECIMALS = {"bleu": 2, "tokenized_bleu": 2, "chrf": 2}  # the rest: 4
+
+
+# ----------------------------------------------------------------------------------------
+# Shared formats.
+
+
+def number(value: float | None, decimals: int) -> str:
+  """`value` with thousands separators, or "—" when missing."""
+  return "—" if value is None else f"{value:,.{decimals}f}"
+
+
+def mean_std(stat: Stat, decimals: int) -> str:
+  """`mean ± std` (`± —` without a std, from one value); `—` without values."""
+  if stat.mean is None:
+    return "—"
+  return f"{number(stat.mean, decimals)} ± {number(stat.std, decimals)}"
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns=(0,)) -> str:
+  """A GitHub markdown table; `text_columns` are left-aligned, the rest right-aligned."""
+  escape = [[str(c).replace("|", r"\|") for c in row] for row in rows]
+  align = [":---" if i in text_columns else "---:" for i in range(len(headers))]
+  return "\n".join(f"| {' | '.join(row)} |" for row in (headers, align, *escape)) + "\n"
+
+
+def render_leaderboard(board: Leaderboard, fmt: str, link_base: str = ".") -> str:
+  """The board as `fmt` (one of `FORMATS`); HTML links are relative to `link_base`."""
+  if fmt == "markdown":
+    return _markdown(board)
+  if fmt == "csv":
+    return _csv(board)
+  if fmt == "html":
+    return _html(board, link_base)
+  raise ConfigError(f"Unknown format {fmt!r}; pass one of {', '.join(FORMATS)}.")
+
+
+def compare_table(labels: Sequence[str], results: Sequence[dict[str, Any]], split: str) -> str:
+  """Runs side by side: one markdown row per run, the headline metrics of `split`."""
+  columns = ("bleu", "tokenized_bleu", "chrf", "exact_match", "ppl", "aer")
+  rows = []
+  for label, result in zip(labels, results, strict=True):
+    metrics = result["metrics"][split]
+    rows.append([label, *(number(metrics.get(c), DECIMALS.get(c, 4)) for c in columns)])
+  return markdown_table(["run", *(f"{split}.{c}" for c in columns)], rows)
+
+
+# ----------------------------------------------------------------------------------------
+# Leaderboards.
+
+
+def _duration(seconds: float | None) -> str:
+  if seconds is None:
+    return "—"
+  minutes, secs = divmod(round(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _cells(board: Leaderboard, entry: Entry) -> list[str]:
+  """Display text of one row, in the order of `_headers`."""
+  ranked, *others = board.columns
+  return [
+    str(entry.rank),
+    entry.name,
+    mean_std(entry.metrics[ranked], DECIMALS.get(ranked, 4)),
+    str(len(entry.runs)),
+    *(number(entry.metrics[m].mean, DECIMALS.get(m, 4)) for m in others),
+    "—" if entry.num_params is None else f"{entry.num_params:,}",
+    _duration(entry.wall_seconds.mean),
+    number(entry.tokens_per_second.mean, 0),
+  ]
+
+
+def _headers(board: Leaderboard) -> list[str]:
+  ranked, *others = board.columns
+  return [
+    "rank",
+    "variant",
+    f"{board.split}.{ranked}",
+    "seeds",
+    *others,
+    "params",
+    "wall time",
+    "tokens/s",
+  ]
+
+
+def _markdown(board: Leaderboard) -> str:
+  headers = _headers(board)
+  text = markdown_table(headers, [_cells(board, e) for e in board.entries], text_columns=(1,))
+  lines = []
+  for title, items in board.skipped:
+    if items:
+      lines += [
+        "",
+        f"{title}: {len(items)}",
+        *(f"- {s.path}: {' '.join(s.reason.split())}" for s in items),
+      ]
+  return text + "".join(f"{line}\n" for line in lines)
+
+
+def _csv(board: Leaderboard) -> str:
+  """One row per variant, unrounded; a std is empty with one seed, a missing value empty."""
+  columns = [f"{board.split}.{m}" for m in board.columns]
+  out = io.StringIO()
+  writer = csv.writer(out, lineterminator="\n")
+  writer.writerow(
+    [
+      "rank",
+      "variant",
+      "seeds",
+      *(f"{c}_{s}" for c in columns for s in ("mean", "std")),
+      "num_params",
+      "wall_seconds_mean",
+      "train_tokens_per_second_mean",
+    ]
+  )
+  for e in board.entries:
+    stats = [e.metrics[m] for m in board.columns]
+    writer.writerow(
+      _blank_none(
+        [
+          e.rank,
+          e.name,
+          len(e.runs),
+          *(v for s in stats for v in (s.mean, s.std)),
+          e.num_params,
+          e.wall_seconds.mean,
+          e.tokens_per_second.mean,
+        ]
+      )
+    )
+  return out.getvalue()
+
+
+def _blank_none(values: list[Any]) -> list[Any]:
+  return ["" if v is None else v for v in values]
+
+
+_STYLE = """
+body { font: 14px system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; }
+th, td { padding: .3em .7em; border-bottom: 1px solid #ddd; text-align: right; }
+th { cursor: pointer; background: #f4f4f4; user-select: none; }
+th[data-order=asc]::after { content: " ▲"; } th[data-order=desc]::after { content: " ▼"; }
+td.text, th.text { text-align: left; }
+"""
+
+# Click a header to sort by it; numbers compare by their unrounded data-value, blanks last.
+_SCRIPT = """
+document.querySelectorAll("table.leaderboard th").forEach((th, col) => th.addEventListener("click", () => {
+  const body = th.closest("table").tBodies[0], asc = th.dataset.order !== "asc";
+  th.parentNode.querySelectorAll("th").forEach(h => delete h.dataset.order);
+  th.dataset.order = asc ? "asc" : "desc";
+  const key = row => { const v = row.cells[col].dataset.value ?? row.cells[col].textContent;
+    return v === "" ? null : isNaN(v) ? v : Number(v); };
+  [...body.rows].sort((a, b) => { const x = key(a), y = key(b);
+    if (x === null || y === null) return (x === null) - (y === null);
+    return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1); }).forEach(row => body.append(row));
+}));
+"""
+
+
+def _html(board: Leaderboard, link_base: str) -> str:
+  """A self-contained page: the sortable table, each seed run's plots, skipped runs."""
+  e = html.escape
+  ranked, *others = board.columns
+  headers = _headers(board)
+  head = "".join(
+    f'<th class="text">{e(h)}</th>' if h == "variant" else f"<th>{e(h)}</th>" for h in headers
+  )
+  head += '<th class="text">runs</th>'
+  rows = []
+  for entry in board.entries:
+    values = [
+      entry.rank,
+      entry.name,
+      entry.metrics[ranked].mean,
+      len(entry.runs),
+      *(entry.metrics[m].mean for m in others),
+      entry.num_params,
+      entry.wall_seconds.mean,
+      entry.tokens_per_second.mean,
+    ]
+    cells = [
+      f'<td class="text">{e(text)}</td>'
+      if header == "variant"
+      else f'<td data-value="{"" if value is None else repr(value)}">{e(text)}</td>'
+      for header, text, value in zip(headers, _cells(board, entry), values, strict=True)
+    ]
+    links = "<br>".join(_run_links(run, board.split, link_base) for run in entry.runs)
+    rows.append(f'<tr>{"".join(cells)}<td class="text">{links}</td></tr>')
+  skipped = "".join(
+    f"<h2>{title}: {len(items)}</h2><ul>"
+    + "".join(f"<li>{e(s.path)}: {e(s.reason)}</li>" for s in items)
+    + "</ul>"
+    for title, items in board.skipped
+    if items
+  )
+  title = e(f"Leaderboard: {board.split}.{ranked}")
+  return (
+    f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+    f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+    f'<table class="leaderboard">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+    + "\n".join(rows)
+    + f"\n</tbody>\n</table>\n{skipped}\n<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+  )
+
+
+def _run_links(run: Run, split: str, link_base: str) -> str:
+  """`seed N`, linking the run's BLEU-by-length plot and heatmaps of `split` where present."""
+  run_seed = seed(run)
+  parts = [html.escape(f"seed {run_seed}" if run_seed is not None else os.path.basename(run.path))]
+  for label, target in (
+    ("BLEU by length", os.path.join(run.path, f"bleu_by_length.{split}.png")),
+    ("heatmaps", os.path.join(run.path, runs.HEATMAPS, split)),
+  ):
+    if os.path.exists(target):
+      href = urllib.parse.quote(os.path.relpath(target, link_base).replace(os.sep, "/"))
+      if os.path.isdir(target):
+        href += "/"
+      parts.append(f'<a href="{html.escape(href)}">{html.escape(label)}</a>')
+  return " · ".join(parts)
