@@ -55,11 +55,13 @@ class Alignment(nn.Module):
     window: D, a local window's half-width (`model.attention.window`).
     size: inner size of learned position predictors (0: the query size).
     initialization: "paper" or "default" parameter initialisation.
+    sigma: local-p's Gaussian width σ (`model.attention.sigma`; 0: D/2, Luong's).
   """
 
   window: int = 10
   size: int = 0
   initialization: str = "paper"
+  sigma: float = 0.0
 
 
 def gathers_window(src_len: int, window: int) -> bool:
@@ -92,7 +94,7 @@ class _Local(Alignment):
       inside &= jnp.abs(index + 1 - p_t[..., None]) <= self.window
     weights = masked_softmax(energies, inside)
     if p_t is not None:  # Luong Eq. 10: align(h_t, h̄_s) · exp(−(s − p_t)² / 2σ²), σ = D/2
-      sigma = self.window / 2.0
+      sigma = self.sigma or self.window / 2.0
       distance = (index + 1).astype(weights.dtype) - p_t[..., None]
       weights = weights * jnp.exp(-jnp.square(distance) / (2.0 * sigma**2))
     if not gather:

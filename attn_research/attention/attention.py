@@ -10,7 +10,7 @@ import ml_collections
 from attn_research.attention.alignments import ALIGNMENTS
 from attn_research.attention.memory import Memory
 from attn_research.attention.scores import INITS, SCORES
-from attn_research.constraints import NON_NEGATIVE, Choice, Int, field
+from attn_research.constraints import NON_NEGATIVE, Choice, Float, Int, field
 from attn_research.errors import ConfigError
 
 
@@ -26,6 +26,7 @@ class AttentionConfig:
     init: "paper" or "default" parameter initialisation (`scores.INITS`).
     max_source_length: source positions the `location` score addresses; `from_config`
       resolves 0 to the largest source bucket.
+    sigma: local-p's Gaussian width σ (Luong Eq. 10); 0 means D/2, the paper's.
   """
 
   score: str = field(Choice(names=SCORES))
@@ -34,6 +35,7 @@ class AttentionConfig:
   size: int = field(Int(low=0, note="0: the query size"), 0)
   init: str = field(Choice(names=INITS), "paper")
   max_source_length: int = field(Int(low=0, note="0: the largest source bucket"), 0)
+  sigma: float = field(Float(low=0, note="0: window / 2, Luong's"), 0.0)
 
   @classmethod
   def from_config(
@@ -44,13 +46,19 @@ class AttentionConfig:
 
     Raises:
       ConfigError: a positive `max_source_length` shorter than `longest_source`, which
-        would refuse the longest batches only once training reaches them.
+        would refuse the longest batches only once training reaches them; local-p with
+        a Gaussian of width 0.
     """
     config = cls(**attention.to_dict())
     if 0 < config.max_source_length < longest_source:
       raise ConfigError(
         f"model.attention.max_source_length={config.max_source_length} is shorter than the "
         f"largest source bucket ({longest_source}); raise it or set 0 to use the bucket."
+      )
+    if config.alignment == "local_p" and not (config.sigma or config.window):
+      raise ConfigError(
+        "model.attention.alignment='local_p' with model.attention.window=0 and sigma=0 has "
+        "a Gaussian of width 0; set model.attention.window ≥ 1 or model.attention.sigma > 0."
       )
     return dataclasses.replace(config, max_source_length=config.max_source_length or longest_source)
 
@@ -76,7 +84,7 @@ class Attention(nn.Module):
       name="score",
     )
     self.align_fn = ALIGNMENTS.get(c.alignment)(
-      window=c.window, size=c.size, initialization=c.init, name="alignment"
+      window=c.window, size=c.size, initialization=c.init, sigma=c.sigma, name="alignment"
     )
 
   def prepare(self, values: jax.Array, mask: jax.Array) -> Memory:

@@ -56,6 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.attention.size = 0  # N of concat/additive/mul scores and local-p; 0 = hidden
   config.model.attention.init = "paper"  # paper (each score as published) | default
   config.model.attention.max_source_length = 0  # location score reach; 0 = largest bucket
+  config.model.attention.sigma = 0.0  # local_p: Gaussian σ (Eq. 10); 0 = window / 2 (Luong)
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 1000

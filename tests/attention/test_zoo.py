@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from attn_research.attention import ALIGNMENTS, SCORES, Attention, AttentionConfig, alignments
+from attn_research.errors import ConfigError
+from experiments.configs import base
 
 B, S, T, DIM, N, D = 5, 9, 6, 6, 5, 2
 LENGTHS = np.array([9, 5, 1, 0, 3])  # row 3 is an empty source
@@ -33,8 +35,10 @@ def _apply(module, query, values, mask, positions):
   return module(query, module.prepare(values, mask), positions)
 
 
-def _build(score, alignment):
-  config = AttentionConfig(score, alignment, window=D, size=N, max_source_length=MAX_LEN)
+def _build(score, alignment, sigma=0.0):
+  config = AttentionConfig(
+    score, alignment, window=D, size=N, max_source_length=MAX_LEN, sigma=sigma
+  )
   return Attention(config, query_size=DIM)
 
 
@@ -78,7 +82,7 @@ def _score_fn(name, p):
   raise AssertionError(name)
 
 
-def _reference(score, alignment, params, query, values, mask):
+def _reference(score, alignment, params, query, values, mask, sigma=D / 2):
   p = params.get("params", {})
   f = _score_fn(score, p)
   weights = np.zeros((B, T, S))
@@ -97,7 +101,7 @@ def _reference(score, alignment, params, query, values, mask):
     e = np.array([f(h, values[b, s - 1], s) for s in window])
     align = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
     if alignment == "local_p":
-      align = align * np.exp(-((np.array(window) - p_t) ** 2) / (2 * (D / 2) ** 2))
+      align = align * np.exp(-((np.array(window) - p_t) ** 2) / (2 * sigma**2))
     weights[b, t, np.array(window) - 1] = align
   context = np.einsum("bts,bsd->btd", weights, values)
   return context, weights
@@ -152,6 +156,33 @@ def test_matches_numpy_formula(score, alignment, path, monkeypatch):
   for leaf in jax.tree.leaves(grads):
     assert np.all(np.isfinite(np.asarray(leaf)))
   assert np.all(np.asarray(grads[2])[~mask] == 0.0)  # nothing flows into padding
+
+
+@pytest.mark.parametrize("path", ["gather", "dense"])
+def test_local_p_gaussian_width_follows_sigma(path, monkeypatch):
+  """`model.attention.sigma` replaces Luong's σ = D/2 in Eq. 10 (here 1 by default)."""
+  monkeypatch.setattr(alignments, "gathers_window", lambda src_len, window: path == "gather")
+  query, values, mask = _inputs()
+  positions = np.broadcast_to(np.arange(T), (B, T))
+  args = (jnp.asarray(query, jnp.float32), jnp.asarray(values, jnp.float32), mask, positions)
+  for sigma in (0.7, 4.0):
+    layer = _build("general", "local_p", sigma=sigma)
+    params = layer.init(jax.random.key(1), *args, method=_apply)
+    context, weights = layer.apply(params, *args, method=_apply)
+    ref_context, ref_weights = _reference("general", "local_p", params, query, values, mask, sigma)
+    np.testing.assert_allclose(weights, ref_weights, atol=3e-6, rtol=1e-5)
+    np.testing.assert_allclose(context, ref_context, atol=3e-5, rtol=1e-5)
+  default = _build("general", "local_p").apply(params, *args, method=_apply)[1]
+  assert not np.allclose(default, weights)
+
+
+def test_local_p_needs_a_gaussian_of_some_width():
+  config = base.get_config().model.attention
+  config.alignment, config.window = "local_p", 0
+  with pytest.raises(ConfigError, match="window=0 and sigma=0 has a Gaussian of width 0"):
+    AttentionConfig.from_config(config, longest_source=40)
+  config.sigma = 1.0
+  assert AttentionConfig.from_config(config, longest_source=40).sigma == 1.0
 
 
 def test_local_p_window_and_gaussian_at_the_sentence_edges():
