@@ -5,6 +5,7 @@ A run directory holds:
   metrics.jsonl    one JSON object per log or eval step;
   result.json      written last: `status` "completed" (with the metrics) or "diverged";
   failed.json      left by a launcher for a run that exited with an error;
+  train.log        a launcher's log of the run's output (appended by every attempt);
   vocab.*.json, checkpoints/, best/, heatmaps/, hypotheses.<split>.txt, … .
 Every file is replaced atomically (a temporary file, then a rename), so a run killed at
 any moment leaves the old or the new version, never a torn file.
@@ -32,6 +33,7 @@ import ml_collections
 from attn_research.errors import ConfigError
 
 CONFIG, METRICS, RESULT, FAILED = "config.json", "metrics.jsonl", "result.json", "failed.json"
+LOG = "train.log"
 CHECKPOINTS, BEST = "checkpoints", "best"  # latest checkpoints; lowest validation ppl
 SOURCE_VOCAB, TARGET_VOCAB = "vocab.source.json", "vocab.target.json"
 HEATMAPS = "heatmaps"

@@ -22,7 +22,6 @@ from attn_research import runs
 from attn_research.errors import ConfigError
 from launch.sweep import Trial, train_command, write_manifest
 
-LOG = "train.log"
 ERROR_LINES = 40  # lines of a failed trial's output kept in failed.json
 Command = Callable[[Trial, str], list[str]]  # (trial, its workdir) → argv
 
@@ -109,7 +108,7 @@ def _start(trial: Trial, root: str, devices: tuple[str, ...], command: Command) 
   env = dict(os.environ)
   if devices:
     env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-  with open(os.path.join(workdir, LOG), "ab") as log:
+  with open(os.path.join(workdir, runs.LOG), "ab") as log:
     log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n".encode())
     log.flush()
     # A session of its own: a terminal's Ctrl-C reaches only the launcher, which then
@@ -121,7 +120,7 @@ def _start(trial: Trial, root: str, devices: tuple[str, ...], command: Command) 
 
 
 def _output_tail(workdir: str, offset: int) -> str:
-  with open(os.path.join(workdir, LOG), "rb") as f:
+  with open(os.path.join(workdir, runs.LOG), "rb") as f:
     f.seek(offset)
     lines = f.read().decode("utf-8", errors="replace").splitlines()  # splits tqdm's \r too
   return "\n".join(lines[-ERROR_LINES:])

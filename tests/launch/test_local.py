@@ -119,7 +119,7 @@ def test_a_failed_trial_is_recorded_and_the_others_complete(tmp_path, fake):
   rerun = _run(trials, root, fake, parallel=2)
   assert rerun == local.Summary(completed=["seed=1_fail=true"], skipped=["seed=0", "seed=2"])
   assert not (root / "seed=1_fail=true" / runs.FAILED).exists()
-  log = (root / "seed=1_fail=true" / local.LOG).read_text()
+  log = (root / "seed=1_fail=true" / runs.LOG).read_text()
   assert log.count("=== ") == 2  # both attempts, appended
 
 

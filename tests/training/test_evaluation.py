@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -59,6 +60,8 @@ def test_cli_writes_hypotheses_and_prints_metrics(tiny_run, dates_data_dir, tmp_
     env={**os.environ, "PYTHONPATH": REPO},
   )
   assert result.returncode == 0, result.stderr[-2000:]
+  # Library INFO logs (orbax's, absl-formatted "I1127 12:00:00…") stay off by default.
+  assert not re.search(r"^I\d{4} ", result.stderr, re.MULTILINE), result.stderr[:2000]
   metrics = json.loads(result.stdout.strip().splitlines()[-1])
   assert metrics["metrics"] == trained["metrics"]["validation"]
   lines = output.read_text().splitlines()
