@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -128,16 +129,33 @@ def test_bad_values_fail_before_any_work(dates_data_dir, tmp_path):
   assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
 
 
-# One bucket shape and no intermediate evaluation: a 20-step run in seconds.
-_SHORT = {"num_steps": 20, "log_every": 5, "eval_every": 1000, "checkpoint_every": 10}
-
-
 def _short_config(data_dir, **train):
-  config = tiny_config(data_dir, **{**_SHORT, **train})
-  config.data.source_buckets = (40,)
-  config.eval.splits = ("validation",)
-  config.eval.num_heatmaps = 0
+  """20 steps of a small model on the small synthetic/copy data (64 validation examples),
+  one bucket shape, checkpoints at steps 10 and 20, no evaluation before the end."""
+  from experiments.configs import synthetic
+
+  config = synthetic.get_config("copy")
+  config.dataset.data_dir = data_dir
+  config.model.embedding_size, config.model.encoder.hidden_size = 16, 32
+  config.data.source_buckets, config.data.target_buckets = (45,), (46,)
+  config.train.update(
+    {"num_steps": 20, "batch_size": 64, "log_every": 5, "eval_every": 1000, **train}
+  )
+  config.train.checkpoint_every = 10
+  config.eval.update({"splits": ("validation",), "num_heatmaps": 0, "batch_size": 64})
   return config
+
+
+@pytest.fixture(scope="module")
+def short_run(synthetic_data_dir, tmp_path_factory):
+  """A finished `_short_config` run: (workdir, config, result); tests work on copies."""
+  workdir = str(tmp_path_factory.mktemp("short") / "run")
+  config = _short_config(synthetic_data_dir)
+  return workdir, config, trainer.train_and_evaluate(config, workdir)
+
+
+def _copy(run, tmp_path) -> str:
+  return shutil.copytree(run, str(tmp_path / "run"))
 
 
 def _damage(directory):
@@ -148,10 +166,9 @@ def _damage(directory):
         f.write(b"\x00garbage{")
 
 
-def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(dates_data_dir, tmp_path, capsys):
-  workdir = str(tmp_path / "run")
-  config = _short_config(dates_data_dir)
-  reference = trainer.train_and_evaluate(config, workdir)
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(short_run, tmp_path, capsys):
+  run, config, reference = short_run
+  workdir = _copy(run, tmp_path)
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["10", "20"]
   os.remove(os.path.join(workdir, "result.json"))
   _damage(os.path.join(workdir, "checkpoints", "20"))
@@ -171,12 +188,11 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(dates_data_dir
     trainer.train_and_evaluate(config, workdir)
 
 
-def test_a_damaged_best_checkpoint_is_a_one_line_error(dates_data_dir, tmp_path):
+def test_a_damaged_best_checkpoint_is_a_one_line_error(short_run, tmp_path):
   from attn_research.training.evaluation import evaluate_run
 
-  workdir = str(tmp_path / "run")
-  config = _short_config(dates_data_dir)
-  trainer.train_and_evaluate(config, workdir)
+  run, config, _ = short_run
+  workdir = _copy(run, tmp_path)
   _damage(os.path.join(workdir, "best"))
   with pytest.raises(ConfigError, match=r"best restores .*evaluate another --checkpoint") as e:
     evaluate_run(workdir, config, "validation", checkpoint="best")
@@ -185,11 +201,11 @@ def test_a_damaged_best_checkpoint_is_a_one_line_error(dates_data_dir, tmp_path)
   assert result["step"] == 20
 
 
-def test_a_diverging_run_ends_diverged_and_is_not_rerun(dates_data_dir, tmp_path):
+def test_a_diverging_run_ends_diverged_and_is_not_rerun(synthetic_data_dir, tmp_path):
   """A learning rate of 10⁴ sends the loss past float range; the run records where and
   why instead of raising, and a rerun returns that record."""
   workdir = str(tmp_path / "run")
-  config = _short_config(dates_data_dir, learning_rate=1e4, warmup_steps=0, grad_clip=0.0)
+  config = _short_config(synthetic_data_dir, learning_rate=1e4, warmup_steps=0, grad_clip=0.0)
   result = trainer.train_and_evaluate(config, workdir)
   assert result["status"] == "diverged"
   assert 1 <= result["step"] <= 20 and "lower train.learning_rate" in result["error"]
