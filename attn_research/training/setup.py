@@ -59,7 +59,6 @@ def restore_newest(
 class Prepared:
   """A run ready to train from `start_step` (0: fresh) with its saved `progress`."""
 
-  run: runs.Workdir
   data: Data
   model: Seq2Seq
   state: train_state.TrainState
@@ -77,10 +76,10 @@ def prepare(
   checkpointer = Checkpointer(run.file(runs.CHECKPOINTS), config.train.keep_checkpoints)
   restored = restore_newest(checkpointer, state, note)
   if restored is None:
-    return Prepared(run, data, model, state, checkpointer, 0, {})
+    return Prepared(data, model, state, checkpointer, 0, {})
   step, state, progress = restored
   note(f"Resumed from the checkpoint at step {step} in {run.path}.")
-  return Prepared(run, data, model, state, checkpointer, step, progress)
+  return Prepared(data, model, state, checkpointer, step, progress)
 
 
 def train_batches(config: ml_collections.ConfigDict, data: Data, progress: dict) -> TrainBatches:
