@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from attn_research.constraints import POSITIVE, Bool, Choice, field
 from attn_research.errors import ConfigError
-from attn_research.model.rnn import CELLS, Carry, reverse_padded
+from attn_research.model.rnn import CELLS, Carry, reverse_padded, scan_together
 from attn_research.registry import Registry
 
 ENCODERS: Registry[type["RNNEncoder"]] = Registry("encoder", "model.encoder.type")
@@ -118,15 +118,16 @@ class RNNEncoder(nn.Module):
       xs = nn.Dropout(self.dropout, deterministic=not train)(xs)
       directions = 2 if layer < bidirectional else 1
       size = c.hidden_size // directions
-      outputs, carries = [], []
-      for d in range(directions):
-        cell = cell_cls(input_size=xs.shape[-1], hidden_size=size, name=f"layer{layer}_dir{d}")
-        seq = xs if d == 0 else reverse_padded(xs, lengths)
-        out, carry = cell.scan(seq, cell.initial_carry(tokens.shape[0]), mask)
-        outputs.append(out if d == 0 else reverse_padded(out, lengths))
-        carries.append(carry)
+      cells = [
+        cell_cls(input_size=xs.shape[-1], hidden_size=size, name=f"layer{layer}_dir{d}")
+        for d in range(directions)
+      ]
+      inputs_by_direction = [xs, reverse_padded(xs, lengths)][:directions]
+      initial = [cell.initial_carry(tokens.shape[0]) for cell in cells]
+      outputs, carries = scan_together(cells, inputs_by_direction, initial, mask)
       if directions == 2:
-        backward_first = cell.output(carries[1])
+        outputs[1] = reverse_padded(outputs[1], lengths)
+        backward_first = cell_cls.output(carries[1])
       xs = jnp.concatenate(outputs, axis=-1)
       if layer >= residual_from and inputs.shape[-1] == xs.shape[-1]:
         xs = xs + inputs
