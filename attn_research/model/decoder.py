@@ -1,12 +1,14 @@
 """Target decoders.
 
-Every decoder offers the same three methods:
+Every decoder offers the same methods:
   * `prepare(encoded, src_mask, carries)` → (memory, initial state), once per source
     batch (`carries` come from the bridge);
   * `step(memory, state, tokens)` → (state, logits, weights) for one target position,
     used by greedy and beam search;
-  * `__call__(memory, state, tokens)` → (logits, weights) for a whole target sequence
-    under teacher forcing, equal to running `step` over it.
+  * `features(memory, state, tokens)` → (the output layer's inputs, weights) for a whole
+    target sequence under teacher forcing, and `output_matrix()`, W_s: the training loss
+    multiplies the two once over all positions, outside the time loop;
+  * `__call__(memory, state, tokens)` → (logits, weights), equal to running `step`.
 
 Which decoder state is the attention query is a property of the decoder, independent of
 the score function: `luong` attends from the current top state h_t, `bahdanau` from the
@@ -86,8 +88,30 @@ class DecoderState:
   position: jax.Array
 
 
+class OutputLayer(nn.Module):
+  """W_s of `softmax(W_s x)`: a `[input_size, vocab]` kernel, used as one matrix by the
+  training loss (over all target positions at once) and by decoding.
+
+  Attributes:
+    input_size: size of x.
+    vocab_size: target vocabulary size.
+  """
+
+  input_size: int
+  vocab_size: int
+
+  def setup(self):
+    shape = (self.input_size, self.vocab_size)
+    self.kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+
+
 class RecurrentDecoder(nn.Module):
   """What the decoders share: target embedding, stacked cells, dropout, output layer.
+
+  A decoder defines `step_outputs`, one recurrent step that returns what its output layer
+  reads, and optionally `readout`, what it computes from those outputs without recurrence
+  (Bahdanau's deep output). Teacher forcing runs only the recurrent part in the time loop;
+  the readout, the output layer and the loss run once over all target positions after it.
 
   Attributes:
     config: the decoder section; this class reads `num_layers` and `tie_embeddings`, each
@@ -130,12 +154,16 @@ class RecurrentDecoder(nn.Module):
     ]
     self.drop = nn.Dropout(self.dropout)
     if not self.config.tie_embeddings:
-      self.w_s = nn.Dense(self.vocab_size, use_bias=False, name="w_s")
+      size = self.output_input_size(self.config, self.hidden_size)
+      self.w_s = OutputLayer(size, self.vocab_size, name="w_s")
 
-  def project_out(self, x: jax.Array, train: bool) -> jax.Array:
-    """`softmax(W_s x)`'s logits, with W_s the embedding matrix when tied."""
-    x = self.drop(x, deterministic=not train)
-    return self.embed.attend(x) if self.config.tie_embeddings else self.w_s(x)
+  def output_matrix(self) -> jax.Array:
+    """`[output_input_size, vocab]` W_s: the embedding matrix transposed when tied."""
+    return self.embed.embedding.T if self.config.tie_embeddings else self.w_s.kernel
+
+  def output_inputs(self, features: jax.Array, train: bool) -> jax.Array:
+    """What `W_s` multiplies: `readout` features with dropout when training."""
+    return self.drop(features, deterministic=not train)
 
   def initial_feed(self, encoded: EncoderOutput, carries) -> jax.Array:
     return jnp.zeros((encoded.states.shape[0], self.hidden_size), encoded.states.dtype)
@@ -178,15 +206,34 @@ class RecurrentDecoder(nn.Module):
       new.append(carry)
     return xs, tuple(new)
 
-  def step(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool = False):
+  def step_outputs(self, memory: Memory, state: DecoderState, x: jax.Array, train: bool):
+    """One recurrent step from the embedded previous tokens `[batch, embedding]`.
+
+    Returns:
+      the new state, what `readout` reads (a pytree of `[batch, …]` arrays) and the
+      attention weights `[batch, src_len]`.
+    """
     raise NotImplementedError
 
-  def scan_steps(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
-    """Teacher forcing by running `step` over `[batch, tgt_len]` inputs."""
+  def readout(self, outputs, x: jax.Array) -> jax.Array:
+    """`[…, output_input_size]` features for `W_s` from `step_outputs`' outputs and the
+    embedded inputs `x` (any leading shape)."""
+    del x
+    return outputs
 
-    def body(module, state, token):
-      state, logits, weights = module.step(memory, state, token, train)
-      return state, (logits, weights)
+  def step(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool = False):
+    """One step from `[batch]` previous tokens → (state, logits, attention weights)."""
+    x = self.embed(tokens)
+    state, outputs, weights = self.step_outputs(memory, state, x, train)
+    features = self.output_inputs(self.readout(outputs, x), train)
+    return state, features @ self.output_matrix(), weights
+
+  def scan_steps(self, memory: Memory, state: DecoderState, xs: jax.Array, train: bool):
+    """Teacher forcing by running `step_outputs` over `[batch, tgt_len, embedding]`."""
+
+    def body(module, state, x):
+      state, outputs, weights = module.step_outputs(memory, state, x, train)
+      return state, (outputs, weights)
 
     scan = nn.scan(
       body,
@@ -195,13 +242,26 @@ class RecurrentDecoder(nn.Module):
       in_axes=1,
       out_axes=1,
     )
-    _, (logits, weights) = scan(self, state, tokens)
-    return logits, weights
+    _, (outputs, weights) = scan(self, state, xs)
+    return outputs, weights
+
+  def features(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
+    """Teacher forcing: `[batch, tgt_len]` inputs → the output layer's inputs
+    `[batch, tgt_len, output_input_size]` (dropout applied when training) and attention
+    weights `[…, src_len]` (zeros for decoders without attention)."""
+    xs = self.embed(tokens)
+    outputs, weights = self.recurrent_outputs(memory, state, xs, train)
+    return self.output_inputs(self.readout(outputs, xs), train), weights
+
+  def recurrent_outputs(self, memory: Memory, state: DecoderState, xs: jax.Array, train: bool):
+    """`step_outputs` over all target steps: by default the step-by-step loop."""
+    return self.scan_steps(memory, state, xs, train)
 
   def __call__(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
     """`[batch, tgt_len]` inputs → `[batch, tgt_len, vocab]` logits and `[…, src_len]`
     attention weights (zeros for decoders without attention)."""
-    return self.scan_steps(memory, state, tokens, train)
+    features, weights = self.features(memory, state, tokens, train)
+    return features @ self.output_matrix(), weights
 
 
 class AttentionalDecoder(RecurrentDecoder):
@@ -243,29 +303,25 @@ class LuongDecoder(AttentionalDecoder):
     super().setup()
     self.w_c = nn.Dense(self.hidden_size, use_bias=False, name="w_c")
 
-  def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array, train: bool):
+  def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array):
     context, weights = self.attention(h, memory, positions)
     if self.config.tfnmt_compat:
-      h_tilde = self.w_c(jnp.concatenate([h, context], axis=-1))
-    else:
-      h_tilde = jnp.tanh(self.w_c(jnp.concatenate([context, h], axis=-1)))
-    return h_tilde, self.project_out(h_tilde, train), weights
+      return self.w_c(jnp.concatenate([h, context], axis=-1)), weights
+    return jnp.tanh(self.w_c(jnp.concatenate([context, h], axis=-1))), weights
 
-  def step(self, memory, state, tokens, train=False):
-    x = self.embed(tokens)
+  def step_outputs(self, memory, state, x, train):
     if self.config.input_feeding:
       x = jnp.concatenate([x, state.feed], axis=-1)
     carries, h = self.stack_step(state.carries, x, train)
-    h_tilde, logits, weights = self._attend(memory, h, state.position, train)
-    return DecoderState(carries, h_tilde, state.position + 1), logits, weights
+    h_tilde, weights = self._attend(memory, h, state.position)
+    return DecoderState(carries, h_tilde, state.position + 1), h_tilde, weights
 
-  def __call__(self, memory, state, tokens, train):
+  def recurrent_outputs(self, memory, state, xs, train):
     if self.config.input_feeding:
-      return self.scan_steps(memory, state, tokens, train)
-    hs, _ = self.stack_scan(self.embed(tokens), state.carries, train)
-    positions = state.position[:, None] + jnp.arange(tokens.shape[1])
-    _, logits, weights = self._attend(memory, hs, positions, train)
-    return logits, weights
+      return self.scan_steps(memory, state, xs, train)
+    hs, _ = self.stack_scan(xs, state.carries, train)
+    positions = state.position[:, None] + jnp.arange(xs.shape[1])
+    return self._attend(memory, hs, positions)
 
 
 @DECODERS.register("bahdanau")
@@ -279,7 +335,8 @@ class BahdanauDecoder(AttentionalDecoder):
     t̃_t = U_o s_{t−1} + V_o E y_{t−1} + C_o c_t,  t_t = max-pool of pairs of t̃_t,
     p(y_t) = softmax(W_o t_t),
   or softmax(W_s s_t) without it. With several layers the top state is the query and the
-  context joins the bottom layer's input.
+  context joins the bottom layer's input. The deep output needs no recurrence, so the
+  time loop returns (s_{t−1}, c_t) and t_t is computed for all steps after it.
   """
 
   feed_input = True  # the context joins the bottom input (sized like the hidden state)
@@ -300,19 +357,20 @@ class BahdanauDecoder(AttentionalDecoder):
       units = self.maxout_units(self.config, self.hidden_size)
       self.t_tilde = nn.Dense(2 * units, use_bias=False, name="deep_output")
 
-  def step(self, memory, state, tokens, train=False):
+  def step_outputs(self, memory, state, x, train):
     s_prev = CELLS.get(self.cell).output(state.carries[-1])
     context, weights = self.attention(s_prev, memory, state.position)
-    y_prev = self.embed(tokens)
-    carries, s_t = self.stack_step(state.carries, jnp.concatenate([y_prev, context], -1), train)
-    if self.config.deep_output:
-      t_tilde = self.t_tilde(jnp.concatenate([s_prev, y_prev, context], axis=-1))
-      units = self.maxout_units(self.config, self.hidden_size)
-      t = jnp.max(t_tilde.reshape(*t_tilde.shape[:-1], units, 2), axis=-1)
-      logits = self.project_out(t, train)
-    else:
-      logits = self.project_out(s_t, train)
-    return DecoderState(carries, state.feed, state.position + 1), logits, weights
+    carries, s_t = self.stack_step(state.carries, jnp.concatenate([x, context], -1), train)
+    outputs = (s_prev, context) if self.config.deep_output else s_t
+    return DecoderState(carries, state.feed, state.position + 1), outputs, weights
+
+  def readout(self, outputs, x):
+    if not self.config.deep_output:
+      return outputs
+    s_prev, context = outputs
+    t_tilde = self.t_tilde(jnp.concatenate([s_prev, x, context], axis=-1))
+    units = self.maxout_units(self.config, self.hidden_size)
+    return jnp.max(t_tilde.reshape(*t_tilde.shape[:-1], units, 2), axis=-1)
 
 
 @DECODERS.register("gnmt")
@@ -332,12 +390,12 @@ class GNMTDecoder(AttentionalDecoder):
   def initial_feed(self, encoded, carries):
     return CELLS.get(self.cell).output(carries[0])
 
-  def step(self, memory, state, tokens, train=False):
+  def step_outputs(self, memory, state, x, train):
     context, weights = self.attention(state.feed, memory, state.position)
-    x = jnp.concatenate([self.embed(tokens), context], axis=-1)
+    x = jnp.concatenate([x, context], axis=-1)
     carries, h = self.stack_step(state.carries, x, train, context=context, residual_from=2)
     bottom = CELLS.get(self.cell).output(carries[0])
-    return DecoderState(carries, bottom, state.position + 1), self.project_out(h, train), weights
+    return DecoderState(carries, bottom, state.position + 1), h, weights
 
 
 @DECODERS.register("none_state")
@@ -346,26 +404,19 @@ class NoneStateDecoder(RecurrentDecoder):
   decoder sees the source only through its initial state. p(y_t) = softmax(W_s h_t).
   Weights are zeros so that every decoder has the same interface."""
 
-  def step(self, memory, state, tokens, train=False):
-    x = self.embed(tokens)
+  def step_outputs(self, memory, state, x, train):
     if self.feed_input:
       x = jnp.concatenate([x, state.feed], axis=-1)
     carries, h = self.stack_step(state.carries, x, train)
     weights = jnp.zeros(memory.mask.shape, h.dtype)
-    return (
-      DecoderState(carries, state.feed, state.position + 1),
-      self.project_out(h, train),
-      weights,
-    )
+    return DecoderState(carries, state.feed, state.position + 1), h, weights
 
-  def __call__(self, memory, state, tokens, train):
-    xs = self.embed(tokens)
+  def recurrent_outputs(self, memory, state, xs, train):
     if self.feed_input:
       feed = jnp.broadcast_to(state.feed[:, None], xs.shape[:2] + state.feed.shape[-1:])
       xs = jnp.concatenate([xs, feed], axis=-1)
     hs, _ = self.stack_scan(xs, state.carries, train)
-    weights = jnp.zeros(tokens.shape + memory.mask.shape[1:], hs.dtype)
-    return self.project_out(hs, train), weights
+    return hs, jnp.zeros(xs.shape[:2] + memory.mask.shape[1:], hs.dtype)
 
 
 @DECODERS.register("none_input")

@@ -123,10 +123,24 @@ class Seq2Seq(nn.Module):
     """One decoding step from `[batch]` previous tokens (inference: no dropout)."""
     return self.decoder.step(memory, state, tokens)
 
+  def features(
+    self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array, train: bool = False
+  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Teacher forcing up to the output layer, for a loss that applies it in chunks.
+
+    Returns:
+      the output layer's inputs `[batch, tgt_len, features]` (dropout applied when
+      training), its matrix W_s `[features, vocab]` and the attention weights
+      `[batch, tgt_len, src_len]`.
+    """
+    memory, state = self.encode(src, src_mask, train)
+    features, weights = self.decoder.features(memory, state, tgt_in, train)
+    return features, self.decoder.output_matrix(), weights
+
   def __call__(
     self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array, train: bool = False
   ) -> tuple[jax.Array, jax.Array]:
     """Teacher forcing: `[batch, tgt_len]` inputs → logits `[batch, tgt_len, vocab]` and
     attention weights `[batch, tgt_len, src_len]`."""
-    memory, state = self.encode(src, src_mask, train)
-    return self.decoder(memory, state, tgt_in, train)
+    features, output_matrix, weights = self.features(src, src_mask, tgt_in, train)
+    return features @ output_matrix, weights
