@@ -7,9 +7,16 @@ A `ConfigError` (bad flag value, unknown variant, missing data, mismatched run) 
 one line, `error: …`, on stderr and exits with status 2; a flag or config override that
 does not exist does the same. Ctrl-C (or SIGTERM where a launcher turns it into one)
 exits with 130. Library INFO logs (orbax, absl) stay off unless `--verbosity` is given.
+
+Compiled programs persist in JAX's compilation cache, so reruns, resumed runs and the
+trials of a sweep load the steps an earlier process compiled instead of compiling them
+again: `$XDG_CACHE_HOME/attn_research/jax` (default `~/.cache/attn_research/jax`), or
+the directory in `ATTN_RESEARCH_COMPILATION_CACHE`; `ATTN_RESEARCH_COMPILATION_CACHE=off`
+turns it off, and JAX's own `JAX_COMPILATION_CACHE_DIR` takes precedence.
 """
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 
@@ -43,9 +50,44 @@ def parse_flags(argv: list[str]) -> list[str]:
   return []  # unreachable: fail exits
 
 
+CACHE_VARIABLE = "ATTN_RESEARCH_COMPILATION_CACHE"
+CACHE_MIN_COMPILE_SECONDS = "0.2"  # programs that compile faster are not worth a file
+
+
+def compilation_cache_dir() -> str | None:
+  """Where compiled programs persist (None: off), from the environment."""
+  setting = os.environ.get(CACHE_VARIABLE, "")
+  if setting.lower() == "off":
+    return None
+  if setting:
+    return os.path.abspath(setting)
+  cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+  return os.path.join(cache_home, "attn_research", "jax")
+
+
+def use_compilation_cache() -> None:
+  """Turns on JAX's persistent compilation cache (see the module docstring); child
+  processes inherit it through the environment."""
+  if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+    return
+  directory = compilation_cache_dir()
+  if directory is None:
+    return
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = directory
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", CACHE_MIN_COMPILE_SECONDS)
+  if "jax" in sys.modules:  # imported already: its config read the environment before
+    jax = sys.modules["jax"]
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update(
+      "jax_persistent_cache_min_compile_time_secs",
+      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+    )
+
+
 def _guarded(main: Callable[[list[str]], None], interrupted: str, argv: list[str]) -> None:
   if not flags.FLAGS["verbosity"].present:  # library INFO logs drown the progress bar
     logging.set_verbosity(logging.WARNING)
+  use_compilation_cache()
   try:
     main(argv)
   except ConfigError as e:

@@ -4,11 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
   os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The entry points that tests start share one compilation cache, emptied per session.
+os.environ["ATTN_RESEARCH_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="attn_jax_cache_")
 
 import jax
 import numpy as np

@@ -8,8 +8,10 @@ A finished hypothesis Y with attention p (target step i × source word j) scores
 with |Y| counting `</s>` and j running over the real source words; hypotheses still
 growing are ranked by the same formula at their current length. The whole search is one
 `lax.while_loop` that stops when every slot of every sentence has finished or at
-`max_len`. The attention history of every hypothesis is reordered with the beam
-back-pointers, so the returned weights are those of the returned tokens.
+`max_len`. Each step records its tokens, back-pointers and attention rows without
+reordering earlier steps, and keeps only each hypothesis's coverage Σ_i p_ij for cp;
+the best hypothesis and its attention are read back once after the loop by following
+the back-pointers (as TensorFlow's `gather_tree`).
 """
 
 import jax
@@ -26,9 +28,9 @@ def length_penalty(length: jax.Array, alpha: float) -> jax.Array:
   return ((5.0 + length) / 6.0) ** alpha
 
 
-def coverage_penalty(attention: jax.Array, src_mask: jax.Array, beta: float) -> jax.Array:
-  """`[..., tgt_len, src_len]` attention history → β Σ_j log min(Σ_i p_ij, 1) over real j."""
-  coverage = jnp.minimum(attention.sum(axis=-2), 1.0)
+def coverage_penalty(coverage: jax.Array, src_mask: jax.Array, beta: float) -> jax.Array:
+  """`[..., src_len]` coverage Σ_i p_ij → β Σ_j log min(Σ_i p_ij, 1) over real j."""
+  coverage = jnp.minimum(coverage, 1.0)
   logs = jnp.log(jnp.maximum(coverage, COVERAGE_FLOOR))
   return beta * jnp.sum(jnp.where(src_mask, logs, 0.0), axis=-1)
 
@@ -95,14 +97,19 @@ def beam_search(
   else:
     limit = jnp.full((batch,), max_len + 1, jnp.int32)  # never forced
 
+  slots = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), (batch, k))
   init = {
     "step": jnp.int32(0),
     "state": state,
-    "seq": jnp.full((batch, k, max_len + 1), PAD_ID, jnp.int32).at[:, :, 0].set(BOS_ID),
+    "last": jnp.full((batch, k), BOS_ID, jnp.int32),
     "logp": jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1)), (batch, 1)),
     "score": jnp.zeros((batch, k)),
     "finished": jnp.zeros((batch, k), bool),
-    "attn": jnp.zeros((batch, k, max_len, src_len)),
+    "coverage": jnp.zeros((batch, k, src_len)),
+    # Per step, for each surviving slot: its token, its parent slot, its attention row.
+    "tokens": jnp.full((max_len, batch, k), PAD_ID, jnp.int32),
+    "parents": jnp.broadcast_to(slots, (max_len, batch, k)),
+    "rows": jnp.zeros((max_len, batch, k, src_len)),
   }
 
   def running(c):
@@ -110,10 +117,10 @@ def beam_search(
 
   def body(c):
     t = c["step"]
-    tokens = c["seq"][:, :, t].reshape(batch * k)
     state, logits, weights = model.apply(
-      variables, memory, c["state"], tokens, method=Seq2Seq.decode_step
+      variables, memory, c["state"], c["last"].reshape(batch * k), method=Seq2Seq.decode_step
     )
+    weights = weights.reshape(batch, k, src_len)
     logp = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(batch, k, -1)
     vocab = logp.shape[-1]
     forced = (t + 1 >= limit)[:, None, None] & (jnp.arange(vocab) != EOS_ID)
@@ -121,10 +128,10 @@ def beam_search(
 
     # Alive slots extend by every token; finished slots stay as they are (one proposal).
     finished = c["finished"]
-    grown_attn = c["attn"].at[:, :, t].set(weights.reshape(batch, k, src_len))
+    grown_coverage = c["coverage"] + weights
     grown = c["logp"][..., None] + logp
     grown_score = grown / length_penalty((t + 1).astype(jnp.float32), alpha)
-    grown_score = grown_score + coverage_penalty(grown_attn, mask3, beta)[..., None]
+    grown_score = grown_score + coverage_penalty(grown_coverage, mask3, beta)[..., None]
     kept_score = jnp.where(jnp.arange(vocab) == PAD_ID, c["score"][..., None], NEG_INF)
     score = jnp.where(
       finished[..., None], kept_score, jnp.where(grown > NEG_INF / 2, grown_score, NEG_INF)
@@ -134,18 +141,37 @@ def beam_search(
     score, flat_index = jax.lax.top_k(score.reshape(batch, k * vocab), k)
     parent, token = flat_index // vocab, flat_index % vocab
     parent_finished = _gather(finished, parent)
-    attn = jnp.where(
-      parent_finished[..., None, None], _gather(c["attn"], parent), _gather(grown_attn, parent)
-    )
+    extended = ~parent_finished[..., None]
+    coverage = jnp.where(extended, _gather(grown_coverage, parent), _gather(c["coverage"], parent))
     return {
       "step": t + 1,
       "state": _gather_flat(state, parent, k),
-      "seq": _gather(c["seq"], parent).at[:, :, t + 1].set(token),
+      "last": token,
       "logp": jnp.take_along_axis(new_logp.reshape(batch, k * vocab), flat_index, 1),
       "score": score,
       "finished": parent_finished | (token == EOS_ID),
-      "attn": attn,
+      "coverage": coverage,
+      "tokens": c["tokens"].at[t].set(token),
+      "parents": c["parents"].at[t].set(parent),
+      "rows": c["rows"].at[t].set(jnp.where(extended, _gather(weights, parent), 0.0)),
     }
 
   final = jax.lax.while_loop(running, body, init)
-  return final["seq"][:, 0, 1:], final["attn"][:, 0], final["score"][:, 0]
+  tokens, weights = _backtrack(final["tokens"], final["parents"], final["rows"])
+  return tokens, weights, final["score"][:, 0]
+
+
+def _backtrack(tokens: jax.Array, parents: jax.Array, rows: jax.Array):
+  """The hypothesis in slot 0 at the end, from per-step `[max_len, batch, beam]` tokens
+  and parent slots and `[…, src_len]` attention rows: `[batch, max_len]` tokens and
+  `[batch, max_len, src_len]` weights."""
+
+  def back(slot, step):
+    step_tokens, step_parents, step_rows = step
+    token = jnp.take_along_axis(step_tokens, slot[:, None], axis=1)[:, 0]
+    row = _gather(step_rows, slot[:, None])[:, 0]
+    return jnp.take_along_axis(step_parents, slot[:, None], axis=1)[:, 0], (token, row)
+
+  slot = jnp.zeros(tokens.shape[1], jnp.int32)
+  _, (picked, picked_rows) = jax.lax.scan(back, slot, (tokens, parents, rows), reverse=True)
+  return jnp.swapaxes(picked, 0, 1), jnp.swapaxes(picked_rows, 0, 1)

@@ -5,9 +5,9 @@ iterator's position, so killing a run and starting it again with the same comman
 with the same numbers as an uninterrupted run.
 """
 
+import collections
 import math
 import sys
-import time
 
 import jax
 import ml_collections
@@ -20,6 +20,7 @@ from attn_research.training import distributed, optimizers, parallel, setup
 from attn_research.training.checkpointing import Checkpointer
 from attn_research.training.clock import Clock
 from attn_research.training.evaluator import Evaluator
+from attn_research.training.prefetch import Prefetch
 from attn_research.training.reports import run_label, write_reports
 
 DIVERGED_HINT = "lower train.learning_rate, or set train.grad_clip"
@@ -29,6 +30,16 @@ def _note(message: str) -> None:
   """A status line that does not break the progress bar (process 0 only)."""
   if jax.process_index() == 0:
     tqdm.tqdm.write(message, file=sys.stderr)
+
+
+def steps_in_flight() -> int:
+  """How many train steps may be queued on the devices before the loop waits.
+
+  Several on real hardware, so the host prepares and dispatches the next step while the
+  devices run; one on simulated CPU devices, where queued steps can fill XLA:CPU's thread
+  pool and starve a collective.
+  """
+  return 1 if jax.default_backend() == "cpu" and jax.local_device_count() > 1 else 3
 
 
 def _count_params(params) -> int:
@@ -123,60 +134,70 @@ def train_and_evaluate(
   bar = tqdm.tqdm(
     total=num_steps, initial=start_step, desc="train", unit="step", disable=not run.writer
   )
-  pending, interval_tokens, interval_train = [], 0.0, clock.seconds["train"]
-  for step in range(start_step + 1, num_steps + 1):
-    started = time.perf_counter()
-    host_batch = next(batches)
-    state, step_metrics = p_train_step(state, parallel.shard_batch(host_batch, mesh), dropout_rng)
-    # One step in flight: with asynchronous dispatch running ahead, XLA:CPU's simulated
-    # devices can fill their thread pool with queued steps and starve a collective.
-    jax.block_until_ready(step_metrics)
-    shape = (host_batch["src"].shape, host_batch["tgt_in"].shape)
-    if not clock.record_step(shape, time.perf_counter() - started):
-      interval_tokens += float(host_batch["tgt_mask"].sum())
-    pending.append(step_metrics)
-    bar.update(1)
-    if step % config.train.log_every == 0 or step == num_steps:
-      summed = jax.device_get(jax.tree.map(lambda *x: sum(x), *pending))
-      seconds = clock.seconds["train"] - interval_train
-      record = {
-        "step": step,
-        "train_loss": float(summed["nll_sum"] / summed["tokens"]),
-        "grad_norm": float(summed["grad_norm"]) / len(pending),
-        "learning_rate": float(schedule(step - 1)),
-        "tokens_per_second": interval_tokens / seconds if seconds else None,
-      }
-      run.append_metrics(record)
-      if not math.isfinite(record["train_loss"]):
-        bar.close()
-        return _finish(run, diverged(step, f"the training loss is {record['train_loss']}"))
-      bar.set_postfix(loss=f"{record['train_loss']:.4f}", tok_s=f"{interval_tokens / seconds:.0f}")
-      train_tokens += interval_tokens
-      pending, interval_tokens, interval_train = [], 0.0, clock.seconds["train"]
-    if step % config.train.eval_every == 0 and step != num_steps:
-      with clock.measure("eval"):
-        validation = evaluator(state.params, "validation")
-      run.append_metrics({"step": step, **{f"validation_{k}": v for k, v in validation.items()}})
-      if not math.isfinite(validation["ppl"]):
-        bar.close()
-        return _finish(run, diverged(step, f"the validation perplexity is {validation['ppl']}"))
-      keep_if_best(step, validation)
-      _note(
-        f"step {step}: validation ppl {validation['ppl']:.4f}, BLEU {validation['bleu']:.2f}, "
-        f"exact match {validation['exact_match']:.4f}"
-      )
-    if step % config.train.checkpoint_every == 0 or step == num_steps:
-      with clock.measure("checkpoint"):
-        checkpointer.save(
-          step,
-          state,
-          {
-            "data": batches.get_state(),
-            "train_tokens": train_tokens,
-            "best_validation_ppl": best_ppl,
-            **clock.as_dict(),
-          },
+  depth = steps_in_flight()
+  prefetched = Prefetch(batches, lambda batch: parallel.shard_batch(batch, mesh))
+  in_flight, done, interval_tokens = collections.deque(), [], 0.0
+  interval_train = clock.seconds["train"]
+  try:
+    for step in range(start_step + 1, num_steps + 1):
+      with clock.measure("train"):
+        host_batch, batch = next(prefetched)
+        state, step_metrics = p_train_step(state, batch, dropout_rng)
+        clock.record_step((host_batch["src"].shape, host_batch["tgt_in"].shape))
+        interval_tokens += float(host_batch["tgt_mask"].sum())
+        in_flight.append(step_metrics)
+        if len(in_flight) >= depth:  # wait for the oldest step: at most `depth` queued
+          done.append(jax.block_until_ready(in_flight.popleft()))
+        log = step % config.train.log_every == 0 or step == num_steps
+        if log:  # the one host transfer of metrics per interval
+          done += in_flight
+          in_flight.clear()
+          summed = jax.device_get(jax.tree.map(lambda *x: sum(x), *done))
+      bar.update(1)
+      if log:
+        seconds = clock.seconds["train"] - interval_train
+        record = {
+          "step": step,
+          "train_loss": float(summed["nll_sum"] / summed["tokens"]),
+          "grad_norm": float(summed["grad_norm"]) / len(done),
+          "learning_rate": float(schedule(step - 1)),
+          "tokens_per_second": interval_tokens / seconds if seconds else None,
+        }
+        run.append_metrics(record)
+        if not math.isfinite(record["train_loss"]):
+          bar.close()
+          return _finish(run, diverged(step, f"the training loss is {record['train_loss']}"))
+        bar.set_postfix(
+          loss=f"{record['train_loss']:.4f}", tok_s=f"{record['tokens_per_second'] or 0:.0f}"
         )
+        train_tokens += interval_tokens
+        done, interval_tokens, interval_train = [], 0.0, clock.seconds["train"]
+      if step % config.train.eval_every == 0 and step != num_steps:
+        with clock.measure("eval"):
+          validation = evaluator(state.params, "validation")
+        run.append_metrics({"step": step, **{f"validation_{k}": v for k, v in validation.items()}})
+        if not math.isfinite(validation["ppl"]):
+          bar.close()
+          return _finish(run, diverged(step, f"the validation perplexity is {validation['ppl']}"))
+        keep_if_best(step, validation)
+        _note(
+          f"step {step}: validation ppl {validation['ppl']:.4f}, BLEU {validation['bleu']:.2f}, "
+          f"exact match {validation['exact_match']:.4f}"
+        )
+      if step % config.train.checkpoint_every == 0 or step == num_steps:
+        with clock.measure("checkpoint"):
+          checkpointer.save(
+            step,
+            state,
+            {
+              "data": prefetched.get_state(),
+              "train_tokens": train_tokens,
+              "best_validation_ppl": best_ppl,
+              **clock.as_dict(),
+            },
+          )
+  finally:
+    prefetched.close()
   bar.close()
   checkpointer.close()
 

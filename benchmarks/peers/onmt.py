@@ -127,6 +127,7 @@ def export(name: str, workload: dict, directory: str) -> dict:
 
   config = _config(workload)
   vocab_run = os.path.join(directory, "vocab")
+  os.makedirs(vocab_run, exist_ok=True)
   data = prepare_data(config, runs.Workdir(vocab_run))
   kept = TrainBatches(
     data.splits["train"],

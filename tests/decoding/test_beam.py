@@ -81,7 +81,7 @@ def test_beam_finds_the_brute_force_best(alpha, beta):
       n = len(hyp)
       total = sum(logp[i, j, y] for j, y in enumerate(hyp))
       score = total / float(length_penalty(n, alpha)) + float(
-        coverage_penalty(jnp.asarray(weights[i, :n]), mask[row], beta)
+        coverage_penalty(jnp.asarray(weights[i, :n]).sum(0), mask[row], beta)
       )
       if score > best:
         best, best_hyp = score, hyp

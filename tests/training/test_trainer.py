@@ -77,10 +77,12 @@ def test_one_and_eight_devices_give_the_same_loss_curve(dates_data_dir, tmp_path
 
 
 def test_killed_run_resumes_to_the_same_result(tiny_run, dates_data_dir, tmp_path):
+  """…and the resumed process loads its compiled steps from the compilation cache."""
   _, reference = tiny_run
   workdir = str(tmp_path / "killed")
   command = tiny_train_command(workdir, dates_data_dir)
-  env = {**os.environ, "PYTHONPATH": REPO}
+  cache = str(tmp_path / "cache")
+  env = {**os.environ, "PYTHONPATH": REPO, "ATTN_RESEARCH_COMPILATION_CACHE": cache}
   process = subprocess.Popen(
     command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
   )
@@ -101,6 +103,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_run, dates_data_dir, tmp_pat
   with open(os.path.join(workdir, "result.json")) as f:
     resumed = json.load(f)
   assert resumed["metrics"] == reference["metrics"]
+  assert resumed["cache_hits"] > 0
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     steps = [json.loads(line)["step"] for line in f if "train_loss" in line]
   assert steps == sorted(set(steps))  # no step logged twice
@@ -215,8 +218,9 @@ def test_a_diverging_run_ends_diverged_and_is_not_rerun(synthetic_data_dir, tmp_
 
 
 def test_the_clock_keeps_compilation_out_of_training_speed(tiny_run):
-  """`train_tokens_per_second` counts only steps whose batch shape was compiled before:
-  the tokens of the other steps, recounted from the same batch plan, over train time."""
+  """`train_tokens_per_second` counts every step's target tokens, recounted from the same
+  batch plan, over train time, which excludes the compilation JAX reports; the run
+  compiled one train program per batch shape it met, and more for evaluation."""
   from attn_research.data.pipeline import TrainBatches
   from attn_research.runs import Workdir
   from attn_research.training.data import prepare_data
@@ -225,13 +229,14 @@ def test_the_clock_keeps_compilation_out_of_training_speed(tiny_run):
   config = tiny_config(result["config"]["dataset"]["data_dir"])
   data = prepare_data(config, Workdir(workdir, writer=False))
   batches = TrainBatches(data.splits["train"], data.buckets, config.train.batch_size, seed=0)
-  seen, tokens = set(), 0.0
+  shapes, tokens = set(), 0.0
   for _ in range(config.train.num_steps):
     batch = next(batches)
-    shape = (batch["src"].shape, batch["tgt_in"].shape)
-    tokens += float(batch["tgt_mask"].sum()) if shape in seen else 0.0
-    seen.add(shape)
+    shapes.add((batch["src"].shape, batch["tgt_in"].shape))
+    tokens += float(batch["tgt_mask"].sum())
   assert result["train_tokens_per_second"] == pytest.approx(tokens / result["train_seconds"])
+  assert result["train_shapes"] == len(shapes) > 1
+  assert result["compilations"] > len(shapes)
   assert result["compile_seconds"] > 0 and result["eval_seconds"] > 0
   parts = sum(result[f"{k}_seconds"] for k in ("train", "compile", "eval", "checkpoint"))
   assert parts <= result["wall_seconds"]
