@@ -1,6 +1,11 @@
 import os
+import subprocess
+import sys
 
-from tests.conftest import run_module
+import pytest
+
+from experiments import cli
+from tests.conftest import REPO, run_module
 
 
 def test_unknown_config_key_is_rejected_by_name(tmp_path):
@@ -116,3 +121,24 @@ def test_compare_tables_runs_and_plots_bleu_by_length(tiny_run, tmp_path):
   assert output.read_bytes()[:4] == b"\x89PNG"
   missing = run_module("experiments.compare", f"--workdirs={tmp_path}")
   assert missing.returncode != 0 and "holds no completed run" in missing.stderr
+
+
+@pytest.mark.skipif(
+  not any(os.path.exists(os.path.join(d, cli.TCMALLOC)) for d in cli.LIBRARY_DIRS),
+  reason="Debian's libtcmalloc-minimal4 is not installed (.ci/run installs it)",
+)
+@pytest.mark.parametrize("setting,loaded", [(None, True), ("0", False)])
+def test_entry_points_preload_tcmalloc_unless_turned_off(setting, loaded):
+  code = "from experiments import cli; cli.run(lambda argv: print('tcmalloc' in open('/proc/self/maps').read()))"
+  env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", cli.TCMALLOC_VARIABLE)}
+  if setting is not None:
+    env[cli.TCMALLOC_VARIABLE] = setting
+  out = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=REPO,
+    env={**env, "PYTHONPATH": REPO},
+    capture_output=True,
+    text=True,
+  )
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.strip() == str(loaded)
