@@ -26,6 +26,7 @@ from attn_research.attention import Attention, AttentionConfig, Memory
 from attn_research.constraints import POSITIVE, Bool, Choice, Int, field
 from attn_research.errors import ConfigError
 from attn_research.model.encoder import EncoderConfig, EncoderOutput
+from attn_research.model.hoisted_scan import hoisted_scan
 from attn_research.model.rnn import CELLS, Carry
 from attn_research.registry import Registry
 
@@ -229,21 +230,30 @@ class RecurrentDecoder(nn.Module):
     return state, features @ self.output_matrix(), weights
 
   def scan_steps(self, memory: Memory, state: DecoderState, xs: jax.Array, train: bool):
-    """Teacher forcing by running `step_outputs` over `[batch, tgt_len, embedding]`."""
+    """Teacher forcing by running `step_outputs` over `[batch, tgt_len, embedding]`, in a
+    `hoisted_scan` (the gradients of the step's weights and of its products with the
+    encoder states are computed after the loop)."""
+    if self.is_initializing():  # create the parameters the loop reads
+      self.step_outputs(memory, state, xs[:, 0], train)
+    module, variables = self.unbind()
+    keys = jax.random.split(self.make_rng("dropout"), xs.shape[1]) if train else None
 
-    def body(module, state, x):
-      state, outputs, weights = module.step_outputs(memory, state, x, train)
+    def step(consts, state, inputs):
+      variables, memory = consts
+      x, key = inputs
+      state, outputs, weights = module.apply(
+        variables,
+        memory,
+        state,
+        x,
+        train,
+        rngs=None if key is None else {"dropout": key},
+        method="step_outputs",
+      )
       return state, (outputs, weights)
 
-    scan = nn.scan(
-      body,
-      variable_broadcast="params",
-      split_rngs={"params": False, "dropout": True},
-      in_axes=1,
-      out_axes=1,
-    )
-    _, (outputs, weights) = scan(self, state, xs)
-    return outputs, weights
+    _, ys = hoisted_scan(step, (variables, memory), state, (jnp.swapaxes(xs, 0, 1), keys))
+    return jax.tree.map(lambda y: jnp.swapaxes(y, 0, 1), ys)
 
   def features(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
     """Teacher forcing: `[batch, tgt_len]` inputs → the output layer's inputs

@@ -122,3 +122,57 @@ def test_layer_mismatch_names_the_fix():
   src, mask, tgt = _batch()
   with pytest.raises(ConfigError, match=r"model\.decoder\.num_layers"):
     model.init(jax.random.key(0), src, mask, tgt)
+
+
+@pytest.mark.parametrize(
+  "name", ["luong+feed", "luong+feed,local_p", "bahdanau,gru", "gnmt", "none_input,gru"]
+)
+def test_training_gradient_equals_autodiff_of_a_plain_scan(name, monkeypatch):
+  """The fast gradients (the recurrent layers' and the decoder loop's), with dropout and
+  padding, equal autodiff of plain `lax.scan`s given the same dropout masks."""
+  from attn_research.model import decoder, rnn
+  from attn_research.training.losses import token_nll
+
+  model = _model(**VARIANTS[name], dropout=0.3)
+  src, mask, tgt = _batch()
+  tgt_mask = jnp.asarray(np.arange(6)[None] < np.array([[6], [3], [1]]))
+  params = model.init(jax.random.key(0), src, mask, tgt)["params"]
+
+  def loss(params):
+    features, matrix, _ = model.apply(
+      {"params": params},
+      src,
+      mask,
+      tgt,
+      True,
+      rngs={"dropout": jax.random.key(3)},
+      method=Seq2Seq.features,
+    )
+    return token_nll(features, matrix, tgt, tgt_mask)[0]
+
+  fast = jax.grad(loss)(params)
+
+  def plain_scan(step, consts, carry, xs):
+    return jax.lax.scan(lambda c, x: step(consts, c, x), carry, xs)
+
+  def plain_loop(cell_cls):
+    def loop(weights, projected, carry, step_mask):
+      def body(carry, inputs):
+        px, m = inputs
+        new = cell_cls.recur(weights, carry, px)
+        if m is None:
+          return new, new[-1]
+        new = tuple(jnp.where(m, n, o) for n, o in zip(new, carry, strict=True))
+        return new, jnp.where(m, new[-1], 0.0)
+
+      carry, outputs = jax.lax.scan(body, carry, (projected, step_mask))
+      return outputs, carry
+
+    return staticmethod(loop)
+
+  monkeypatch.setattr(decoder, "hoisted_scan", plain_scan)
+  for cell_cls in (rnn.LSTMCell, rnn.GRUCell):
+    monkeypatch.setattr(cell_cls, "loop", plain_loop(cell_cls))
+  reference = jax.grad(loss)(params)
+  for got, want in zip(jax.tree.leaves(fast), jax.tree.leaves(reference), strict=True):
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
