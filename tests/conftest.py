@@ -14,6 +14,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["ATTN_RESEARCH_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="attn_jax_cache_")
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -88,6 +89,22 @@ def tiny_run(dates_data_dir, tmp_path_factory):
 
   workdir = str(tmp_path_factory.mktemp("tiny"))
   return workdir, trainer.train_and_evaluate(tiny_config(dates_data_dir), workdir)
+
+
+def plain_cell_loop(cell_cls, weights, projected, carry, mask):
+  """`cell_cls.loop` as autodiff would differentiate it: a plain `lax.scan` of `recur`
+  (the reference for the hand-written loop gradients)."""
+
+  def body(carry, inputs):
+    px, m = inputs
+    new = cell_cls.recur(weights, carry, px)
+    if m is None:
+      return new, new[-1]
+    new = tuple(jnp.where(m, n, o) for n, o in zip(new, carry, strict=True))
+    return new, jnp.where(m, new[-1], 0.0)
+
+  carry, outputs = jax.lax.scan(body, carry, (projected, mask))
+  return outputs, carry
 
 
 def tiny_seq2seq(**overrides):

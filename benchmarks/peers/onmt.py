@@ -255,7 +255,9 @@ def train_ours(workload: dict, exported: dict, directory: str) -> dict:
     "warmup_tokens_per_second": rates[0],
     "steady_tokens_per_second": _steady(rates),
     "compile_seconds": result.get("compile_seconds"),
-    "compiled_shapes": result.get("compiled_shapes"),
+    "train_shapes": result.get("train_shapes"),
+    "compilations": result.get("compilations"),
+    "cache_hits": result.get("cache_hits"),
     "workdir": workdir,
   }
 

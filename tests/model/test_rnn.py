@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from attn_research.model.rnn import GRUCell, LSTMCell, reverse_padded
+from tests.conftest import plain_cell_loop
 
 BATCH, TIME, IN, HID = 3, 6, 5, 4
 
@@ -96,21 +97,6 @@ def test_gru_scan_and_step_match_numpy_with_padding():
     np.testing.assert_allclose(carry[0][0], ref_out[0, t], atol=1e-5)
 
 
-def _autodiff_loop(cell_cls, weights, projected, carry, mask):
-  """The reference the hand-written gradient must equal: autodiff of a plain scan."""
-
-  def body(carry, inputs):
-    px, m = inputs
-    new = cell_cls.recur(weights, carry, px)
-    if m is None:
-      return new, new[-1]
-    new = tuple(jnp.where(m, n, o) for n, o in zip(new, carry, strict=True))
-    return new, jnp.where(m, new[-1], 0.0)
-
-  carry, outputs = jax.lax.scan(body, carry, (projected, mask))
-  return outputs, carry
-
-
 @pytest.mark.parametrize("cell_cls", [LSTMCell, GRUCell])
 @pytest.mark.parametrize("masked", [True, False])
 def test_loop_gradient_equals_autodiff(cell_cls, masked):
@@ -138,11 +124,11 @@ def test_loop_gradient_equals_autodiff(cell_cls, masked):
 
     fast = jax.grad(functools.partial(loss, cell_cls.loop), argnums=(0, 1, 2))
     reference = jax.grad(
-      functools.partial(loss, functools.partial(_autodiff_loop, cell_cls)), argnums=(0, 1, 2)
+      functools.partial(loss, functools.partial(plain_cell_loop, cell_cls)), argnums=(0, 1, 2)
     )
     args = (weights, projected, carry)
     np.testing.assert_allclose(
-      loss(cell_cls.loop, *args), loss(functools.partial(_autodiff_loop, cell_cls), *args)
+      loss(cell_cls.loop, *args), loss(functools.partial(plain_cell_loop, cell_cls), *args)
     )
     for got, want in zip(
       jax.tree.leaves(fast(*args)), jax.tree.leaves(reference(*args)), strict=True

@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -5,7 +7,7 @@ import pytest
 
 from attn_research.errors import ConfigError
 from attn_research.model import Seq2Seq
-from tests.conftest import tiny_seq2seq
+from tests.conftest import plain_cell_loop, tiny_seq2seq
 
 VARIANTS = {
   "luong+feed": dict(decoder_type="luong", decoder_input_feeding=True),
@@ -155,24 +157,11 @@ def test_training_gradient_equals_autodiff_of_a_plain_scan(name, monkeypatch):
   def plain_scan(step, consts, carry, xs):
     return jax.lax.scan(lambda c, x: step(consts, c, x), carry, xs)
 
-  def plain_loop(cell_cls):
-    def loop(weights, projected, carry, step_mask):
-      def body(carry, inputs):
-        px, m = inputs
-        new = cell_cls.recur(weights, carry, px)
-        if m is None:
-          return new, new[-1]
-        new = tuple(jnp.where(m, n, o) for n, o in zip(new, carry, strict=True))
-        return new, jnp.where(m, new[-1], 0.0)
-
-      carry, outputs = jax.lax.scan(body, carry, (projected, step_mask))
-      return outputs, carry
-
-    return staticmethod(loop)
-
   monkeypatch.setattr(decoder, "hoisted_scan", plain_scan)
   for cell_cls in (rnn.LSTMCell, rnn.GRUCell):
-    monkeypatch.setattr(cell_cls, "loop", plain_loop(cell_cls))
+    monkeypatch.setattr(
+      cell_cls, "loop", staticmethod(functools.partial(plain_cell_loop, cell_cls))
+    )
   reference = jax.grad(loss)(params)
   for got, want in zip(jax.tree.leaves(fast), jax.tree.leaves(reference), strict=True):
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
