@@ -122,7 +122,7 @@ class RNNEncoder(nn.Module):
         cell_cls(input_size=xs.shape[-1], hidden_size=size, name=f"layer{layer}_dir{d}")
         for d in range(directions)
       ]
-      inputs_by_direction = [xs, reverse_padded(xs, lengths)][:directions]
+      inputs_by_direction = [xs] if directions == 1 else [xs, reverse_padded(xs, lengths)]
       initial = [cell.initial_carry(tokens.shape[0]) for cell in cells]
       outputs, carries = scan_together(cells, inputs_by_direction, initial, mask)
       if directions == 2:

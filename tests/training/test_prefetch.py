@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from attn_research.training.prefetch import Prefetch
@@ -28,6 +30,9 @@ def test_prefetch_yields_in_order_and_reports_the_consumers_position():
     assert (batch, placed) == (expected, expected * 10)
     # The producer runs ahead; the state is the one after the batch just handed out.
     assert prefetched.get_state() == {"position": expected + 1}
+  deadline = time.monotonic() + 10.0
+  while counter.position <= 5 and time.monotonic() < deadline:  # it fills its queue
+    time.sleep(0.01)
   assert counter.position > 5
   prefetched.close()
 
