@@ -6,9 +6,13 @@ A finished hypothesis Y with attention p (target step i × source word j) scores
     lp(Y) = ((5 + |Y|) / 6)^α,   cp = β · Σ_j log(min(Σ_i p_ij, 1)),
 
 with |Y| counting `</s>` and j running over the real source words; hypotheses still
-growing are ranked by the same formula at their current length. The whole search is one
-`lax.while_loop` that stops when every slot of every sentence has finished or at
-`max_len`. Each step records its tokens, back-pointers and attention rows without
+growing are ranked by the same formula at their current length.
+
+The whole search is one `lax.while_loop` that stops at `max_len` or once every sentence
+is decided: its best finished hypothesis scores at least the bound log P / lp(n_max) of
+every growing one (log P only falls, lp only grows, cp ≤ 0). No growing hypothesis can
+overtake it, so stopping never changes the result; with α = β = 0 the rule is "the best
+slot has finished". Each step records its tokens, back-pointers and attention rows without
 reordering earlier steps, and keeps only each hypothesis's coverage Σ_i p_ij for cp;
 the best hypothesis and its attention are read back once after the loop by following
 the back-pointers (as TensorFlow's `gather_tree`).
@@ -96,6 +100,8 @@ def beam_search(
     limit = jnp.clip(limit, 1, max_len)
   else:
     limit = jnp.full((batch,), max_len + 1, jnp.int32)  # never forced
+  # The largest length penalty any hypothesis of a sentence can reach.
+  final_penalty = length_penalty(jnp.minimum(limit, max_len).astype(jnp.float32), alpha)
 
   slots = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), (batch, k))
   init = {
@@ -105,6 +111,7 @@ def beam_search(
     "logp": jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1)), (batch, 1)),
     "score": jnp.zeros((batch, k)),
     "finished": jnp.zeros((batch, k), bool),
+    "decided": jnp.zeros((batch,), bool),
     "coverage": jnp.zeros((batch, k, src_len)),
     # Per step, for each surviving slot: its token, its parent slot, its attention row.
     "tokens": jnp.full((max_len, batch, k), PAD_ID, jnp.int32),
@@ -113,7 +120,7 @@ def beam_search(
   }
 
   def running(c):
-    return (c["step"] < max_len) & ~jnp.all(c["finished"])
+    return (c["step"] < max_len) & ~jnp.all(c["decided"])
 
   def body(c):
     t = c["step"]
@@ -143,13 +150,19 @@ def beam_search(
     parent_finished = _gather(finished, parent)
     extended = ~parent_finished[..., None]
     coverage = jnp.where(extended, _gather(grown_coverage, parent), _gather(c["coverage"], parent))
+    logp = jnp.take_along_axis(new_logp.reshape(batch, k * vocab), flat_index, 1)
+    finished = parent_finished | (token == EOS_ID)
+    # No `score[:, 0]`: slicing top_k's output makes XLA:CPU sort the whole row instead.
+    best_finished = jnp.where(finished, score, 2 * NEG_INF).max(axis=1)
+    bound = jnp.where(finished, 2 * NEG_INF, logp / final_penalty[:, None]).max(axis=1)
     return {
       "step": t + 1,
       "state": _gather_flat(state, parent, k),
       "last": token,
-      "logp": jnp.take_along_axis(new_logp.reshape(batch, k * vocab), flat_index, 1),
+      "logp": logp,
       "score": score,
-      "finished": parent_finished | (token == EOS_ID),
+      "finished": finished,
+      "decided": best_finished >= bound,
       "coverage": coverage,
       "tokens": c["tokens"].at[t].set(token),
       "parents": c["parents"].at[t].set(parent),
