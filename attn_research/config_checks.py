@@ -36,6 +36,7 @@ from attn_research.data.tokenizers import TOKENIZERS
 from attn_research.errors import ConfigError
 from attn_research.model import BRIDGES, DecoderConfig, EncoderConfig, ModelConfig
 from attn_research.training.optimizers import OPTIMIZERS, SCHEDULES
+from attn_research.training.precision import DTYPES
 
 
 def _dataset_names() -> Iterator[str]:
@@ -81,6 +82,7 @@ CONSTRAINTS: dict[str, Constraint] = {
   "train.warmup_steps": NON_NEGATIVE,
   "train.grad_clip": Float(low=0, note="0: no clipping"),
   "train.label_smoothing": Float(low=0, high=1, high_open=True),
+  "train.dtype": Choice(names=DTYPES),
   "train.log_every": POSITIVE,
   "train.eval_every": POSITIVE,
   "train.checkpoint_every": POSITIVE,

@@ -260,15 +260,29 @@ def stored(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, A
   return json.loads(json.dumps(config))
 
 
+# Keys added to the configs after runs were stored without them, each with the value that
+# behaves as those runs did: a run stored before a key equals a config that has it there.
+ADDED_KEYS = {"model.attention.sigma": 0.0, "train.dtype": "float32"}
+
+
 def from_stored(stored_config: Mapping[str, Any]) -> ml_collections.ConfigDict:
-  """A config read back from JSON, its lists (buckets, splits) tuples again."""
+  """A config read back from JSON, its lists (buckets, splits) tuples again and the
+  `ADDED_KEYS` it predates filled in."""
 
   def with_tuples(node: Any) -> Any:
     if isinstance(node, Mapping):
       return {k: with_tuples(v) for k, v in node.items()}
     return tuple(node) if isinstance(node, list) else node
 
-  return ml_collections.ConfigDict(with_tuples(stored_config))
+  config = with_tuples(stored_config)
+  for key, value in ADDED_KEYS.items():
+    *sections, leaf = key.split(".")
+    node = config
+    for section in sections:
+      node = node.get(section) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+      node.setdefault(leaf, value)
+  return ml_collections.ConfigDict(config)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -284,8 +298,9 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: Any, new: Any) -> list[str]:
-  """Dotted keys whose values differ, as `key: old → new` (tuples equal their lists)."""
-  a, b = flatten(stored(old)), flatten(stored(new))
+  """Dotted keys whose values differ, as `key: old → new` (tuples equal their lists;
+  an `ADDED_KEYS` key absent from either side has its listed value)."""
+  a, b = ({**ADDED_KEYS, **flatten(stored(c))} for c in (old, new))
   return [
     f"{k}: {a.get(k, '<absent>')!r} → {b.get(k, '<absent>')!r}"
     for k in sorted(a.keys() | b.keys())

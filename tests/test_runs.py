@@ -72,6 +72,12 @@ def test_flatten_differences_and_stored_form():
   assert runs.config_differences(stored, config) == []  # tuples equal their lists
   back = runs.from_stored(json.loads(json.dumps(stored)))
   assert back.data.source_buckets == (12, 20, 28, 40) and back.to_dict() == config.to_dict()
+  # A run stored before a key was added reads back as that key's old behaviour.
+  older = json.loads(json.dumps(stored))
+  del older["train"]["dtype"], older["model"]["attention"]["sigma"]
+  assert runs.config_differences(older, config) == []
+  assert runs.from_stored(older).to_dict() == config.to_dict()
+  assert runs.config_differences(older, runs.apply_overrides(config, {"train.dtype": "bfloat16"}))
   other = runs.apply_overrides(config, {"model.attention.score": "dot", "seed": 2})
   assert runs.config_differences(config, other) == [
     "model.attention.score: 'general' → 'dot'",

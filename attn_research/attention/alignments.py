@@ -95,8 +95,9 @@ class _Local(Alignment):
     weights = masked_softmax(energies, inside)
     if p_t is not None:  # Luong Eq. 10: align(h_t, h̄_s) · exp(−(s − p_t)² / 2σ²), σ = D/2
       sigma = self.sigma or self.window / 2.0
-      distance = (index + 1).astype(weights.dtype) - p_t[..., None]
-      weights = weights * jnp.exp(-jnp.square(distance) / (2.0 * sigma**2))
+      distance = (index + 1).astype(p_t.dtype) - p_t[..., None]
+      gaussian = jnp.exp(-jnp.square(distance) / (2.0 * sigma**2))
+      weights = (weights * gaussian).astype(weights.dtype)
     if not gather:
       return jnp.einsum("bqs,bsd->bqd", weights, memory.values), weights
     context = jnp.einsum("bqw,bqwd->bqd", weights, _gather(memory.values, safe))
@@ -140,7 +141,8 @@ class LocalPredictive(_Local):
     hidden = jnp.tanh(nn.Dense(size, use_bias=False, kernel_init=kernel_init, name="w_p")(query))
     v_init = luong_uniform if self.initialization == "paper" else nn.initializers.normal(size**-0.5)
     v_p = self.param("v_p", v_init, (size,))
-    lengths = memory.mask.sum(axis=-1).astype(hidden.dtype)
-    p_t = lengths[:, None] * jax.nn.sigmoid(hidden @ v_p)  # [b, q], 1-based, in [0, S]
+    # float32 whatever the computation dtype: bfloat16 spaces positions above 64 by 0.5.
+    lengths = memory.mask.sum(axis=-1).astype(jnp.float32)
+    p_t = lengths[:, None] * jax.nn.sigmoid((hidden @ v_p).astype(jnp.float32))  # [b, q] in [0, S]
     # Integers s with |s − p_t| ≤ D lie in floor(p_t) − D … floor(p_t) + D (1-based).
     return jnp.floor(p_t).astype(jnp.int32) - self.window - 1, p_t  # as a 0-based index

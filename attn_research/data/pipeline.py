@@ -185,13 +185,9 @@ class TrainBatches(Iterator[Batch]):
     self._plan = self._make_plan(self.epoch)
 
 
-def eval_batches(split: EncodedSplit, buckets: Buckets, batch_size: int, name: str) -> list[Batch]:
-  """Every example of `split`, grouped by bucket in index order, padded to full batches.
-
-  Raises:
-    ValueError: if an example is longer than the largest bucket (dropping it would make
-      the metric a different one).
-  """
+def _assign_all(split: EncodedSplit, buckets: Buckets, name: str) -> np.ndarray:
+  """`buckets.assign(split)`, raising if an example is longer than the largest bucket
+  (dropping it would make the metric a different one)."""
   assigned = buckets.assign(split)
   too_long = np.flatnonzero(assigned[:, 0] < 0)
   if len(too_long):
@@ -202,6 +198,16 @@ def eval_batches(split: EncodedSplit, buckets: Buckets, batch_size: int, name: s
       f"{len(split.sources[i])} source and {len(split.targets[i]) + 1} target tokens; add a "
       "larger length to data.source_buckets / data.target_buckets."
     )
+  return assigned
+
+
+def eval_batches(split: EncodedSplit, buckets: Buckets, batch_size: int, name: str) -> list[Batch]:
+  """Every example of `split`, grouped by bucket in index order, padded to full batches.
+
+  Raises:
+    ConfigError: if an example is longer than the largest bucket.
+  """
+  assigned = _assign_all(split, buckets, name)
   batches = []
   for sb, src_pad in enumerate(buckets.source):
     for tb, tgt_pad in enumerate(buckets.target):
@@ -210,4 +216,27 @@ def eval_batches(split: EncodedSplit, buckets: Buckets, batch_size: int, name: s
         batches.append(
           make_batch(split, members[start : start + batch_size], src_pad, tgt_pad, batch_size)
         )
+  return batches
+
+
+def decode_batches(
+  split: EncodedSplit, buckets: Buckets, batch_size: int, name: str
+) -> list[Batch]:
+  """Every example of `split` for decoding, which needs no target: grouped by source
+  bucket only and ordered by source length, so that a batch's sentences end at similar
+  steps; padded to full batches of `src`, `src_mask` and `index`.
+
+  Raises:
+    ConfigError: if an example is longer than the largest bucket.
+  """
+  assigned = _assign_all(split, buckets, name)
+  lengths = np.array([len(s) for s in split.sources])
+  batches = []
+  for sb, src_pad in enumerate(buckets.source):
+    members = np.flatnonzero(assigned[:, 0] == sb)
+    members = members[np.argsort(lengths[members], kind="stable")]
+    for start in range(0, len(members), batch_size):
+      indices = members[start : start + batch_size]
+      batch = make_batch(split, indices, src_pad, buckets.target[-1], batch_size)
+      batches.append({key: batch[key] for key in ("src", "src_mask", "index")})
   return batches

@@ -33,7 +33,7 @@ def greedy_decode(
     token = jnp.where(done, PAD_ID, jnp.argmax(logits, axis=-1).astype(jnp.int32))
     attn = jnp.where(done[:, None], 0.0, attn)
     tokens = jax.lax.dynamic_update_index_in_dim(tokens, token, step, axis=1)
-    weights = jax.lax.dynamic_update_index_in_dim(weights, attn, step, axis=1)
+    weights = jax.lax.dynamic_update_index_in_dim(weights, attn.astype(weights.dtype), step, 1)
     return step + 1, state, token, done | (token == EOS_ID), tokens, weights
 
   init = (

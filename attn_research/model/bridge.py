@@ -36,7 +36,8 @@ class ZeroBridge(Bridge):
   def __call__(self, encoded: EncoderOutput) -> tuple[Carry, ...]:
     batch = encoded.states.shape[0]
     return tuple(
-      zero_carry(CELLS.get(self.cell), batch, self.hidden_size) for _ in range(self.num_layers)
+      zero_carry(CELLS.get(self.cell), batch, self.hidden_size, encoded.states.dtype)
+      for _ in range(self.num_layers)
     )
 
 

@@ -89,6 +89,12 @@ class DecoderState:
   position: jax.Array
 
 
+def logits(features: jax.Array, matrix: jax.Array) -> jax.Array:
+  """`[..., input_size]` × W_s `[input_size, vocab]` → float32 `[..., vocab]` logits,
+  whatever the computation dtype (the softmax over them is float32)."""
+  return jnp.dot(features, matrix, preferred_element_type=jnp.float32)
+
+
 class OutputLayer(nn.Module):
   """W_s of `softmax(W_s x)`: a `[input_size, vocab]` kernel, used as one matrix by the
   training loss (over all target positions at once) and by decoding.
@@ -227,7 +233,7 @@ class RecurrentDecoder(nn.Module):
     x = self.embed(tokens)
     state, outputs, weights = self.step_outputs(memory, state, x, train)
     features = self.output_inputs(self.readout(outputs, x), train)
-    return state, features @ self.output_matrix(), weights
+    return state, logits(features, self.output_matrix()), weights
 
   def scan_steps(self, memory: Memory, state: DecoderState, xs: jax.Array, train: bool):
     """Teacher forcing by running `step_outputs` over `[batch, tgt_len, embedding]`, in a
@@ -271,7 +277,7 @@ class RecurrentDecoder(nn.Module):
     """`[batch, tgt_len]` inputs → `[batch, tgt_len, vocab]` logits and `[…, src_len]`
     attention weights (zeros for decoders without attention)."""
     features, weights = self.features(memory, state, tokens, train)
-    return features @ self.output_matrix(), weights
+    return logits(features, self.output_matrix()), weights
 
 
 class AttentionalDecoder(RecurrentDecoder):

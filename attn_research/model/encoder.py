@@ -123,7 +123,7 @@ class RNNEncoder(nn.Module):
         for d in range(directions)
       ]
       inputs_by_direction = [xs] if directions == 1 else [xs, reverse_padded(xs, lengths)]
-      initial = [cell.initial_carry(tokens.shape[0]) for cell in cells]
+      initial = [cell.initial_carry(tokens.shape[0], xs.dtype) for cell in cells]
       outputs, carries = scan_together(cells, inputs_by_direction, initial, mask)
       if directions == 2:
         outputs[1] = reverse_padded(outputs[1], lengths)

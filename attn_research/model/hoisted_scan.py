@@ -89,8 +89,8 @@ def _site_gradient(eqn, step_side: int, stacked: jax.Array, invariant, d_out) ->
     operands = (stacked, w) if step_side == 0 else (w, stacked)
     return eqn.primitive.bind(*operands, **params)
 
-  _, pull = jax.vjp(product, invariant)
-  return pull(jnp.moveaxis(d_out, 0, time_axis).astype(invariant.dtype))[0]
+  out, pull = jax.vjp(product, invariant)  # XLA drops the unused product
+  return pull(jnp.moveaxis(d_out, 0, time_axis).astype(out.dtype))[0]
 
 
 def hoisted_scan(step: Step, consts, carry, xs) -> tuple[Any, Any]:

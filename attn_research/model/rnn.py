@@ -51,8 +51,8 @@ class Cell(nn.Module):
 
   num_carries = 1
 
-  def initial_carry(self, batch: int) -> Carry:
-    return zero_carry(type(self), batch, self.hidden_size)
+  def initial_carry(self, batch: int, dtype: jnp.dtype = jnp.float32) -> Carry:
+    return zero_carry(type(self), batch, self.hidden_size, dtype)
 
   @staticmethod
   def output(carry: Carry) -> jax.Array:
@@ -127,8 +127,10 @@ def scan_together(
   return outputs, [tuple(part[d] for part in carry) for d in range(len(cells))]
 
 
-def zero_carry(cell_cls: type[Cell], batch: int, hidden_size: int) -> Carry:
-  zeros = jnp.zeros((batch, hidden_size))
+def zero_carry(
+  cell_cls: type[Cell], batch: int, hidden_size: int, dtype: jnp.dtype = jnp.float32
+) -> Carry:
+  zeros = jnp.zeros((batch, hidden_size), dtype)
   return (zeros,) * cell_cls.num_carries
 
 

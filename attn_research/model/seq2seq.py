@@ -8,7 +8,7 @@ import ml_collections
 
 from attn_research.attention import AttentionConfig, Memory
 from attn_research.model.bridge import BRIDGES
-from attn_research.model.decoder import DECODERS, DecoderConfig, DecoderState
+from attn_research.model.decoder import DECODERS, DecoderConfig, DecoderState, logits
 from attn_research.model.encoder import ENCODERS, EncoderConfig
 
 
@@ -143,4 +143,4 @@ class Seq2Seq(nn.Module):
     """Teacher forcing: `[batch, tgt_len]` inputs → logits `[batch, tgt_len, vocab]` and
     attention weights `[batch, tgt_len, src_len]`."""
     features, output_matrix, weights = self.features(src, src_mask, tgt_in, train)
-    return features @ output_matrix, weights
+    return logits(features, output_matrix), weights

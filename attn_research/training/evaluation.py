@@ -68,7 +68,7 @@ def evaluate_run(
   fix = "evaluate another --checkpoint, or retrain the run with --overwrite"
   step, state, _ = setup.restore_newest(checkpointer, state, _note, fix=fix)
   checkpointer.close()
-  evaluator = Evaluator(model, mesh, data, config.eval, config.decode)
+  evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)
   num_heatmaps = config.eval.num_heatmaps if evaluator.attentional else 0
   evaluation = evaluator.run(state.params, split, num_heatmaps)
   if reports_dir:

@@ -4,11 +4,12 @@ import dataclasses
 import functools
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from attn_research.data.pipeline import eval_batches
+from attn_research.data.pipeline import decode_batches, eval_batches
 from attn_research.data.vocab import EOS_ID
 from attn_research.decoding import beam_search, greedy_decode
 from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
@@ -16,24 +17,34 @@ from attn_research.evaluation import alignment, metrics
 from attn_research.model import DECODERS, Seq2Seq
 from attn_research.training import parallel, steps
 from attn_research.training.data import Data
+from attn_research.training.precision import compute_params
 from attn_research.training.reports import Evaluation
 
 
-def make_decoder(model: Seq2Seq, decode: ml_collections.ConfigDict, max_len: int):
-  """`(params, src, src_mask) → (tokens, weights)`: greedy for beam_size 0, else beam."""
+def make_decoder(
+  model: Seq2Seq, decode: ml_collections.ConfigDict, max_len: int, dtype: str = "float32"
+):
+  """`(params, src, src_mask) → (tokens, weights)`: greedy for beam_size 0, else beam;
+  computed in `dtype` from float32 parameters, float32 weights out."""
   if decode.beam_size == 0:
-    return functools.partial(greedy_decode, model, max_len=max_len)
-  search = functools.partial(
-    beam_search,
-    model,
-    beam_size=decode.beam_size,
-    max_len=max_len,
-    alpha=decode.length_penalty,
-    beta=decode.coverage_penalty,
-    max_len_a=decode.max_length_a,
-    max_len_b=decode.max_length_b,
-  )
-  return lambda params, src, src_mask: search(params, src, src_mask)[:2]
+    search = functools.partial(greedy_decode, model, max_len=max_len)
+  else:
+    search = functools.partial(
+      beam_search,
+      model,
+      beam_size=decode.beam_size,
+      max_len=max_len,
+      alpha=decode.length_penalty,
+      beta=decode.coverage_penalty,
+      max_len_a=decode.max_length_a,
+      max_len_b=decode.max_length_b,
+    )
+
+  def decoder(params, src, src_mask):
+    tokens, weights = search(compute_params(params, dtype), src, src_mask)[:2]
+    return tokens, weights.astype(jnp.float32)
+
+  return decoder
 
 
 @dataclasses.dataclass
@@ -54,6 +65,11 @@ class DeviceOutputs:
   forced: dict[int, np.ndarray]
 
 
+def _real_rows(host_batch):
+  """`(row, example index)` of a batch's rows that hold an example (not filler)."""
+  return [(row, int(i)) for row, i in enumerate(host_batch["index"]) if i >= 0]
+
+
 class Evaluator:
   """Teacher-forced loss/perplexity and forced-decoding alignments, then decoding and its
   metrics, over every example of a split."""
@@ -65,17 +81,22 @@ class Evaluator:
     data: Data,
     eval_config: ml_collections.ConfigDict,
     decode: ml_collections.ConfigDict,
+    dtype: str = "float32",
   ):
     self.mesh = mesh
     self.data = data
     self.batch_size = eval_config.batch_size
     self.length_bin = eval_config.length_bin
     self.attentional = DECODERS.get(model.config.decoder.type).attentional
-    self._batches: dict[str, list] = {}
+    self._batches: dict[str, tuple[list, list]] = {}  # split → (forcing, decoding)
     # Replicated outputs: every process gets every row, to compute the same metrics.
     repl = parallel.replicated(mesh)
-    self._eval_step = jax.jit(functools.partial(steps.eval_step, model=model), out_shardings=repl)
-    self._decode = jax.jit(make_decoder(model, decode, data.buckets.target[-1]), out_shardings=repl)
+    self._eval_step = jax.jit(
+      functools.partial(steps.eval_step, model=model, dtype=dtype), out_shardings=repl
+    )
+    self._decode = jax.jit(
+      make_decoder(model, decode, data.buckets.target[-1], dtype), out_shardings=repl
+    )
     self._unk_replace = decode.unk_replace
     self._dictionary = load_dictionary(decode.unk_dictionary) if decode.unk_dictionary else None
 
@@ -91,23 +112,24 @@ class Evaluator:
     """Runs teacher forcing and decoding over `split`; keeps decoding's attention for the
     first `num_attention` examples (every example when unknown words are replaced)."""
     if split not in self._batches:
-      self._batches[split] = eval_batches(
-        self.data.splits[split], self.data.buckets, self.batch_size, split
+      self._batches[split] = (
+        eval_batches(self.data.splits[split], self.data.buckets, self.batch_size, split),
+        decode_batches(self.data.splits[split], self.data.buckets, self.batch_size, split),
       )
+    forcing, decoding = self._batches[split]
     targets = self.data.splits[split].targets
     out = DeviceOutputs(0.0, 0.0, {}, {}, {})
-    for host_batch in self._batches[split]:
+    for host_batch in forcing:
       batch = parallel.shard_batch(host_batch, self.mesh)
-      sums, links = self._eval_step(params, batch)
-      decoded, weights = jax.device_get(self._decode(params, batch["src"], batch["src_mask"]))
-      links = jax.device_get(links)
+      sums, links = jax.device_get(self._eval_step(params, batch))
       out.nll_sum += float(sums["nll_sum"])
       out.tokens += float(sums["tokens"])
-      for row, index in enumerate(host_batch["index"]):
-        index = int(index)
-        if index < 0:  # a filler row
-          continue
+      for row, index in _real_rows(host_batch):
         out.forced[index] = links[row, : len(targets[index])]
+    for host_batch in decoding:
+      batch = parallel.shard_batch(host_batch, self.mesh)
+      decoded, weights = jax.device_get(self._decode(params, batch["src"], batch["src_mask"]))
+      for row, index in _real_rows(host_batch):
         out.decoded[index] = decoded[row]
         if self._unk_replace or index < num_attention:
           out.weights[index] = weights[row]

@@ -17,7 +17,7 @@ def _chunk_nll(
   features: jax.Array, matrix: jax.Array, targets: jax.Array, weights: jax.Array, eps: float
 ) -> jax.Array:
   """Weighted summed cross-entropy of `[rows, features]` × `[features, vocab]`."""
-  logits = jnp.dot(features, matrix, preferred_element_type=jnp.float32)
+  logits = jnp.dot(features, matrix, preferred_element_type=jnp.float32)  # any input dtype
   log_z = jax.nn.logsumexp(logits, axis=-1)
   nll = log_z - jnp.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
   if eps:  # (1 − ε) on the reference, ε spread uniformly: ε · mean over the vocab of −log p

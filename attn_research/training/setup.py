@@ -107,7 +107,12 @@ def jit_train_step(config: ml_collections.ConfigDict, model: Seq2Seq, mesh: Mesh
   replicated, the old state's buffers donated."""
   repl = parallel.replicated(mesh)
   return jax.jit(
-    functools.partial(steps.train_step, model=model, label_smoothing=config.train.label_smoothing),
+    functools.partial(
+      steps.train_step,
+      model=model,
+      label_smoothing=config.train.label_smoothing,
+      dtype=config.train.dtype,
+    ),
     in_shardings=(repl, parallel.batch_sharding(mesh), repl),
     out_shardings=(repl, repl),
     donate_argnums=0,

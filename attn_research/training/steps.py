@@ -1,5 +1,7 @@
 """Loss and the pure train / eval step functions (compiled by the trainer)."""
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -7,21 +9,23 @@ from flax.training import train_state
 
 from attn_research.model import Seq2Seq
 from attn_research.training.losses import token_nll
+from attn_research.training.precision import compute_params
 
 
-def train_step(
-  state: train_state.TrainState,
+def gradients(
+  params,
   batch: dict[str, jax.Array],
-  rng: jax.Array,
+  dropout_rng: jax.Array,
   model: Seq2Seq,
   label_smoothing: float = 0.0,
-) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
-  """One optimizer step on the mean per-token cross-entropy of the global batch."""
-  dropout_rng = jax.random.fold_in(rng, state.step)
+  dtype: str = "float32",
+) -> tuple[Any, tuple[jax.Array, jax.Array]]:
+  """Gradient of the mean per-token cross-entropy of the batch, computed in `dtype`
+  (`precision.DTYPES`) from float32 `params`, and the summed NLL and token count."""
 
   def loss_fn(params):
     features, output_matrix, _ = model.apply(
-      {"params": params},
+      {"params": compute_params(params, dtype)},
       batch["src"],
       batch["src_mask"],
       batch["tgt_in"],
@@ -34,13 +38,26 @@ def train_step(
     )
     return nll / jnp.maximum(tokens, 1.0), (nll, tokens)
 
-  grads, (nll, tokens) = jax.grad(loss_fn, has_aux=True)(state.params)
+  return jax.grad(loss_fn, has_aux=True)(params)
+
+
+def train_step(
+  state: train_state.TrainState,
+  batch: dict[str, jax.Array],
+  rng: jax.Array,
+  model: Seq2Seq,
+  label_smoothing: float = 0.0,
+  dtype: str = "float32",
+) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
+  """One optimizer step on the batch's `gradients`."""
+  dropout_rng = jax.random.fold_in(rng, state.step)
+  grads, (nll, tokens) = gradients(state.params, batch, dropout_rng, model, label_smoothing, dtype)
   metrics = {"nll_sum": nll, "tokens": tokens, "grad_norm": optax.tree.norm(grads)}
   return state.apply_gradients(grads=grads), metrics
 
 
 def eval_step(
-  params, batch: dict[str, jax.Array], model: Seq2Seq
+  params, batch: dict[str, jax.Array], model: Seq2Seq, dtype: str = "float32"
 ) -> tuple[dict[str, jax.Array], jax.Array]:
   """Teacher forcing (forced decoding of the reference) over a batch.
 
@@ -50,7 +67,11 @@ def eval_step(
     alignments for AER).
   """
   features, output_matrix, weights = model.apply(
-    {"params": params}, batch["src"], batch["src_mask"], batch["tgt_in"], method=Seq2Seq.features
+    {"params": compute_params(params, dtype)},
+    batch["src"],
+    batch["src_mask"],
+    batch["tgt_in"],
+    method=Seq2Seq.features,
   )
   nll, tokens = token_nll(features, output_matrix, batch["tgt_out"], batch["tgt_mask"])
   return {"nll_sum": nll, "tokens": tokens}, jnp.argmax(weights, axis=-1).astype(jnp.int32)

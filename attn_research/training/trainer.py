@@ -110,7 +110,7 @@ def train_and_evaluate(
   batches = setup.train_batches(config, data, progress)
   p_train_step = setup.jit_train_step(config, model, mesh)
   dropout_rng = jax.random.split(jax.random.key(config.seed))[1]
-  evaluator = Evaluator(model, mesh, data, config.eval, config.decode)
+  evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)
   schedule = optimizers.SCHEDULES.get(config.train.schedule)(config.train)
   num_steps = config.train.num_steps
   base = {"config": runs.stored(config), "num_params": _count_params(state.params)}

@@ -11,7 +11,8 @@ virtual environment; `experiments.train` here) for `--steps` steps and reads the
 per-interval target tokens/s: OpenNMT-py's log lines and our `metrics.jsonl`. The first
 interval (warm-up; our compiles) is left out and reported apart. Last, beam search
 (k = 5, batch 64) over the test split with each toolkit's last model: `onmt_translate
--report_time` and our compiled beam search, timed with and without its compiles.
+-report_time` and our compiled beam search in float32 and in bfloat16 (same float32
+model), timed with and without its compiles.
 
 OpenNMT-py is never a dependency of the package: see benchmarks/peers/README.md.
 """
@@ -37,6 +38,7 @@ flags.mark_flags_as_required(["onmt_venv"])
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BEAM_SIZE, BEAM_BATCH = 5, 64
+BEAM_DTYPES = ("float32", "bfloat16")  # our decoding dtypes; OpenNMT-py runs float32
 
 
 # Each workload: our config and overrides, the matching OpenNMT-py options, and how long
@@ -302,14 +304,14 @@ def beam_onmt(model: str, exported: dict, directory: str) -> dict:
   }
 
 
-def beam_ours(workload: dict, workdir: str, exported: dict) -> dict:
-  """Our beam search over the test split from the run's last checkpoint: the first pass
-  (compiling each batch shape) and a second, compiled pass."""
+def beam_ours(workload: dict, workdir: str, exported: dict, dtype: str) -> dict:
+  """Our beam search over the test split from the run's last checkpoint, computed in
+  `dtype`: the first pass (compiling each batch shape) and a second, compiled pass."""
   import jax
   import numpy as np
 
   from attn_research import runs
-  from attn_research.data.pipeline import eval_batches
+  from attn_research.data.pipeline import decode_batches
   from attn_research.data.vocab import EOS_ID
   from attn_research.training import parallel, setup
   from attn_research.training.checkpointing import Checkpointer
@@ -325,8 +327,8 @@ def beam_ours(workload: dict, workdir: str, exported: dict) -> dict:
   checkpointer = Checkpointer(run.file(runs.CHECKPOINTS), keep=1)
   _, state, _ = setup.restore_newest(checkpointer, state, print, fix="")
   checkpointer.close()
-  decode = jax.jit(make_decoder(model, config.decode, data.buckets.target[-1]))
-  batches = eval_batches(data.splits["test"], data.buckets, BEAM_BATCH, "test")
+  decode = jax.jit(make_decoder(model, config.decode, data.buckets.target[-1], dtype))
+  batches = decode_batches(data.splits["test"], data.buckets, BEAM_BATCH, "test")
 
   def one_pass() -> tuple[float, int]:
     started, tokens = time.perf_counter(), 0
@@ -342,9 +344,10 @@ def beam_ours(workload: dict, workdir: str, exported: dict) -> dict:
   compiled, tokens = one_pass()
   n = exported["test_sentences"]
   return {
+    "dtype": dtype,
     "seconds_compiled": compiled,
     "seconds_with_compiles": first,
-    "shapes": len({(b["src"].shape, b["tgt_in"].shape) for b in batches}),
+    "shapes": len({b["src"].shape for b in batches}),
     "sentences_per_second": n / compiled,
     "sentences_per_second_with_compiles": n / first,
     "tokens_per_second": tokens / compiled,
@@ -388,25 +391,29 @@ def run_workload(name: str) -> dict:
   }
   if _BEAM.value:
     onmt_beam = beam_onmt(rounds[-1]["onmt"]["model"], exported, directory)
-    ours_beam = beam_ours(workload, rounds[-1]["ours"]["workdir"], exported)
+    ours = {}
+    for dtype in BEAM_DTYPES:  # the float32-trained model, decoded in each dtype
+      ours[dtype] = beam_ours(workload, rounds[-1]["ours"]["workdir"], exported, dtype)
+      ours[dtype]["ratio_compiled"] = (
+        ours[dtype]["sentences_per_second"] / onmt_beam["sentences_per_second"]
+      )
+      ours[dtype]["ratio_with_compiles"] = (
+        ours[dtype]["sentences_per_second_with_compiles"] / onmt_beam["sentences_per_second"]
+      )
     result["beam"] = {
       "beam_size": BEAM_SIZE,
       "batch_size": BEAM_BATCH,
       "test_sentences": exported["test_sentences"],
       "onmt": onmt_beam,
-      "ours": ours_beam,
-      "ratio_compiled": ours_beam["sentences_per_second"] / onmt_beam["sentences_per_second"],
-      "ratio_with_compiles": ours_beam["sentences_per_second_with_compiles"]
-      / onmt_beam["sentences_per_second"],
+      "ours": ours,
     }
   summary = {k: v for k, v in result.items() if k.endswith(("ratio", "_per_second"))}
   print(f"[{name}] {json.dumps(summary)}")
-  if "beam" in result:
-    beam = result["beam"]
+  for dtype, beam in result.get("beam", {}).get("ours", {}).items():
     print(
-      f"[{name}] beam: OpenNMT-py {beam['onmt']['seconds']:.1f} s, attn_research "
-      f"{beam['ours']['seconds_compiled']:.1f} s compiled / "
-      f"{beam['ours']['seconds_with_compiles']:.1f} s with compiles"
+      f"[{name}] beam: OpenNMT-py (float32) {result['beam']['onmt']['seconds']:.1f} s, "
+      f"attn_research ({dtype}) {beam['seconds_compiled']:.1f} s compiled / "
+      f"{beam['seconds_with_compiles']:.1f} s with compiles"
     )
   return result
 

@@ -67,6 +67,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.warmup_steps = 100
   config.train.grad_clip = 5.0  # global-norm clipping (Luong: rescale when the norm > 5); 0 = off
   config.train.label_smoothing = 0.0
+  config.train.dtype = "float32"  # float32 | bfloat16: computation (parameters stay float32)
   config.train.log_every = 100
   config.train.eval_every = 250
   config.train.checkpoint_every = 250

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from attn_research.data.pipeline import Buckets, EncodedSplit, TrainBatches, eval_batches
+from attn_research.data.pipeline import (
+  Buckets,
+  EncodedSplit,
+  TrainBatches,
+  decode_batches,
+  eval_batches,
+)
 from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 from attn_research.errors import ConfigError
 
@@ -74,6 +80,28 @@ def test_eval_batches_cover_every_example_once_or_refuse():
     filler = b["index"] < 0
     assert not b["src_mask"][filler].any() and not b["tgt_mask"][filler].any()
   assert len({b["src"].shape for b in batches}) <= len(wide.source)
+
+
+def test_decode_batches_group_by_source_length_only():
+  split = _split()
+  with pytest.raises(ConfigError, match=r"data\.source_buckets"):
+    decode_batches(split, BUCKETS, 32, "test")
+  wide = Buckets(source=(8, 16, 64), target=(5, 10))
+  batches = decode_batches(split, wide, 32, "test")
+  assert len(batches) == sum(
+    -(-sum(1 for s in split.sources if low < len(s) <= high) // 32)
+    for low, high in zip((-1, 8, 16), wide.source, strict=True)
+  )
+  indices = np.concatenate([b["index"] for b in batches])
+  assert sorted(indices[indices >= 0].tolist()) == list(range(len(split)))
+  for b in batches:
+    assert set(b) == {"src", "src_mask", "index"}
+    real = b["index"] >= 0
+    lengths = b["src_mask"].sum(axis=1)
+    assert not lengths[~real].any() and np.all(np.diff(lengths[real]) >= 0)
+    for row in np.flatnonzero(real):
+      source = split.sources[b["index"][row]]
+      np.testing.assert_array_equal(b["src"][row, : len(source)], source)
 
 
 def test_buckets_must_increase():
