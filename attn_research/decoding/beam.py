@@ -8,11 +8,14 @@ A finished hypothesis Y with attention p (target step i × source word j) scores
 with |Y| counting `</s>` and j running over the real source words; hypotheses still
 growing are ranked by the same formula at their current length.
 
-The whole search is one `lax.while_loop` that stops at `max_len` or once every sentence
-is decided: its best finished hypothesis scores at least the bound log P / lp(n_max) of
-every growing one (log P only falls, lp only grows, cp ≤ 0). No growing hypothesis can
-overtake it, so stopping never changes the result; with α = β = 0 the rule is "the best
-slot has finished". Each step records its tokens, back-pointers and attention rows without
+A sentence is decided once its best finished hypothesis scores at least the bound
+log P / lp(n_max) of every growing one (log P only falls, lp only grows, cp ≤ 0): no
+growing hypothesis can overtake it, so leaving it never changes the result (with
+α = β = 0 the rule is "the best slot has finished"). The search runs in stages, each a
+`lax.while_loop` over a quarter of the previous stage's sentences (64, 16, 4, 1), the
+undecided ones first: a stage ends once the next one can hold every undecided sentence,
+the last once all are decided or at `max_len`. So one long sentence keeps 4 rows of
+beams busy, not the whole batch's, with a fixed set of shapes. Each step records its tokens, back-pointers and attention rows without
 reordering earlier steps, and keeps only each hypothesis's coverage Σ_i p_ij for cp;
 the best hypothesis and its attention are read back once after the loop by following
 the back-pointers (as TensorFlow's `gather_tree`).
@@ -26,6 +29,7 @@ from attn_research.model import Seq2Seq
 
 NEG_INF = -1.0e9
 COVERAGE_FLOOR = 1e-10  # a word that never received attention would make cp = −∞
+STAGE_SHRINK = 4  # each stage of the search keeps a quarter of the sentences (rounded up)
 
 
 def length_penalty(length: jax.Array, alpha: float) -> jax.Array:
@@ -92,45 +96,49 @@ def beam_search(
   variables = {"params": params}
   memory, state = model.apply(variables, src, src_mask, method=Seq2Seq.encode)
   repeat = lambda x: jnp.repeat(x, k, axis=0)  # noqa: E731
-  memory, state = jax.tree.map(repeat, memory), jax.tree.map(repeat, state)
-  mask3 = src_mask[:, None, :]
 
   if max_len_a > 0 or max_len_b > 0:
     limit = jnp.floor(max_len_a * src_mask.sum(axis=1) + max_len_b).astype(jnp.int32)
     limit = jnp.clip(limit, 1, max_len)
   else:
     limit = jnp.full((batch,), max_len + 1, jnp.int32)  # never forced
-  # The largest length penalty any hypothesis of a sentence can reach.
-  final_penalty = length_penalty(jnp.minimum(limit, max_len).astype(jnp.float32), alpha)
 
-  slots = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), (batch, k))
-  init = {
-    "step": jnp.int32(0),
-    "state": state,
+  # What each searched sentence carries: its slots' decoder rows `[n * k, …]` and the
+  # per-sentence arrays `[n, …]`; `ids` are the sentences' rows of the output buffers.
+  live = {
+    "rows": (jax.tree.map(repeat, memory), jax.tree.map(repeat, state)),
+    "ids": jnp.arange(batch),
+    "src_mask": src_mask,
+    "limit": limit,
+    # The largest length penalty any hypothesis of a sentence can reach.
+    "final_penalty": length_penalty(jnp.minimum(limit, max_len).astype(jnp.float32), alpha),
     "last": jnp.full((batch, k), BOS_ID, jnp.int32),
     "logp": jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1)), (batch, 1)),
     "score": jnp.zeros((batch, k)),
     "finished": jnp.zeros((batch, k), bool),
     "decided": jnp.zeros((batch,), bool),
     "coverage": jnp.zeros((batch, k, src_len)),
+  }
+  slots = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), (batch, k))
+  out = {
     # Per step, for each surviving slot: its token, its parent slot, its attention row.
     "tokens": jnp.full((max_len, batch, k), PAD_ID, jnp.int32),
     "parents": jnp.broadcast_to(slots, (max_len, batch, k)),
     "rows": jnp.zeros((max_len, batch, k, src_len)),
+    "score": jnp.zeros((batch, k)),
   }
 
-  def running(c):
-    return (c["step"] < max_len) & ~jnp.all(c["decided"])
-
-  def body(c):
-    t = c["step"]
+  def body(carry):
+    t, c, out = carry
+    memory, state = c["rows"]
+    n = c["ids"].shape[0]
     state, logits, weights = model.apply(
-      variables, memory, c["state"], c["last"].reshape(batch * k), method=Seq2Seq.decode_step
+      variables, memory, state, c["last"].reshape(n * k), method=Seq2Seq.decode_step
     )
-    weights = weights.reshape(batch, k, src_len)
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(batch, k, -1)
+    weights = weights.reshape(n, k, src_len)
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(n, k, -1)
     vocab = logp.shape[-1]
-    forced = (t + 1 >= limit)[:, None, None] & (jnp.arange(vocab) != EOS_ID)
+    forced = (t + 1 >= c["limit"])[:, None, None] & (jnp.arange(vocab) != EOS_ID)
     logp = jnp.where(forced, NEG_INF, logp)
 
     # Alive slots extend by every token; finished slots stay as they are (one proposal).
@@ -138,40 +146,87 @@ def beam_search(
     grown_coverage = c["coverage"] + weights
     grown = c["logp"][..., None] + logp
     grown_score = grown / length_penalty((t + 1).astype(jnp.float32), alpha)
-    grown_score = grown_score + coverage_penalty(grown_coverage, mask3, beta)[..., None]
+    grown_score += coverage_penalty(grown_coverage, c["src_mask"][:, None, :], beta)[..., None]
     kept_score = jnp.where(jnp.arange(vocab) == PAD_ID, c["score"][..., None], NEG_INF)
     score = jnp.where(
       finished[..., None], kept_score, jnp.where(grown > NEG_INF / 2, grown_score, NEG_INF)
     )
     new_logp = jnp.where(finished[..., None], c["logp"][..., None], grown)
 
-    score, flat_index = jax.lax.top_k(score.reshape(batch, k * vocab), k)
+    score, flat_index = jax.lax.top_k(score.reshape(n, k * vocab), k)
     parent, token = flat_index // vocab, flat_index % vocab
     parent_finished = _gather(finished, parent)
     extended = ~parent_finished[..., None]
     coverage = jnp.where(extended, _gather(grown_coverage, parent), _gather(c["coverage"], parent))
-    logp = jnp.take_along_axis(new_logp.reshape(batch, k * vocab), flat_index, 1)
+    logp = jnp.take_along_axis(new_logp.reshape(n, k * vocab), flat_index, 1)
     finished = parent_finished | (token == EOS_ID)
     # No `score[:, 0]`: slicing top_k's output makes XLA:CPU sort the whole row instead.
     best_finished = jnp.where(finished, score, 2 * NEG_INF).max(axis=1)
-    bound = jnp.where(finished, 2 * NEG_INF, logp / final_penalty[:, None]).max(axis=1)
-    return {
-      "step": t + 1,
-      "state": _gather_flat(state, parent, k),
+    bound = jnp.where(finished, 2 * NEG_INF, logp / c["final_penalty"][:, None]).max(axis=1)
+    c = {
+      **c,
+      "rows": (memory, _gather_flat(state, parent, k)),
       "last": token,
       "logp": logp,
       "score": score,
       "finished": finished,
       "decided": best_finished >= bound,
       "coverage": coverage,
-      "tokens": c["tokens"].at[t].set(token),
-      "parents": c["parents"].at[t].set(parent),
-      "rows": c["rows"].at[t].set(jnp.where(extended, _gather(weights, parent), 0.0)),
     }
+    ids, rows = c["ids"], jnp.where(extended, _gather(weights, parent), 0.0)
+    out = {
+      "tokens": out["tokens"].at[t, ids].set(token),
+      "parents": out["parents"].at[t, ids].set(parent),
+      "rows": out["rows"].at[t, ids].set(rows.astype(out["rows"].dtype)),
+      "score": out["score"].at[ids].set(score),
+    }
+    return t + 1, c, out
 
-  final = jax.lax.while_loop(running, body, init)
-  tokens, weights = _backtrack(final["tokens"], final["parents"], final["rows"])
-  return tokens, weights, final["score"][:, 0]
+  # Sentences left behind keep their outputs: a decided sentence's best slot never
+  # changes, and the steps it skips read as <pad> with itself as parent.
+  t = jnp.int32(0)
+  sizes = _stage_sizes(batch)
+  for size, next_size in zip(sizes, (*sizes[1:], 0), strict=True):
+    live = _keep_sentences(live, size, k)
+
+    def running(carry, next_size=next_size):
+      t, c, _ = carry
+      return (t < max_len) & (jnp.sum(~c["decided"]) > next_size)
+
+    t, live, out = jax.lax.while_loop(running, body, (t, live, out))
+  tokens, weights = _backtrack(out["tokens"], out["parents"], out["rows"])
+  return tokens, weights, out["score"][:, 0]
+
+
+def _stage_sizes(batch: int) -> tuple[int, ...]:
+  """Sentences searched together, stage by stage: a quarter fewer each time, so that
+  one long sentence does not keep a whole batch's rows busy (as toolkits that drop
+  finished sentences do, with a few fixed shapes instead of one a sentence count)."""
+  sizes = [batch]
+  while sizes[-1] > 1:
+    sizes.append(-(-sizes[-1] // STAGE_SHRINK))
+  return tuple(sizes)
+
+
+def _keep_sentences(live: dict, size: int, k: int) -> dict:
+  """The `size` first sentences of `live` with the undecided ones first."""
+  n = live["ids"].shape[0]
+  if size == n:
+    return live
+  decided = live["decided"]
+  # A stable partition, undecided first (a sort here would be one more XLA sort).
+  position = jnp.where(
+    decided, jnp.sum(~decided) + jnp.cumsum(decided) - 1, jnp.cumsum(~decided) - 1
+  )
+  keep = jnp.zeros(n, jnp.int32).at[position].set(jnp.arange(n, dtype=jnp.int32))[:size]
+
+  def rows(x):
+    return x.reshape(n, k, *x.shape[1:])[keep].reshape(size * k, *x.shape[1:])
+
+  return {
+    name: jax.tree.map(rows, value) if name == "rows" else value[keep]
+    for name, value in live.items()
+  }
 
 
 def _backtrack(tokens: jax.Array, parents: jax.Array, rows: jax.Array):

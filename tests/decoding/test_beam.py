@@ -168,6 +168,28 @@ def test_beam_is_independent_of_the_batch_size_and_keeps_the_right_attention():
     assert np.all(np.asarray(attention[row])[n:] == 0.0)
 
 
+def test_beam_stages_keep_searching_the_open_sentences():
+  # Sentences that end after 1–4 steps and one that never ends: the search goes on with
+  # 64 → 16 → 4 → 1 sentences and must give each what it gives the sentence alone.
+  model = _model()
+  params = _params(model, seed=8)
+  src, mask = _sources(64, seed=2)
+  search = jax.jit(functools.partial(beam_search, model, beam_size=4, max_len=12, alpha=0.6))
+  alone = [search(params, src[i : i + 1], mask[i : i + 1]) for i in range(64)]
+  ends = [
+    list(np.asarray(tokens[0])).index(EOS_ID) if EOS_ID in tokens[0] else None
+    for tokens, _, _ in alone
+  ]
+  chosen = [i for i, end in enumerate(ends) if end is not None]
+  chosen.append(ends.index(None))
+  assert len(chosen) > 16 and sorted({ends[i] for i in chosen[:-1]}) == [0, 1, 2, 3]
+  tokens, attention, scores = search(params, src[np.array(chosen)], mask[np.array(chosen)])
+  for row, i in enumerate(chosen):
+    np.testing.assert_array_equal(tokens[row], alone[i][0][0])
+    np.testing.assert_allclose(attention[row], alone[i][1][0], atol=1e-6)
+    np.testing.assert_allclose(scores[row], alone[i][2][0], rtol=1e-6)
+
+
 def test_beam_width_one_is_greedy():
   model = _model()
   params = _params(model, seed=4)
