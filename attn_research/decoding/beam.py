@@ -103,10 +103,10 @@ def beam_search(
   else:
     limit = jnp.full((batch,), max_len + 1, jnp.int32)  # never forced
 
-  # What each searched sentence carries: its slots' decoder rows `[n * k, …]` and the
-  # per-sentence arrays `[n, …]`; `ids` are the sentences' rows of the output buffers.
+  # What each searched sentence carries: its slots' decoder rows `[n * k, …]` (memory and
+  # state) and per-sentence arrays `[n, …]`; `ids` are its rows of the output buffers.
   live = {
-    "rows": (jax.tree.map(repeat, memory), jax.tree.map(repeat, state)),
+    "decoder": (jax.tree.map(repeat, memory), jax.tree.map(repeat, state)),
     "ids": jnp.arange(batch),
     "src_mask": src_mask,
     "limit": limit,
@@ -130,7 +130,7 @@ def beam_search(
 
   def body(carry):
     t, c, out = carry
-    memory, state = c["rows"]
+    memory, state = c["decoder"]
     n = c["ids"].shape[0]
     state, logits, weights = model.apply(
       variables, memory, state, c["last"].reshape(n * k), method=Seq2Seq.decode_step
@@ -165,7 +165,7 @@ def beam_search(
     bound = jnp.where(finished, 2 * NEG_INF, logp / c["final_penalty"][:, None]).max(axis=1)
     c = {
       **c,
-      "rows": (memory, _gather_flat(state, parent, k)),
+      "decoder": (memory, _gather_flat(state, parent, k)),
       "last": token,
       "logp": logp,
       "score": score,
@@ -224,7 +224,7 @@ def _keep_sentences(live: dict, size: int, k: int) -> dict:
     return x.reshape(n, k, *x.shape[1:])[keep].reshape(size * k, *x.shape[1:])
 
   return {
-    name: jax.tree.map(rows, value) if name == "rows" else value[keep]
+    name: jax.tree.map(rows, value) if name == "decoder" else value[keep]
     for name, value in live.items()
   }
 
