@@ -10,6 +10,8 @@ recomputes each chunk's logits rather than storing them.
 import jax
 import jax.numpy as jnp
 
+from attn_research.model.decoder import logits as output_logits
+
 MAX_LOGITS = 1 << 25  # elements of float32 logits alive at once (128 MB)
 
 
@@ -17,7 +19,7 @@ def _chunk_nll(
   features: jax.Array, matrix: jax.Array, targets: jax.Array, weights: jax.Array, eps: float
 ) -> jax.Array:
   """Weighted summed cross-entropy of `[rows, features]` × `[features, vocab]`."""
-  logits = jnp.dot(features, matrix, preferred_element_type=jnp.float32)  # any input dtype
+  logits = output_logits(features, matrix)
   log_z = jax.nn.logsumexp(logits, axis=-1)
   nll = log_z - jnp.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
   if eps:  # (1 − ε) on the reference, ε spread uniformly: ε · mean over the vocab of −log p
