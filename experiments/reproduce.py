@@ -1,11 +1,12 @@
 r"""Runs a paper table's sweep and prints our numbers beside the paper's.
 
   python -m experiments.reproduce --table=luong2015_table4 --scale=tiny --root=runs/tables \
-      [--fetch] [--parallel=2] [--dry_run]
+      [--fetch] [--parallel=N] [--dry_run]
 
 Trials run in ROOT/<table>/<scale>/<row>[_seed=<s>] through `launch.local`; rerunning the
-command skips finished trials and resumes the others. Then ROOT/<table>.md (and
-ROOT/<table>.png for tables with a BLEU-by-length figure) is written and the table printed.
+command skips finished trials and resumes the others; by default as many run at once as
+there are GPUs, or without GPUs CPU cores, each pinned to its own. Then ROOT/<table>.md
+(and ROOT/<table>.png for tables with a BLEU-by-length figure) is written and printed.
 Scales: tiny (minutes on a 2-core CPU, offline data), small (hours on one GPU), paper (the
 paper's data and hyperparameters as far as the codebase has them). Tables:
 luong2015_table{1,4,6}, bahdanau2015_table1, britz2017_attention, tfnmt_iwslt15,
@@ -29,7 +30,9 @@ from launch.sweep import Trial, train_command
 _TABLE = flags.DEFINE_string("table", None, "Paper table, e.g. luong2015_table4.")
 _SCALE = flags.DEFINE_enum("scale", None, list(tables.SCALES), "How big the runs are.")
 _ROOT = flags.DEFINE_string("root", None, "Output directory: tables, figures and trial runs.")
-_PARALLEL = flags.DEFINE_integer("parallel", 1, "Trials at a time.")
+_PARALLEL = flags.DEFINE_integer(
+  "parallel", 0, "Trials at a time; 0: one per GPU, or without GPUs one per CPU core."
+)
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the trials and their commands, run nothing.")
 _FETCH = flags.DEFINE_bool(
   "fetch", False, "First download what the datasets read (debian_l10n: apt-get download)."
@@ -107,7 +110,7 @@ def run(
   trials: dict[str, list[Trial]],
   root: str,
   *,
-  parallel: int = 1,
+  parallel: int = 0,
   devices: Sequence[str] = (),
   command: local.Command = train_command,
 ) -> tuple[local.Summary, str]:

@@ -8,8 +8,8 @@ r"""Runs a config's sweep (its `get_sweep(arg)`): one `experiments.train` run pe
 
 Trial t runs in ROOT/<t's name>; ROOT/sweep.json lists the trials. Rerunning the same
 command skips completed trials and resumes the others from their checkpoints.
-locally: `parallel` processes at a time, each pinned to its own --devices_per_trial GPUs;
-failures land in ROOT/<name>/failed.json without stopping the others. slurm: one job
+locally: `parallel` processes at a time, each pinned to its own --devices_per_trial GPUs,
+or without GPUs to its own share of the CPU cores; failures land in ROOT/<name>/failed.json without stopping the others. slurm: one job
 array, see launch/slurm.py. --dry_run prints the commands (local) or the job script
 (slurm) instead of running them.
 """
@@ -30,7 +30,10 @@ _CONFIG = flags.DEFINE_string(
 _ROOT = flags.DEFINE_string("root", None, "Sweep directory; each trial runs in ROOT/<trial>.")
 _LAUNCHER = flags.DEFINE_enum("launcher", "local", ["local", "slurm"], "Where trials run.")
 _PARALLEL = flags.DEFINE_integer(
-  "parallel", 1, "Trials at a time (slurm: array throttle %N, 0 = no limit)."
+  "parallel",
+  1,
+  "Trials at a time. local: 0 = one per GPU (--devices_per_trial), or without GPUs one per "
+  "CPU core, each pinned to its own; slurm: array throttle %N, 0 = no limit.",
 )
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print what would run, run nothing.")
 _DEVICES = flags.DEFINE_list(
@@ -70,14 +73,15 @@ def _local(trials: list[Trial]) -> None:
     if summary.failed:
       sys.exit(1)
     return
-  groups = local.device_groups(devices, _DEVICES_PER_TRIAL.value, _PARALLEL.value)
+  parallel = _PARALLEL.value or local.auto_parallel(devices, _DEVICES_PER_TRIAL.value)
+  slots = local.slots(devices, _DEVICES_PER_TRIAL.value, min(parallel, len(trials)))
   for i, trial in enumerate(trials):
     workdir = trial.workdir(_ROOT.value)
     if runs.is_finished(workdir):
       print(f"# {trial.name}: {runs.read_run(workdir).status}, skipped")
       continue
-    pinned = f"CUDA_VISIBLE_DEVICES={','.join(groups[i % len(groups)])} " if devices else ""
-    print(f"# {trial.name}\n{pinned}{shlex.join(train_command(trial, workdir))}")
+    prefix = slots[i % len(slots)].prefix()
+    print(f"# {trial.name}\n{prefix}{shlex.join(train_command(trial, workdir))}")
 
 
 def _slurm(trials: list[Trial]) -> None:

@@ -1,9 +1,12 @@
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import ml_collections
 import pytest
@@ -23,7 +26,8 @@ root, name = os.path.dirname(workdir), os.path.basename(workdir)
 def event(kind):
   with open(os.path.join(root, "events.txt"), "a") as f:
     devices = os.environ.get("CUDA_VISIBLE_DEVICES", "-")
-    f.write(json.dumps([kind, name, time.time(), os.getpid(), devices]) + "\\n")
+    cpus = sorted(os.sched_getaffinity(0))
+    f.write(json.dumps([kind, name, time.time(), os.getpid(), devices, cpus]) + "\\n")
 event("start")
 print("training", name)
 if not os.path.exists(os.path.join(root, "fast")):
@@ -65,9 +69,10 @@ def _events(root) -> list[list]:
     return [json.loads(line) for line in f]
 
 
-def _intervals(root) -> dict[str, tuple[float, float, str]]:
+def _intervals(root, field: int = 4) -> dict[str, tuple[float, float, Any]]:
+  """Each trial's (start, end, its event's `field`: 4 GPUs, 5 CPU cores)."""
   starts = {e[1]: e for e in _events(root) if e[0] == "start"}
-  return {e[1]: (starts[e[1]][2], e[2], e[4]) for e in _events(root) if e[0] == "end"}
+  return {e[1]: (starts[e[1]][2], e[2], e[field]) for e in _events(root) if e[0] == "end"}
 
 
 def _max_overlap(intervals) -> int:
@@ -111,7 +116,8 @@ def test_a_failed_trial_is_recorded_and_the_others_complete(tmp_path, fake):
   assert sorted(summary.completed) == ["seed=0", "seed=2"]
   failed = json.loads((root / "seed=1_fail=true" / runs.FAILED).read_text())
   assert failed["returncode"] == 3
-  assert failed["command"] == fake(trials[1], trials[1].workdir(str(root)))
+  command = fake(trials[1], trials[1].workdir(str(root)))
+  assert failed["command"][-len(command) :] == command  # after `taskset -c N` when pinned
   lines = failed["error"].splitlines()
   assert len(lines) == local.ERROR_LINES and lines[-1] == "line 99" and lines[0] == "line 60"
 
@@ -142,19 +148,52 @@ def test_trials_are_pinned_to_their_own_devices(tmp_path, fake):
       assert d1 != d2 or e1 <= s2 or e2 <= s1  # overlapping trials have their own GPUs
 
 
-def test_cpu_trials_are_not_pinned(tmp_path, fake, monkeypatch):
+def test_cpu_trials_are_pinned_to_their_own_cores(tmp_path, fake, monkeypatch):
   monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-  _run(_trials([{"seed": 1}, {"seed": 2}]), tmp_path, fake, parallel=2)
+  cpus = local.usable_cpus()
+  if len(cpus) < 2 or not shutil.which("taskset"):
+    pytest.skip("needs 2 CPU cores to share out and util-linux's taskset")
+  trials = _trials(sweep.product(sweep.seeds(4), sweep.fixed("sleep", 0.3)))
+  _run(trials, tmp_path, fake, parallel=2)
+  intervals = list(_intervals(tmp_path, field=5).values())
+  halves = [cpus[: len(cpus) // 2], cpus[len(cpus) // 2 :]]
+  assert len(intervals) == 4 and all(c in halves for _, _, c in intervals)
+  assert _max_overlap(intervals) == 2
+  for i, (s1, e1, c1) in enumerate(intervals):
+    for s2, e2, c2 in intervals[i + 1 :]:
+      assert c1 != c2 or e1 <= s2 or e2 <= s1  # overlapping trials have their own cores
   assert {e[4] for e in _events(tmp_path)} == {"-"}
+  log = (tmp_path / trials[0].name / runs.LOG).read_text()
+  assert re.search(r"^=== [\d-]+ [\d:]+ taskset -c \d", log, re.M)  # the pinning, rerunnable
 
 
-def test_device_groups():
-  assert local.device_groups([], 1, 3) == [(), (), ()]
-  assert local.device_groups(["0", "1", "2"], 1, 2) == [("0",), ("1",)]
+def test_a_lone_cpu_trial_keeps_every_core(tmp_path, fake, monkeypatch):
+  monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+  _run(_trials([{"seed": 1}]), tmp_path, fake, parallel=2)
+  assert _events(tmp_path)[0][5] == local.usable_cpus()
+
+
+@pytest.mark.skipif(not shutil.which("taskset"), reason="needs util-linux's taskset")
+def test_slots():
+  assert local.slots([], 1, 1, cpus=[0, 1]) == [local.Slot()]
+  assert local.slots([], 1, 2, cpus=[0, 1, 2]) == [local.Slot(cpus=(0,)), local.Slot(cpus=(1, 2))]
+  assert local.slots([], 1, 3, cpus=[0, 1]) == [local.Slot()] * 3  # more trials than cores
+  assert local.slots(["0", "1", "2"], 1, 2, cpus=[0, 1]) == [
+    local.Slot(gpus=("0",)),
+    local.Slot(gpus=("1",)),
+  ]
+  assert local.Slot(gpus=("0", "1")).prefix() == "CUDA_VISIBLE_DEVICES=0,1 "
+  assert local.Slot(cpus=(2, 3)).prefix() == "taskset -c 2,3 "
   with pytest.raises(ConfigError, match="need 4 devices, but 3 are visible"):
-    local.device_groups(["0", "1", "2"], 2, 2)
+    local.slots(["0", "1", "2"], 2, 2)
   with pytest.raises(ConfigError, match="at least 1"):
-    local.device_groups([], 1, 0)
+    local.slots([], 1, 0)
+
+
+def test_auto_parallel_fills_the_gpus_or_the_cores():
+  assert local.auto_parallel(["0", "1", "2", "3"], 2, cpus=range(16)) == 2
+  assert local.auto_parallel([], 1, cpus=[0, 1]) == 2
+  assert local.auto_parallel(["0"], 2, cpus=[0, 1]) == 1
 
 
 def test_visible_gpus_reads_cuda_visible_devices():
