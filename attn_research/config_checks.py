@@ -27,11 +27,13 @@ from attn_research.constraints import (
   DataDir,
   Float,
   Int,
+  Languages,
   Lengths,
   OptionalFile,
   Splits,
 )
 from attn_research.data import datasets
+from attn_research.data.datasets import text
 from attn_research.data.tokenizers import TOKENIZERS
 from attn_research.errors import ConfigError
 from attn_research.model import BRIDGES, DecoderConfig, EncoderConfig, ModelConfig
@@ -58,6 +60,17 @@ class DatasetName(Constraint):
     return self.problem(f"must be one of {', '.join(_dataset_names())}")
 
 
+@dataclasses.dataclass(frozen=True)
+class CorpusFiles(Constraint):
+  """ "" or a text split's existing `TSV`, `SRC,TGT` or `SRC,TGT,ALIGN` files."""
+
+  def check(self, value, num_devices):
+    if not isinstance(value, str):
+      return self.problem("must be a string of comma-separated paths")
+    problem = text.check_files(value)
+    return self.problem(problem) if problem else None
+
+
 CONSTRAINTS: dict[str, Constraint] = {
   # jax.random.key keeps 32 bits of a seed; the data plan's NumPy seeds must be ≥ 0.
   "seed": Int(low=0, high=2**32 - 1),
@@ -65,6 +78,8 @@ CONSTRAINTS: dict[str, Constraint] = {
   "dataset.data_dir": DataDir(),
   "dataset.vocab": Choice(names=TOKENIZERS),
   "dataset.vocab_size": NON_NEGATIVE,
+  "dataset.languages": Languages(),
+  **{f"dataset.files.{split}": CorpusFiles() for split in text.SPLITS},
   "data.source_buckets": Lengths(),
   "data.target_buckets": Lengths(),
   "data.max_train_words": Int(low=0, note="0: no limit"),
@@ -102,14 +117,23 @@ CONSTRAINTS: dict[str, Constraint] = {
 }
 
 
-def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+def validate(
+  config: ml_collections.ConfigDict, num_devices: int, only: tuple[str, ...] = ()
+) -> None:
   """Raises a one-line `ConfigError` for the first key whose value cannot run.
 
   Args:
     config: an experiment config.
     num_devices: devices the batches are split over.
+    only: check just the keys starting with these prefixes (say, the `decode.` overrides
+      of a run that trained), none of the checks across keys.
   """
   flat = runs.flatten(config)
+  if only:
+    for key, constraint in CONSTRAINTS.items():
+      if key.startswith(only) and (problem := constraint.check(flat[key], num_devices)):
+        raise ConfigError(f"{key}={flat[key]!r} {problem}")
+    return
   for key, constraint in CONSTRAINTS.items():
     if key not in flat:
       raise ConfigError(f"{key} is missing; experiments/configs/base.py lists every key.")
@@ -122,6 +146,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
         f"{key}={value!r} is not a config key; remove it, or add it to "
         "attn_research/config_checks.py's CONSTRAINTS."
       )
+  datasets.check_files(config.dataset.name, config.dataset.files, config.eval.splits)
   # No structural check reads the vocabulary sizes, which need the data.
   ModelConfig.from_config(
     config.model, src_vocab_size=0, tgt_vocab_size=0, longest_source=config.data.source_buckets[-1]

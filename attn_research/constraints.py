@@ -11,6 +11,7 @@ import itertools
 import math
 import numbers
 import os
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -169,6 +170,16 @@ class DataDir(Constraint):
     if not os.access(ancestor, os.W_OK | os.X_OK):
       return self.problem(f"cannot be created: {ancestor} is not writable")
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Languages(Constraint):
+  """ "" or `xx-yy`: two lower-case language codes of 2–3 letters."""
+
+  def check(self, value, num_devices):
+    if isinstance(value, str) and (not value or re.fullmatch(r"[a-z]{2,3}-[a-z]{2,3}", value)):
+      return None
+    return self.problem("must be '' or source-target language codes such as 'en-de'")
 
 
 @dataclasses.dataclass(frozen=True)

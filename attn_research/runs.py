@@ -262,7 +262,12 @@ def stored(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, A
 
 # Keys added to the configs after runs were stored without them, each with the value that
 # behaves as those runs did: a run stored before a key equals a config that has it there.
-ADDED_KEYS = {"model.attention.sigma": 0.0, "train.dtype": "float32"}
+ADDED_KEYS = {
+  "model.attention.sigma": 0.0,
+  "train.dtype": "float32",
+  "dataset.languages": "",
+  **{f"dataset.files.{split}": "" for split in ("train", "validation", "test")},
+}
 
 
 def from_stored(stored_config: Mapping[str, Any]) -> ml_collections.ConfigDict:
@@ -279,7 +284,7 @@ def from_stored(stored_config: Mapping[str, Any]) -> ml_collections.ConfigDict:
     *sections, leaf = key.split(".")
     node = config
     for section in sections:
-      node = node.get(section) if isinstance(node, dict) else None
+      node = node.setdefault(section, {}) if isinstance(node, dict) else None
     if isinstance(node, dict):
       node.setdefault(leaf, value)
   return ml_collections.ConfigDict(config)

@@ -25,8 +25,10 @@ import os
 import sys
 from collections.abc import Callable
 
+import ml_collections
 from absl import app, flags, logging
 
+from attn_research import runs
 from attn_research.errors import ConfigError
 
 USAGE_ERROR = 2  # bad input: the command cannot run as given
@@ -53,6 +55,25 @@ def parse_flags(argv: list[str]) -> list[str]:
       f"{' '.join(overrides)}."
     )
   return []  # unreachable: fail exits
+
+
+def stored_run_config(argv: list[str]) -> ml_collections.ConfigDict:
+  """The config of the run that `--workdir` names in `argv` (empty without one), the
+  default of an entry point's `--config` flag, so that `--config.key=value` overrides of a
+  trained run are type-checked against its own config."""
+  workdir = None
+  for i, arg in enumerate(argv):
+    if arg.startswith("--workdir="):
+      workdir = arg.split("=", 1)[1]
+    elif arg == "--workdir" and i + 1 < len(argv):
+      workdir = argv[i + 1]
+  path = os.path.join(os.path.expanduser(workdir or ""), runs.CONFIG)
+  if not workdir or not os.path.exists(path):
+    return ml_collections.ConfigDict()
+  try:
+    return runs.from_stored(runs.read_json(path))
+  except ConfigError as e:
+    fail(e)
 
 
 CACHE_VARIABLE = "ATTN_RESEARCH_COMPILATION_CACHE"

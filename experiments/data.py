@@ -2,11 +2,16 @@ r"""Builds a dataset (if needed) and describes it: split sizes, lengths, example
 
   python -m experiments.data --dataset=synthetic/reverse --data_dir=~/tensorflow_datasets
   python -m experiments.data --dataset=debian_l10n/en-de --data_dir=DIR --fetch
+  python -m experiments.data --dataset=debian_l10n/en-de --export=corpora/l10n_en_de
 
 --fetch first downloads what a dataset reads from TFDS's manual directory
 (`DIR/downloads/manual`), for the datasets that can (Debian packages at pinned versions).
+--export writes every split as plain text, one sentence per line: `DIR/<split>.<lang>`
+(`.source`/`.target` when the dataset names no languages) and `DIR/<split>.align` for
+gold alignments; `experiments/configs/text.py:dir=DIR,pair=xx-yy` trains on them.
 """
 
+import os
 import sys
 
 import numpy as np
@@ -20,6 +25,9 @@ _DATA_DIR = flags.DEFINE_string(
 )
 _FETCH = flags.DEFINE_bool("fetch", False, "Download the dataset's inputs to the manual dir.")
 _EXAMPLES = flags.DEFINE_integer("examples", 3, "Examples to print per split.")
+_EXPORT = flags.DEFINE_string(
+  "export", "", "Also write every split as text files DIR/<split>.<lang> (see above)."
+)
 flags.mark_flags_as_required(["dataset"])
 
 
@@ -61,6 +69,15 @@ def main(argv: list[str]) -> None:
       print(f"note: {_DATASET.value} has nothing to fetch; building it.", file=sys.stderr)
   splits = datasets.load(_DATASET.value, data_dir)
   print(describe(_DATASET.value, splits, _EXAMPLES.value))
+  if _EXPORT.value:
+    from attn_research.data.datasets import text
+
+    out_dir = os.path.expanduser(_EXPORT.value)
+    names = datasets.languages(_DATASET.value)
+    names = names if names[0] else ("source", "target")
+    for split, features in splits.items():
+      for path in text.export(split, features, out_dir, names):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

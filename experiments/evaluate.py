@@ -3,44 +3,20 @@ r"""Decodes a split with a trained run's best (or latest) checkpoint.
   python -m experiments.evaluate --workdir=runs/dates [--config.decode.beam_size=5 ...] \
       [--split=test] [--checkpoint=best|latest] [--output=hyps.txt] [--reports_dir=DIR]
 
-The config is the run's own (`config.json`); only `decode.*`, `eval.*` and
-`dataset.data_dir` may be overridden. Writes one detokenised hypothesis per line (in the
+The config is the run's own (`config.json`); only `decode.*`, `eval.*`, `dataset.data_dir`
+and a `text` run's `dataset.files.{validation,test}` may be overridden. Writes one detokenised hypothesis per line (in the
 split's order) to --output, the BLEU-by-length plot and `eval.num_heatmaps` attention
 heatmaps to --reports_dir, and prints the metrics as JSON on the last line.
 """
 
 import json
-import os
 import sys
 
-import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
 from attn_research import runs
-from attn_research.errors import ConfigError
 from experiments import cli
-
-
-def _workdir_from_argv(argv: list[str]) -> str | None:
-  for i, arg in enumerate(argv):
-    if arg.startswith("--workdir="):
-      return arg.split("=", 1)[1]
-    if arg == "--workdir" and i + 1 < len(argv):
-      return argv[i + 1]
-  return None
-
-
-def _stored_config(workdir: str | None) -> ml_collections.ConfigDict:
-  """The run's config, so that `--config.key=value` overrides are type-checked against it."""
-  path = os.path.join(os.path.expanduser(workdir or ""), runs.CONFIG)
-  if not workdir or not os.path.exists(path):
-    return ml_collections.ConfigDict()
-  try:
-    return runs.from_stored(runs.read_json(path))
-  except ConfigError as e:
-    cli.fail(e)
-
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
@@ -52,7 +28,7 @@ _REPORTS_DIR = flags.DEFINE_string(
   "reports_dir", "", "Directory for hypotheses, the BLEU-by-length plot and heatmaps."
 )
 _CONFIG = config_flags.DEFINE_config_dict(
-  "config", _stored_config(_workdir_from_argv(sys.argv)), "The run's config.", lock_config=True
+  "config", cli.stored_run_config(sys.argv), "The run's config.", lock_config=True
 )
 flags.mark_flags_as_required(["workdir"])
 

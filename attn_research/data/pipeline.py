@@ -117,10 +117,11 @@ class TrainBatches(Iterator[Batch]):
 
   Each epoch shuffles the examples with `rng(seed, epoch)`, cuts every bucket into full
   batches (a bucket's remainder waits for a later epoch's shuffle) and shuffles the batch
-  order. Examples longer than the largest bucket, with an empty source, or (when
-  `max_words` > 0) with a source or target of more than `max_words` whitespace-separated
-  words are dropped: the papers' "sentences of up to 50 words" filter, which counts words
-  whatever the tokenizer.
+  order. Examples with an empty side (no source tokens, or a whitespace-only target),
+  longer than the largest bucket, or (when `max_words` > 0) with a source or target of
+  more than `max_words` whitespace-separated words are dropped: the last is the papers'
+  "sentences of up to 50 words" filter, which counts words whatever the tokenizer.
+  `dropped` counts them by the first of these reasons that applies.
   """
 
   def __init__(
@@ -131,17 +132,32 @@ class TrainBatches(Iterator[Batch]):
     self.batch_size = batch_size
     self.seed = seed
     assigned = buckets.assign(split)
-    keep = (assigned[:, 0] >= 0) & np.array([len(s) > 0 for s in split.sources], bool)
+    empty = np.array(
+      [
+        len(s) == 0 or not t.strip() for s, t in zip(split.sources, split.target_texts, strict=True)
+      ],
+      bool,
+    )
+    too_long = ~empty & (assigned[:, 0] < 0)
+    too_many_words = np.zeros(len(split), bool)
     if max_words > 0:
-      keep &= np.array(
-        [
-          max(len(s.split()), len(t.split())) <= max_words
-          for s, t in zip(split.source_texts, split.target_texts, strict=True)
-        ],
-        bool,
+      too_many_words = (
+        ~empty
+        & ~too_long
+        & np.array(
+          [
+            max(len(s.split()), len(t.split())) > max_words
+            for s, t in zip(split.source_texts, split.target_texts, strict=True)
+          ],
+          bool,
+        )
       )
-    self.kept = np.flatnonzero(keep)
-    self.num_filtered = len(split) - len(self.kept)
+    self.dropped = {
+      "empty": int(empty.sum()),
+      "too long for the buckets": int(too_long.sum()),
+      "over data.max_train_words": int(too_many_words.sum()),
+    }
+    self.kept = np.flatnonzero(~(empty | too_long | too_many_words))
     self._bucket_of = assigned
     if len(self.kept) < batch_size:
       limits = f"the buckets (source {buckets.source[-1]}, target {buckets.target[-1]})"

@@ -32,14 +32,14 @@ class Data:
 def prepare_data(config: ml_collections.ConfigDict, run: runs.Workdir) -> Data:
   """Builds/loads the dataset; the vocabularies come from the run if it has them, else
   they are built from the training split and stored in the run."""
-  raw = datasets.load(config.dataset.name, config.dataset.data_dir)
+  raw = datasets.load(config.dataset.name, config.dataset.data_dir, config.dataset.files)
   for split in ("train", *config.eval.splits):
     if split not in raw:
       raise ConfigError(
         f"Dataset {config.dataset.name!r} has no {split} split (it has {', '.join(raw)}); "
         "fix eval.splits."
       )
-  languages = datasets.languages(config.dataset.name)
+  languages = datasets.languages(config.dataset.name, config.dataset.languages)
   vocabs = []
   for (filename, feature), lang in zip(
     ((runs.SOURCE_VOCAB, "source"), (runs.TARGET_VOCAB, "target")), languages, strict=True

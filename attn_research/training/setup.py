@@ -93,11 +93,12 @@ def train_batches(config: ml_collections.ConfigDict, data: Data, progress: dict)
   )
   if "data" in progress:
     batches.set_state(progress["data"])
-  if batches.num_filtered:
+  dropped = {reason: n for reason, n in batches.dropped.items() if n}
+  if dropped:
     logging.warning(
-      "Dropped %d training examples that are empty, do not fit the buckets or are longer "
-      "than data.max_train_words.",
-      batches.num_filtered,
+      "Dropped %d training pairs: %s.",
+      sum(dropped.values()),
+      ", ".join(f"{n:,} {reason}" for reason, n in dropped.items()),
     )
   return batches
 

@@ -18,6 +18,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
   config.dataset.vocab = "word"  # char | word | moses | spm | spm_bpe
   config.dataset.vocab_size = 0  # the most frequent tokens (0: all) or spm pieces (0: 8000)
+  # Source and target language codes `xx-yy` (tokenizer rules, sacreBLEU); "" = from the
+  # name (`debian_l10n/en-de`) or none.
+  config.dataset.languages = ""
+  # dataset.name=text: each split's `SRC,TGT[,ALIGN]` files or one TSV (see experiments/
+  # configs/text.py); other datasets leave them empty.
+  config.dataset.files = ml_collections.ConfigDict({"train": "", "validation": "", "test": ""})
 
   config.data = ml_collections.ConfigDict()
   # Padded lengths: every batch has one of len(source) × len(target) shapes.

@@ -40,7 +40,11 @@ def test_batches_are_deterministic_resumable_and_of_few_shapes():
     shapes.add((batch["src"].shape, batch["tgt_in"].shape))
   assert shapes <= {((16, s), (16, t)) for s in BUCKETS.source for t in BUCKETS.target}
   assert not all(np.array_equal(x["index"], next(c)["index"]) for x in first[:5])
-  assert a.num_filtered == 2  # the empty and the over-long source
+  assert a.dropped == {
+    "empty": 1,
+    "too long for the buckets": 1,
+    "over data.max_train_words": 0,
+  }
 
   # Resuming from a saved position yields exactly the batches that followed it.
   resumed = TrainBatches(split, BUCKETS, batch_size=16, seed=3)
@@ -117,9 +121,20 @@ def test_max_words_drops_long_training_pairs_by_words_on_either_side():
   buckets = Buckets(source=(8,), target=(8,))
   batches = TrainBatches(split, buckets, batch_size=4, seed=0, max_words=3)
   # Pairs 1 (4 source words) and 2 (4 target words) of every six are dropped.
-  assert batches.num_filtered == 20
+  assert batches.dropped["over data.max_train_words"] == 20
   seen = np.concatenate([next(batches)["index"] for _ in range(10)])
   assert set(seen % 6) == {0, 3, 4, 5}
-  assert TrainBatches(split, buckets, batch_size=4, seed=0).num_filtered == 0
+  assert sum(TrainBatches(split, buckets, batch_size=4, seed=0).dropped.values()) == 0
+
   with pytest.raises(ConfigError, match="max_train_words"):
     TrainBatches(split, buckets, batch_size=41, seed=0, max_words=3)
+
+
+def test_pairs_with_an_empty_side_are_not_trained_on():
+  sources = ["a b", "", "a", "  ", "b c", "c"] * 4
+  targets = ["x", "x", " \t", "y", "", "z"] * 4
+  vocab = Vocabulary.build(sources + targets, "word")
+  split = EncodedSplit.from_texts(sources, targets, vocab, vocab)
+  batches = TrainBatches(split, Buckets(source=(8,), target=(8,)), batch_size=2, seed=0)
+  assert batches.dropped["empty"] == 16
+  assert set(np.concatenate([next(batches)["index"] for _ in range(8)]) % 6) == {0, 5}

@@ -2,16 +2,18 @@
 
 Every dataset reads as split → feature → list, with text features `source` and `target`
 (config names `xx-yy` translate from language xx into yy) plus dataset-specific extras
-such as `synthetic`'s gold `alignment` (all text). Families are either TFDS builders of this package
-(built offline into array_record) or adapters over TFDS's own catalog builders.
+such as `synthetic`'s gold `alignment` (all text). Families are TFDS builders of this
+package (built offline into array_record), adapters over TFDS's own catalog builders, or
+`text`: the user's own files (`dataset.files`).
 """
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import tensorflow_datasets as tfds
 
-from attn_research.data.datasets import debian_l10n
+from attn_research.data.datasets import debian_l10n, text
 from attn_research.data.datasets.catalog import WMT14, WMT15
 from attn_research.data.datasets.dates import Dates
 from attn_research.data.datasets.iwslt15 import Iwslt15
@@ -64,6 +66,18 @@ class DebianL10nFamily(BuilderFamily):
     debian_l10n.fetch(config, manual_dir)
 
 
+class TextFamily:
+  """`text`: plain parallel text files, which `load` reads from `dataset.files`."""
+
+  configs: tuple[str, ...] = ()
+
+  def load(self, config: str, data_dir: str | None) -> Splits:
+    raise ConfigError(
+      "dataset.name=text reads dataset.files; load it with datasets.load(…, files)."
+    )
+
+
+TEXT = "text"
 DATASETS: Registry[Family] = Registry("dataset", "dataset.name")
 DATASETS.register("dates")(BuilderFamily(Dates))
 DATASETS.register("synthetic")(BuilderFamily(Synthetic))
@@ -71,6 +85,7 @@ DATASETS.register("debian_l10n")(DebianL10nFamily())
 DATASETS.register("iwslt15")(BuilderFamily(Iwslt15))
 DATASETS.register("wmt14_translate")(WMT14)
 DATASETS.register("wmt15_translate")(WMT15)
+DATASETS.register(TEXT)(TextFamily())
 
 
 def parse_name(name: str) -> tuple[str, str]:
@@ -87,24 +102,45 @@ def parse_name(name: str) -> tuple[str, str]:
   return family_name, config
 
 
-def languages(name: str) -> tuple[str, str]:
-  """(source, target) language codes of `family/xx-yy`; ("", "") when the name has none."""
+def languages(name: str, given: str = "") -> tuple[str, str]:
+  """(source, target) language codes: `given` (`dataset.languages`) if set, else those of
+  `family/xx-yy`; ("", "") when neither names any."""
   _, config = parse_name(name)
-  source, sep, target = config.partition("-")
-  return (source, target) if sep and len(source) == len(target) == 2 else ("", "")
+  source, sep, target = (given or config).partition("-")
+  return (source, target) if sep and 2 <= len(source) <= 3 and 2 <= len(target) <= 3 else ("", "")
 
 
-def load(name: str, data_dir: str = "") -> Splits:
+def check_files(name: str, files: Mapping[str, str], splits: Sequence[str]) -> None:
+  """`text` needs the files of training and of every evaluated split; other datasets none."""
+  if parse_name(name)[0] != TEXT:
+    if any(files.values()):
+      raise ConfigError(
+        f"dataset.files is read only by dataset.name=text, not {name}; clear it or set "
+        "dataset.name=text."
+      )
+    return
+  for split in ("train", *splits):
+    if not files.get(split):
+      raise ConfigError(
+        f"dataset.name=text needs dataset.files.{split}=SRC,TGT (or a TSV file); set it, or "
+        f"drop {split} from eval.splits."
+      )
+
+
+def load(name: str, data_dir: str = "", files: Mapping[str, str] | None = None) -> Splits:
   """Builds the dataset if needed (offline for this package's builders) and reads it.
 
   Args:
     name: `family` or `family/config`, see `DATASETS`.
     data_dir: TFDS data directory; "" uses `$TFDS_DATA_DIR` or `~/tensorflow_datasets`.
+    files: `text`'s split → files (`dataset.files`).
 
   Returns:
     split → feature → list of strings.
   """
   family_name, config = parse_name(name)
+  if family_name == TEXT:
+    return text.load(files or {})
   return DATASETS.get(family_name).load(config, os.path.expanduser(data_dir) if data_dir else None)
 
 

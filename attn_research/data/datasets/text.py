@@ -1,0 +1,167 @@
+"""`text`: the user's own parallel corpus, read from plain text files.
+
+Each split's `dataset.files.<split>` is one of
+  * `SRC,TGT`: two files with one sentence per line, line i of each forming a pair;
+  * `SRC,TGT,ALIGN`: plus a Pharaoh alignment per line (`s-t` sure links, `s?t` possible
+    ones), for AER;
+  * `TSV`: one file of `source<TAB>target[<TAB>alignment]` lines.
+Files ending in `.gz` are read through gzip; lines may end in LF or CRLF and a leading
+UTF-8 byte-order mark is dropped. Every line is kept as it is otherwise, so that empty
+pairs stay in the evaluation splits (training drops them, see `TrainBatches`) and a
+dataset exported by `python -m experiments.data --export` reads back unchanged.
+"""
+
+import gzip
+import os
+import zlib
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO
+
+from attn_research.errors import ConfigError
+from attn_research.runs import atomic_write
+
+SPLITS = ("train", "validation", "test")
+BOM = "\ufeff"
+
+
+def parse_files(value: str) -> list[str]:
+  """`dataset.files.<split>` → its 1–3 paths (user-expanded); [] when empty."""
+  paths = [os.path.expanduser(p.strip()) for p in value.split(",")] if value.strip() else []
+  if len(paths) > 3 or any(not p for p in paths):
+    raise ConfigError(f"{value!r} is not TSV, SRC,TGT or SRC,TGT,ALIGN (comma-separated paths).")
+  return paths
+
+
+def check_files(value: str) -> str | None:
+  """Why a `dataset.files.<split>` value cannot be read (a missing file, a bad list), else
+  None; reads nothing."""
+  try:
+    paths = parse_files(value)
+  except ConfigError:
+    return "must be TSV, SRC,TGT or SRC,TGT,ALIGN (comma-separated paths)"
+  for path in paths:
+    if not os.path.isfile(path):
+      return f"names {path}, which is not a file; fix the path"
+  return None
+
+
+def decode_lines(f: BinaryIO, name: str) -> Iterator[str]:
+  """The lines of a binary UTF-8 stream without their line ends (LF or CRLF) or a leading
+  byte-order mark, read lazily.
+
+  Raises:
+    ConfigError: naming `name` and the line that is not UTF-8.
+  """
+  for number, raw in enumerate(f, 1):
+    try:
+      line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise ConfigError(
+        f"{name}:{number}: byte {e.start + 1} of the line is not UTF-8; convert the file "
+        "(e.g. iconv -f LATIN1 -t UTF-8)."
+      ) from None
+    line = line.rstrip("\n").removesuffix("\r")
+    yield line.removeprefix(BOM) if number == 1 else line
+
+
+def read_lines(path: str) -> list[str]:
+  """The lines of a UTF-8 text file (`.gz`: gzip), as `decode_lines` gives them.
+
+  Raises:
+    ConfigError: naming the file (and line) when it is missing, not gzip or not UTF-8.
+  """
+  if not os.path.isfile(path):
+    raise ConfigError(f"No file {path}; fix dataset.files.")
+  opener = gzip.open if path.endswith(".gz") else open
+  try:
+    with opener(path, "rb") as f:
+      return list(decode_lines(f, path))
+  except (OSError, EOFError, zlib.error) as e:
+    fix = "recompress or unpack it" if opener is gzip.open else "check its permissions"
+    raise ConfigError(f"{path} cannot be read ({e}); {fix}.") from None
+
+
+def _columns(path: str) -> list[list[str]]:
+  """A TSV file's source, target and (if any line has one) alignment columns."""
+  rows = [line.split("\t") for line in read_lines(path)]
+  width = max((len(r) for r in rows), default=2)
+  for number, row in enumerate(rows, 1):
+    if not 2 <= len(row) <= 3:
+      raise ConfigError(
+        f"{path}:{number}: {len(row)} tab-separated fields; TSV lines are "
+        "source<TAB>target[<TAB>alignment]."
+      )
+  return [[r[i] if i < len(r) else "" for r in rows] for i in range(max(2, width))]
+
+
+def _alignments(lines: list[str]) -> dict[str, list[str]]:
+  """Pharaoh lines → `alignment` (sure links) and `possible_alignment` (sure + `s?t`)."""
+  sure = [" ".join(p for p in line.split() if "?" not in p) for line in lines]
+  return {"alignment": sure, "possible_alignment": [" ".join(line.split()) for line in lines]}
+
+
+def read_split(value: str) -> dict[str, list[str]]:
+  """One split from its `dataset.files.<split>` value: `source`, `target` and, with an
+  alignment, `alignment` and `possible_alignment`.
+
+  Raises:
+    ConfigError: a missing, non-UTF-8 or malformed file, or files of different lengths.
+  """
+  paths = parse_files(value)
+  columns = _columns(paths[0]) if len(paths) == 1 else [read_lines(p) for p in paths]
+  if len(columns) < 2:
+    raise ConfigError(f"{value!r} is not TSV, SRC,TGT or SRC,TGT,ALIGN.")
+  counts = {len(c) for c in columns}
+  if len(counts) > 1:
+    listed = ", ".join(f"{p} has {len(c):,} lines" for p, c in zip(paths, columns, strict=True))
+    raise ConfigError(f"Parallel files differ in length: {listed}; they must pair line by line.")
+  split = {"source": columns[0], "target": columns[1]}
+  if len(columns) == 3:
+    split.update(_alignments(columns[2]))
+  return split
+
+
+def _possible_only(sure: str, possible: str) -> str:
+  """The links of `possible` that `sure` lacks, as `s?t`."""
+  links = set(sure.split())
+  return " ".join(p.replace("-", "?") for p in possible.split() if p not in links)
+
+
+def export(
+  split: str, features: Mapping[str, list[str]], out_dir: str, names: tuple[str, str]
+) -> list[str]:
+  """Writes one split as `out_dir/<split>.<names[0]>` and `.<names[1]>` (plus `.align` for
+  gold alignments, possible links as `s?t`), the files `read_split` reads back unchanged.
+
+  Returns:
+    The paths written.
+
+  Raises:
+    ConfigError: a text holding a line break, which one line per sentence cannot keep.
+  """
+  columns = [features["source"], features["target"]]
+  if "alignment" in features:
+    possible = features.get("possible_alignment", features["alignment"])
+    columns.append(
+      [
+        " ".join(filter(None, (sure, _possible_only(sure, extra))))
+        for sure, extra in zip(features["alignment"], possible, strict=True)
+      ]
+    )
+  os.makedirs(out_dir, exist_ok=True)
+  paths = []
+  for column, name in zip(columns, (*names, "align")[: len(columns)], strict=True):
+    for number, line in enumerate(column, 1):
+      if "\n" in line or "\r" in line:
+        raise ConfigError(
+          f"{split} pair {number} ({name}) holds a line break, which a one-sentence-per-line "
+          "file cannot keep; export another dataset or clean that pair."
+        )
+    paths.append(os.path.join(out_dir, f"{split}.{name}"))
+    atomic_write(paths[-1], "".join(line + "\n" for line in column))
+  return paths
+
+
+def load(files: Mapping[str, str]) -> dict[str, dict[str, list[str]]]:
+  """Every split named in `files` (split → `dataset.files.<split>` value) that is set."""
+  return {split: read_split(value) for split, value in files.items() if value}

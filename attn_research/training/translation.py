@@ -1,0 +1,224 @@
+"""Translating raw text with a trained run (`python -m experiments.translate`).
+
+Lines are read lazily in chunks, each chunk decoded in batches of similar source length
+in the run's padded shapes and returned in input order, so a file larger than memory
+streams through. An empty line gives an empty translation without decoding. A line longer
+than the run's largest source bucket is decoded in a larger shape, the next multiple of
+that bucket (and a proportionally longer output limit), which compiles once per multiple;
+only a model whose parameters are sized by the longest source (`location` attention)
+refuses such a line, unless `truncate` cuts every over-long line to the largest bucket.
+"""
+
+import dataclasses
+import functools
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh
+
+from attn_research import config_checks, runs
+from attn_research.data.pipeline import Buckets, EncodedSplit, decode_batches
+from attn_research.data.vocab import EOS_ID, Vocabulary
+from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
+from attn_research.errors import ConfigError
+from attn_research.model import DECODERS, Seq2Seq
+from attn_research.training import evaluation, parallel
+from attn_research.training.evaluator import make_decoder
+
+
+@dataclasses.dataclass(frozen=True)
+class RunVocabs:
+  """What a run's model is shaped by, besides its config: vocabularies and buckets."""
+
+  src_vocab: Vocabulary
+  tgt_vocab: Vocabulary
+  buckets: Buckets
+
+  @classmethod
+  def of_run(cls, run: runs.Workdir, config: ml_collections.ConfigDict) -> "RunVocabs":
+    """The vocabularies stored in `run` and the buckets of its `config`."""
+    for name in (runs.SOURCE_VOCAB, runs.TARGET_VOCAB):
+      if not run.exists(name):
+        raise ConfigError(f"{run.path} has no {name}; its training has not started.")
+    return cls(
+      Vocabulary.from_json(run.read_text(runs.SOURCE_VOCAB)),
+      Vocabulary.from_json(run.read_text(runs.TARGET_VOCAB)),
+      Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets)),
+    )
+
+
+@dataclasses.dataclass
+class Translation:
+  """One line's translation.
+
+  Attributes:
+    text: the detokenised translation.
+    source_tokens: the line's source tokens, as the model read them.
+    target_tokens: the translation's tokens, ending in `</s>` when it finished.
+    attention: `[len(target_tokens), len(source_tokens)]` weights, when kept.
+  """
+
+  text: str
+  source_tokens: list[str]
+  target_tokens: list[str]
+  attention: np.ndarray | None = None
+
+  def to_json(self, index: int) -> str:
+    """A JSON line: the pair's tokens and attention weights (4 decimals)."""
+    weights = None if self.attention is None else np.round(self.attention, 4).tolist()
+    record = {
+      "index": index,
+      "source_tokens": self.source_tokens,
+      "target_tokens": self.target_tokens,
+      "translation": self.text,
+      "attention": weights,
+    }
+    return json.dumps(record, ensure_ascii=False)
+
+
+class Translator:
+  """Decodes raw text lines with one model, `decode`'s search (greedy or beam)."""
+
+  def __init__(
+    self,
+    model: Seq2Seq,
+    params,
+    vocabs: RunVocabs,
+    decode: ml_collections.ConfigDict,
+    mesh: Mesh,
+    batch_size: int,
+    dtype: str = "float32",
+    keep_attention: bool = False,
+    truncate: bool = False,
+  ):
+    self.model = model
+    self.params = params
+    self.vocabs = vocabs
+    self.decode = decode
+    self.mesh = mesh
+    self.batch_size = batch_size
+    self.dtype = dtype
+    self.truncate = truncate
+    self.keep_attention = keep_attention or decode.unk_replace
+    self._dictionary = load_dictionary(decode.unk_dictionary) if decode.unk_dictionary else None
+    self._location = (
+      DECODERS.get(model.config.decoder.type).attentional
+      and model.config.attention.score == "location"
+    )
+    self._decoders = {}  # output limit → jitted search
+
+  def _decoder(self, max_len: int):
+    if max_len not in self._decoders:
+      search = make_decoder(self.model, self.decode, max_len, self.dtype)
+      self._decoders[max_len] = jax.jit(search, out_shardings=parallel.replicated(self.mesh))
+    return self._decoders[max_len]
+
+  def _encode(self, line: str, number: int) -> np.ndarray:
+    ids = self.vocabs.src_vocab.encode(line)
+    longest = self.vocabs.buckets.source[-1]
+    if len(ids) <= longest:
+      return ids
+    if self.truncate:
+      return ids[:longest]
+    if self._location:
+      raise ConfigError(
+        f"Line {number} has {len(ids)} source tokens, but this model's location attention "
+        f"scores at most {longest} positions (data.source_buckets); pass --truncate to cut "
+        "longer lines."
+      )
+    return ids
+
+  def translate_chunk(self, lines: list[str], first_number: int = 1) -> list[Translation]:
+    """The translations of `lines`, in their order (`first_number`: the first's line
+    number, for errors)."""
+    sources = [self._encode(line, first_number + i) for i, line in enumerate(lines)]
+    buckets = self.vocabs.buckets
+    longest = buckets.source[-1]
+    # Each line's padded-shape multiple: 1 for the run's buckets, k for k × the largest.
+    multiples = np.array([max(1, -(-len(s) // longest)) for s in sources])
+    decoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for k in np.unique(multiples):
+      members = [i for i in range(len(lines)) if multiples[i] == k and len(sources[i])]
+      if not members:
+        continue
+      shapes = buckets if k == 1 else Buckets((k * longest,), (k * buckets.target[-1],))
+      split = EncodedSplit(
+        [sources[i] for i in members],
+        [np.zeros(0, np.int32)] * len(members),
+        [lines[i] for i in members],
+        [""] * len(members),
+      )
+      search = self._decoder(shapes.target[-1])
+      for host_batch in decode_batches(split, shapes, self.batch_size, "input"):
+        batch = parallel.shard_batch(host_batch, self.mesh)
+        tokens, weights = jax.device_get(search(self.params, batch["src"], batch["src_mask"]))
+        for row, position in enumerate(host_batch["index"]):
+          if position >= 0:
+            decoded[members[position]] = (tokens[row], weights[row])
+    return [self._translation(lines[i], len(sources[i]), decoded.get(i)) for i in range(len(lines))]
+
+  def _translation(
+    self, line: str, source_length: int, output: tuple[np.ndarray, np.ndarray] | None
+  ) -> Translation:
+    tgt_vocab = self.vocabs.tgt_vocab
+    # The words themselves, not their ids: unknown words stay readable (and replaceable).
+    source_tokens = self.vocabs.src_vocab.split(line)[:source_length]
+    if output is None:  # an empty line
+      return Translation("", source_tokens, [], np.zeros((0, 0)) if self.keep_attention else None)
+    ids, weights = output
+    ids = list(ids)
+    length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
+    weights = weights[:length, :source_length]
+    if self.decode.unk_replace:
+      text = replace_unknowns(np.array(ids), weights, source_tokens, tgt_vocab, self._dictionary)
+    else:
+      text = tgt_vocab.decode(ids)
+    target_tokens = [tgt_vocab.tokens[i] for i in ids[:length]]
+    return Translation(text, source_tokens, target_tokens, weights if self.keep_attention else None)
+
+  def translate(self, lines: Iterable[str], chunk_size: int = 0) -> Iterator[Translation]:
+    """Translations of `lines` in order, read `chunk_size` lines at a time (0: 16 batches)."""
+    chunk_size = chunk_size or 16 * self.batch_size
+    number = 1
+    for chunk in iter(functools.partial(_take, iter(lines), chunk_size), []):
+      yield from self.translate_chunk(chunk, number)
+      number += len(chunk)
+
+
+def load_translator(
+  workdir: str,
+  config: ml_collections.ConfigDict,
+  checkpoint: str = "best",
+  keep_attention: bool = False,
+  truncate: bool = False,
+) -> tuple[Translator, int]:
+  """A `Translator` of the run in `workdir` at its `checkpoint`, and that checkpoint's step.
+
+  `config` is the run's own with `decode.*` and `eval.*` overrides; the run's data is not
+  read (its files may be gone), only its vocabularies and checkpoint.
+  """
+  run = evaluation.open_run(workdir, config)
+  mesh = parallel.make_mesh()
+  config_checks.validate(config, mesh.size, only=("decode.", "eval."))
+  vocabs = RunVocabs.of_run(run, config)
+  model, step, params = evaluation.restore_model(run, config, checkpoint, vocabs, mesh)
+  translator = Translator(
+    model,
+    params,
+    vocabs,
+    config.decode,
+    mesh,
+    config.eval.batch_size,
+    config.train.dtype,
+    keep_attention,
+    truncate,
+  )
+  return translator, step
+
+
+def _take(lines: Iterator[str], n: int) -> list[str]:
+  return list(itertools.islice(lines, n))

@@ -1,0 +1,52 @@
+import json
+import os
+import subprocess
+import sys
+
+from attn_research.data import datasets
+from tests.conftest import REPO
+
+
+def _translate(workdir: str, stdin: str, *flags: str) -> subprocess.CompletedProcess:
+  return subprocess.run(
+    [sys.executable, "-m", "experiments.translate", f"--workdir={workdir}", *flags],
+    cwd=REPO,
+    input=stdin,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "PYTHONPATH": REPO},
+  )
+
+
+def test_translates_stdin_to_stdout_in_order_with_attention(tiny_run, tmp_path):
+  workdir, _ = tiny_run
+  with open(f"{workdir}/hypotheses.test.txt", encoding="utf-8") as f:
+    expected = f.read().splitlines()[:3]
+  with open(f"{workdir}/config.json") as f:
+    data_dir = json.load(f)["dataset"]["data_dir"]
+  sources = datasets.load("dates", data_dir)["test"]["source"][:3]
+  attention = tmp_path / "attention.jsonl"
+  stdin = "\r\n".join([sources[0], "", sources[1], sources[2]]) + "\r\n"
+  result = _translate(
+    workdir, stdin, "--checkpoint=latest", f"--attention={attention}", "--config.decode.beam_size=0"
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.splitlines() == [expected[0], "", expected[1], expected[2]]
+  assert "at step 300 (latest)" in result.stderr
+  records = [json.loads(line) for line in attention.read_text().splitlines()]
+  assert [r["index"] for r in records] == [0, 1, 2, 3]
+  assert records[0]["translation"] == expected[0] and records[1]["attention"] == []
+  assert len(records[2]["attention"]) == len(records[2]["target_tokens"])
+
+
+def test_bad_input_gets_one_line(tiny_run, tmp_path):
+  workdir, _ = tiny_run
+  latin1 = tmp_path / "in.txt"
+  latin1.write_bytes(b"ok\n\xe9t\xe9\n")
+  result = _translate(workdir, "", f"--input={latin1}", "--checkpoint=latest")
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1].startswith(f"error: {latin1}:2: byte 1")
+  result = _translate(workdir, "x\n", "--config.decode.beam_size=-1")
+  assert result.returncode == 2 and "decode.beam_size=-1" in result.stderr
+  result = _translate(str(tmp_path), "x\n")
+  assert result.returncode == 2 and "holds no run" in result.stderr
