@@ -26,6 +26,7 @@ setuptools.setup(
     "numpy>=2.4",
     "requests>=2.32",
     "tqdm>=4.70.1",
+    "tensorboardX>=2.6.5",  # TensorBoard event files without TensorFlow
   ],
   extras_require={
     "test": ["pytest>=9.2.0", "ruff>=0.17.5", "chex>=0.1.92"],

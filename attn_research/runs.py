@@ -6,6 +6,7 @@ A run directory holds:
   result.json      written last: `status` "completed" (with the metrics) or "diverged";
   failed.json      left by a launcher for a run that exited with an error;
   train.log        a launcher's log of the run's output (appended by every attempt);
+  tensorboard/     TensorBoard event files of the same numbers as metrics.jsonl;
   vocab.*.json, checkpoints/, best/, heatmaps/, hypotheses.<split>.txt, … .
 Every file is replaced atomically (a temporary file, then a rename), so a run killed at
 any moment leaves the old or the new version, never a torn file.
@@ -35,9 +36,22 @@ from attn_research.errors import ConfigError
 CONFIG, METRICS, RESULT, FAILED = "config.json", "metrics.jsonl", "result.json", "failed.json"
 LOG = "train.log"
 CHECKPOINTS, BEST = "checkpoints", "best"  # latest checkpoints; lowest validation ppl
+AVERAGED = "averaged"  # the mean of the latest checkpoints' parameters (experiments.average)
 SOURCE_VOCAB, TARGET_VOCAB = "vocab.source.json", "vocab.target.json"
 HEATMAPS = "heatmaps"
-RUN_FILES = (CONFIG, METRICS, RESULT, FAILED, CHECKPOINTS, BEST, SOURCE_VOCAB, TARGET_VOCAB)
+TENSORBOARD = "tensorboard"  # event files mirroring metrics.jsonl
+RUN_FILES = (
+  CONFIG,
+  METRICS,
+  RESULT,
+  FAILED,
+  CHECKPOINTS,
+  BEST,
+  SOURCE_VOCAB,
+  TARGET_VOCAB,
+  TENSORBOARD,
+  AVERAGED,
+)
 REPORT_PREFIXES = ("hypotheses.", "bleu_by_length.")  # per-split reports of the final evaluation
 
 # What a run directory says about its run.

@@ -1,7 +1,7 @@
 r"""Decodes a split with a trained run's best (or latest) checkpoint.
 
   python -m experiments.evaluate --workdir=runs/dates [--config.decode.beam_size=5 ...] \
-      [--split=test] [--checkpoint=best|latest] [--output=hyps.txt] [--reports_dir=DIR]
+      [--split=test] [--checkpoint=best|latest|average] [--output=hyps.txt] [--reports_dir=DIR]
 
 The config is the run's own (`config.json`); only `decode.*`, `eval.*`, `dataset.data_dir`
 and a `text` run's `dataset.files.{validation,test}` may be overridden. Writes one detokenised hypothesis per line (in the
@@ -21,7 +21,10 @@ from experiments import cli
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
 _CHECKPOINT = flags.DEFINE_enum(
-  "checkpoint", "best", ["best", "latest"], "Lowest-validation-perplexity or latest checkpoint."
+  "checkpoint",
+  "best",
+  ["best", "latest", "average"],
+  "Lowest-validation-perplexity, latest, or averaged (experiments.average) checkpoint.",
 )
 _OUTPUT = flags.DEFINE_string("output", None, "File for the hypotheses, one per line.")
 _REPORTS_DIR = flags.DEFINE_string(

@@ -2,7 +2,7 @@ r"""Translates raw text with a trained run: one line in, one detokenised line ou
 
   echo "Open the file" | python -m experiments.translate --workdir=runs/l10n_en_de
   python -m experiments.translate --workdir=runs/l10n_en_de --input=doc.en --output=doc.de \
-      [--checkpoint=best|latest] [--config.decode.beam_size=5 ...] [--attention=doc.jsonl] \
+      [--checkpoint=best|latest|average] [--config.decode.beam_size=5 ...] [--attention=doc.jsonl] \
       [--truncate]
 
 Reads --input (a file, `.gz` too, or `-` for stdin) lazily, decodes it in batches of
@@ -33,7 +33,10 @@ from experiments import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
 _CHECKPOINT = flags.DEFINE_enum(
-  "checkpoint", "best", ["best", "latest"], "Lowest-validation-perplexity or latest checkpoint."
+  "checkpoint",
+  "best",
+  ["best", "latest", "average"],
+  "Lowest-validation-perplexity, latest, or averaged (experiments.average) checkpoint.",
 )
 _INPUT = flags.DEFINE_string("input", "-", "Text to translate, one sentence per line; - = stdin.")
 _OUTPUT = flags.DEFINE_string("output", "-", "Where the translations go; - = stdout.")

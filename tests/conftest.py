@@ -71,6 +71,33 @@ def synthetic_data_dir(tmp_path_factory) -> str:
   return data_dir
 
 
+def tensorboard_scalars(directory: str) -> dict[tuple[str, int], float]:
+  """(tag, step) → value of every scalar in a directory's TensorBoard event files, read
+  as TensorBoard does: files in time order (TFRecord framing, `Event` protos), a
+  `SessionLog.START` at step S hiding the earlier values of steps ≥ S."""
+  import struct
+
+  from tensorboardX.proto import event_pb2
+
+  def when(name: str) -> int:  # events.out.tfevents.<seconds>.<host>
+    return int(name.split(".")[3])
+
+  points = {}
+  for name in sorted(os.listdir(directory), key=when):
+    with open(os.path.join(directory, name), "rb") as f:
+      data = f.read()
+    position = 0
+    while position < len(data):
+      (length,) = struct.unpack("<Q", data[position : position + 8])
+      event = event_pb2.Event.FromString(data[position + 12 : position + 12 + length])
+      position += 12 + length + 4  # length, its CRC, the record, its CRC
+      if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
+        points = {key: v for key, v in points.items() if key[1] < event.step}
+      for value in event.summary.value:
+        points[(value.tag, event.step)] = value.simple_value
+  return points
+
+
 def tiny_config(data_dir: str, **train):
   """The tiny dates config reading `data_dir`, with `train.*` overrides."""
   from tests.configs import tiny_dates

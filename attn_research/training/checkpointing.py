@@ -20,6 +20,9 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
   def save(self, step: int, state: train_state.TrainState, progress: dict) -> None:
     # A checkpoint at `step` from a run that died before it could resume past it (or one
     # that did not restore) is replaced.

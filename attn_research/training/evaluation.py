@@ -22,7 +22,7 @@ OVERRIDABLE = (
   "dataset.files.validation",
   "dataset.files.test",
 )
-CHECKPOINT_KINDS = {"best": runs.BEST, "latest": runs.CHECKPOINTS}
+CHECKPOINT_KINDS = {"best": runs.BEST, "latest": runs.CHECKPOINTS, "average": runs.AVERAGED}
 
 
 def evaluate_run(

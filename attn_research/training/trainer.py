@@ -6,6 +6,7 @@ with the same numbers as an uninterrupted run.
 """
 
 import collections
+import contextlib
 import math
 import sys
 
@@ -22,6 +23,7 @@ from attn_research.training.clock import Clock
 from attn_research.training.evaluator import Evaluator
 from attn_research.training.prefetch import Prefetch
 from attn_research.training.reports import run_label, write_reports
+from attn_research.training.summaries import Summaries
 
 DIVERGED_HINT = "lower train.learning_rate, or set train.grad_clip"
 
@@ -103,123 +105,135 @@ def train_and_evaluate(
   model, data, state, progress = prepared.model, prepared.data, prepared.state, prepared.progress
   start_step, checkpointer = prepared.start_step, prepared.checkpointer
   run.truncate_metrics(start_step)  # what a killed run logged after its last checkpoint
-  clock = Clock(progress)
-  train_tokens = progress.get("train_tokens", 0.0)
-  best_ppl = progress.get("best_validation_ppl")
-  best = Checkpointer(run.file(runs.BEST), keep=1)
-  batches = setup.train_batches(config, data, progress)
-  p_train_step = setup.jit_train_step(config, model, mesh)
-  dropout_rng = jax.random.split(jax.random.key(config.seed))[1]
-  evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)
-  schedule = optimizers.SCHEDULES.get(config.train.schedule)(config.train)
-  num_steps = config.train.num_steps
-  base = {"config": runs.stored(config), "num_params": _count_params(state.params)}
-
-  def diverged(step: int, what: str, **extra) -> dict:
-    error = f"{what} at step {step}; {DIVERGED_HINT}."
-    return {
-      "status": runs.DIVERGED,
-      "step": step,
-      "error": error,
-      **base,
-      **clock.as_dict(),
-    } | extra
-
-  def keep_if_best(step: int, validation: dict) -> None:
-    nonlocal best_ppl
-    if best_ppl is None or validation["ppl"] < best_ppl:
-      best_ppl = validation["ppl"]
-      best.save(step, state, {"validation_ppl": best_ppl})
-
-  bar = tqdm.tqdm(
-    total=num_steps, initial=start_step, desc="train", unit="step", disable=not run.writer
+  summaries = Summaries(
+    run.file(runs.TENSORBOARD), config.eval.splits, start_step, enabled=run.writer
   )
-  depth = steps_in_flight()
-  prefetched = Prefetch(batches, lambda batch: parallel.shard_batch(batch, mesh))
-  in_flight, done, interval_tokens = collections.deque(), [], 0.0
-  interval_train = clock.seconds["train"]
-  try:
-    for step in range(start_step + 1, num_steps + 1):
-      with clock.measure("train"):
-        host_batch, batch = next(prefetched)
-        state, step_metrics = p_train_step(state, batch, dropout_rng)
-        clock.record_step((host_batch["src"].shape, host_batch["tgt_in"].shape))
-        interval_tokens += float(host_batch["tgt_mask"].sum())
-        in_flight.append(step_metrics)
-        if len(in_flight) >= depth:  # wait for the oldest step: at most `depth` queued
-          done.append(jax.block_until_ready(in_flight.popleft()))
-        log = step % config.train.log_every == 0 or step == num_steps
-        if log:  # the one host transfer of metrics per interval
-          done += in_flight
-          in_flight.clear()
-          summed = jax.device_get(jax.tree.map(lambda *x: sum(x), *done))
-      bar.update(1)
-      if log:
-        seconds = clock.seconds["train"] - interval_train
-        record = {
-          "step": step,
-          "train_loss": float(summed["nll_sum"] / summed["tokens"]),
-          "grad_norm": float(summed["grad_norm"]) / len(done),
-          "learning_rate": float(schedule(step - 1)),
-          "tokens_per_second": interval_tokens / seconds if seconds else None,
-        }
-        run.append_metrics(record)
-        if not math.isfinite(record["train_loss"]):
-          bar.close()
-          return _finish(run, diverged(step, f"the training loss is {record['train_loss']}"))
-        bar.set_postfix(
-          loss=f"{record['train_loss']:.4f}", tok_s=f"{record['tokens_per_second'] or 0:.0f}"
-        )
-        train_tokens += interval_tokens
-        done, interval_tokens, interval_train = [], 0.0, clock.seconds["train"]
-      if step % config.train.eval_every == 0 and step != num_steps:
-        with clock.measure("eval"):
-          validation = evaluator(state.params, "validation")
-        run.append_metrics({"step": step, **{f"validation_{k}": v for k, v in validation.items()}})
-        if not math.isfinite(validation["ppl"]):
-          bar.close()
-          return _finish(run, diverged(step, f"the validation perplexity is {validation['ppl']}"))
-        keep_if_best(step, validation)
-        _note(
-          f"step {step}: validation ppl {validation['ppl']:.4f}, BLEU {validation['bleu']:.2f}, "
-          f"exact match {validation['exact_match']:.4f}"
-        )
-      if step % config.train.checkpoint_every == 0 or step == num_steps:
-        with clock.measure("checkpoint"):
-          checkpointer.save(
-            step,
-            state,
-            {
-              "data": prefetched.get_state(),
-              "train_tokens": train_tokens,
-              "best_validation_ppl": best_ppl,
-              **clock.as_dict(),
-            },
+
+  def write_metrics(record: dict) -> None:
+    run.append_metrics(record)
+    summaries.write(record)
+
+  with contextlib.closing(summaries):
+    clock = Clock(progress)
+    train_tokens = progress.get("train_tokens", 0.0)
+    best_ppl = progress.get("best_validation_ppl")
+    best = Checkpointer(run.file(runs.BEST), keep=1)
+    batches = setup.train_batches(config, data, progress)
+    p_train_step = setup.jit_train_step(config, model, mesh)
+    dropout_rng = jax.random.split(jax.random.key(config.seed))[1]
+    evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)
+    schedule = optimizers.SCHEDULES.get(config.train.schedule)(config.train)
+    num_steps = config.train.num_steps
+    base = {"config": runs.stored(config), "num_params": _count_params(state.params)}
+
+    def diverged(step: int, what: str, **extra) -> dict:
+      error = f"{what} at step {step}; {DIVERGED_HINT}."
+      return {
+        "status": runs.DIVERGED,
+        "step": step,
+        "error": error,
+        **base,
+        **clock.as_dict(),
+      } | extra
+
+    def keep_if_best(step: int, validation: dict) -> None:
+      nonlocal best_ppl
+      if best_ppl is None or validation["ppl"] < best_ppl:
+        best_ppl = validation["ppl"]
+        best.save(step, state, {"validation_ppl": best_ppl})
+
+    bar = tqdm.tqdm(
+      total=num_steps, initial=start_step, desc="train", unit="step", disable=not run.writer
+    )
+    depth = steps_in_flight()
+    prefetched = Prefetch(batches, lambda batch: parallel.shard_batch(batch, mesh))
+    in_flight, done, interval_tokens = collections.deque(), [], 0.0
+    interval_train = clock.seconds["train"]
+    try:
+      for step in range(start_step + 1, num_steps + 1):
+        with clock.measure("train"):
+          host_batch, batch = next(prefetched)
+          state, step_metrics = p_train_step(state, batch, dropout_rng)
+          clock.record_step((host_batch["src"].shape, host_batch["tgt_in"].shape))
+          interval_tokens += float(host_batch["tgt_mask"].sum())
+          in_flight.append(step_metrics)
+          if len(in_flight) >= depth:  # wait for the oldest step: at most `depth` queued
+            done.append(jax.block_until_ready(in_flight.popleft()))
+          log = step % config.train.log_every == 0 or step == num_steps
+          if log:  # the one host transfer of metrics per interval
+            done += in_flight
+            in_flight.clear()
+            summed = jax.device_get(jax.tree.map(lambda *x: sum(x), *done))
+        bar.update(1)
+        if log:
+          seconds = clock.seconds["train"] - interval_train
+          record = {
+            "step": step,
+            "train_loss": float(summed["nll_sum"] / summed["tokens"]),
+            "grad_norm": float(summed["grad_norm"]) / len(done),
+            "learning_rate": float(schedule(step - 1)),
+            "tokens_per_second": interval_tokens / seconds if seconds else None,
+          }
+          write_metrics(record)
+          if not math.isfinite(record["train_loss"]):
+            bar.close()
+            return _finish(run, diverged(step, f"the training loss is {record['train_loss']}"))
+          bar.set_postfix(
+            loss=f"{record['train_loss']:.4f}", tok_s=f"{record['tokens_per_second'] or 0:.0f}"
           )
-  finally:
-    prefetched.close()
-  bar.close()
-  checkpointer.close()
+          train_tokens += interval_tokens
+          done, interval_tokens, interval_train = [], 0.0, clock.seconds["train"]
+        if step % config.train.eval_every == 0 and step != num_steps:
+          with clock.measure("eval"):
+            validation = evaluator(state.params, "validation")
+          write_metrics({"step": step, **{f"validation_{k}": v for k, v in validation.items()}})
+          if not math.isfinite(validation["ppl"]):
+            bar.close()
+            return _finish(run, diverged(step, f"the validation perplexity is {validation['ppl']}"))
+          keep_if_best(step, validation)
+          _note(
+            f"step {step}: validation ppl {validation['ppl']:.4f}, BLEU {validation['bleu']:.2f}, "
+            f"exact match {validation['exact_match']:.4f}"
+          )
+        if step % config.train.checkpoint_every == 0 or step == num_steps:
+          with clock.measure("checkpoint"):
+            checkpointer.save(
+              step,
+              state,
+              {
+                "data": prefetched.get_state(),
+                "train_tokens": train_tokens,
+                "best_validation_ppl": best_ppl,
+                **clock.as_dict(),
+              },
+            )
+    finally:
+      prefetched.close()
+    bar.close()
+    checkpointer.close()
 
-  with clock.measure("eval"):
-    final = _final_evaluation(config, evaluator, state.params, run, data)
-  run.append_metrics(
-    {"step": num_steps, **{f"{s}_{k}": v for s, result in final.items() for k, v in result.items()}}
-  )
-  if not math.isfinite(final["validation"]["ppl"]):
+    with clock.measure("eval"):
+      final = _final_evaluation(config, evaluator, state.params, run, data)
+    write_metrics(
+      {
+        "step": num_steps,
+        **{f"{s}_{k}": v for s, result in final.items() for k, v in result.items()},
+      }
+    )
+    if not math.isfinite(final["validation"]["ppl"]):
+      best.close()
+      what = f"the validation perplexity is {final['validation']['ppl']}"
+      return _finish(run, diverged(num_steps, what, metrics=final))
+    keep_if_best(num_steps, final["validation"])
     best.close()
-    what = f"the validation perplexity is {final['validation']['ppl']}"
-    return _finish(run, diverged(num_steps, what, metrics=final))
-  keep_if_best(num_steps, final["validation"])
-  best.close()
-  seconds = clock.seconds["train"]
-  return _finish(
-    run,
-    {
-      "status": runs.COMPLETED,
-      **base,
-      **clock.as_dict(),
-      "train_tokens_per_second": train_tokens / seconds if seconds else None,
-      "metrics": final,
-    },
-  )
+    seconds = clock.seconds["train"]
+    return _finish(
+      run,
+      {
+        "status": runs.COMPLETED,
+        **base,
+        **clock.as_dict(),
+        "train_tokens_per_second": train_tokens / seconds if seconds else None,
+        "metrics": final,
+      },
+    )

@@ -14,7 +14,7 @@ import pytest
 from attn_research.errors import ConfigError
 from attn_research.runs import WorkdirConflictError
 from attn_research.training import parallel, trainer
-from tests.conftest import REPO, tiny_config, tiny_train_command
+from tests.conftest import REPO, tensorboard_scalars, tiny_config, tiny_train_command
 
 
 def _read(path):
@@ -105,8 +105,17 @@ def test_killed_run_resumes_to_the_same_result(tiny_run, dates_data_dir, tmp_pat
   assert resumed["metrics"] == reference["metrics"]
   assert resumed["cache_hits"] > 0
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    steps = [json.loads(line)["step"] for line in f if "train_loss" in line]
+    records = [json.loads(line) for line in f]
+  steps = [r["step"] for r in records if "train_loss" in r]
   assert steps == sorted(set(steps))  # no step logged twice
+  # TensorBoard shows the same: the killed run's steps 125 and 150 are purged, and the
+  # resumed run's take their place.
+  tensorboard = tensorboard_scalars(os.path.join(workdir, "tensorboard"))
+  assert len(os.listdir(os.path.join(workdir, "tensorboard"))) == 2
+  assert sorted(s for tag, s in tensorboard if tag == "train/loss") == steps
+  for r in records:
+    if "train_loss" in r:
+      assert tensorboard[("train/loss", r["step"])] == pytest.approx(r["train_loss"], rel=1e-6)
 
 
 def test_workdir_with_another_config_is_refused(tiny_run, dates_data_dir):
