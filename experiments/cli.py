@@ -58,15 +58,16 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def stored_run_config(argv: list[str]) -> ml_collections.ConfigDict:
-  """The config of the run that `--workdir` names in `argv` (empty without one), the
-  default of an entry point's `--config` flag, so that `--config.key=value` overrides of a
-  trained run are type-checked against its own config."""
+  """The config of the run that `--workdir` (or the first of `--workdirs`) names in `argv`
+  (empty without one), the default of an entry point's `--config` flag, so that
+  `--config.key=value` overrides of a trained run are type-checked against its own config."""
   workdir = None
   for i, arg in enumerate(argv):
-    if arg.startswith("--workdir="):
-      workdir = arg.split("=", 1)[1]
-    elif arg == "--workdir" and i + 1 < len(argv):
-      workdir = argv[i + 1]
+    for flag in ("--workdir", "--workdirs"):
+      if arg.startswith(f"{flag}="):
+        workdir = arg.split("=", 1)[1].split(",")[0]
+      elif arg == flag and i + 1 < len(argv):
+        workdir = argv[i + 1].split(",")[0]
   path = os.path.join(os.path.expanduser(workdir or ""), runs.CONFIG)
   if not workdir or not os.path.exists(path):
     return ml_collections.ConfigDict()

@@ -4,6 +4,7 @@ r"""Translates raw text with a trained run: one line in, one detokenised line ou
   python -m experiments.translate --workdir=runs/l10n_en_de --input=doc.en --output=doc.de \
       [--checkpoint=best|latest|average] [--config.decode.beam_size=5 ...] [--attention=doc.jsonl] \
       [--truncate]
+  python -m experiments.translate --workdirs=runs/a,runs/b,runs/c < doc.en   # an ensemble
 
 Reads --input (a file, `.gz` too, or `-` for stdin) lazily, decodes it in batches of
 similar length in the run's padded shapes and writes the translations in input order to
@@ -14,7 +15,9 @@ that bucket, compiled once per multiple); a `location`-attention model, whose we
 the longest source, refuses it unless --truncate cuts such lines to the largest bucket.
 --attention writes one JSON line per input line: source and target tokens and the
 attention weights. The config is the run's own; only `decode.*` and `eval.*` (e.g.
-`eval.batch_size`) may be overridden. A progress bar goes to stderr.
+`eval.batch_size`) may be overridden. --workdirs decodes several runs as an ensemble:
+each step's probabilities are the mean of the runs' (their vocabularies must be equal),
+with the first run's config and shapes. A progress bar goes to stderr.
 """
 
 import contextlib
@@ -32,6 +35,12 @@ from attn_research.errors import ConfigError
 from experiments import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
+_WORKDIRS = flags.DEFINE_list(
+  "workdirs",
+  None,
+  "Instead of --workdir: runs to decode as an ensemble (their step probabilities averaged; "
+  "the first run's config sets the search and shapes).",
+)
 _CHECKPOINT = flags.DEFINE_enum(
   "checkpoint",
   "best",
@@ -52,7 +61,12 @@ _TRUNCATE = flags.DEFINE_bool(
 _CONFIG = config_flags.DEFINE_config_dict(
   "config", cli.stored_run_config(sys.argv), "The run's config.", lock_config=True
 )
-flags.mark_flags_as_required(["workdir"])
+
+
+def _workdirs() -> list[str]:
+  if bool(_WORKDIR.value) == bool(_WORKDIRS.value):
+    raise ConfigError("Pass --workdir=RUN, or --workdirs=RUN1,RUN2,… for an ensemble.")
+  return [_WORKDIR.value] if _WORKDIR.value else _WORKDIRS.value
 
 
 @contextlib.contextmanager
@@ -94,14 +108,16 @@ def main(argv: list[str]) -> None:
   from attn_research.data.datasets import text
   from attn_research.training import translation
 
-  translator, step = translation.load_translator(
-    _WORKDIR.value,
+  workdirs = _workdirs()
+  translator, steps = translation.load_translator(
+    workdirs,
     _CONFIG.value,
     _CHECKPOINT.value,
     keep_attention=bool(_ATTENTION.value),
     truncate=_TRUNCATE.value,
   )
-  print(f"Translating with {_WORKDIR.value} at step {step} ({_CHECKPOINT.value}).", file=sys.stderr)
+  runs_at = ", ".join(f"{w} at step {s}" for w, s in zip(workdirs, steps, strict=True))
+  print(f"Translating with {runs_at} ({_CHECKPOINT.value}).", file=sys.stderr)
   with (
     _input(_INPUT.value) as source,
     _output(_OUTPUT.value) as out,

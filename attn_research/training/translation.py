@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import jax
 import ml_collections
@@ -23,6 +23,7 @@ from jax.sharding import Mesh
 from attn_research import config_checks, runs
 from attn_research.data.pipeline import Buckets, EncodedSplit, decode_batches
 from attn_research.data.vocab import EOS_ID, Vocabulary
+from attn_research.decoding.ensemble import Ensemble
 from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
 from attn_research.errors import ConfigError
 from attn_research.model import DECODERS, Seq2Seq
@@ -81,11 +82,12 @@ class Translation:
 
 
 class Translator:
-  """Decodes raw text lines with one model, `decode`'s search (greedy or beam)."""
+  """Decodes raw text lines with one model or an `Ensemble` (`params`: the tuple of its
+  members'), `decode`'s search (greedy or beam)."""
 
   def __init__(
     self,
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     params,
     vocabs: RunVocabs,
     decode: ml_collections.ConfigDict,
@@ -105,9 +107,10 @@ class Translator:
     self.truncate = truncate
     self.keep_attention = keep_attention or decode.unk_replace
     self._dictionary = load_dictionary(decode.unk_dictionary) if decode.unk_dictionary else None
-    self._location = (
-      DECODERS.get(model.config.decoder.type).attentional
-      and model.config.attention.score == "location"
+    # A member whose location attention is sized by the longest source fixes the shapes.
+    self._location = any(
+      DECODERS.get(m.config.decoder.type).attentional and m.config.attention.score == "location"
+      for m in getattr(model, "models", (model,))
     )
     self._decoders = {}  # output limit → jitted search
 
@@ -190,26 +193,50 @@ class Translator:
 
 
 def load_translator(
-  workdir: str,
+  workdirs: Sequence[str],
   config: ml_collections.ConfigDict,
   checkpoint: str = "best",
   keep_attention: bool = False,
   truncate: bool = False,
-) -> tuple[Translator, int]:
-  """A `Translator` of the run in `workdir` at its `checkpoint`, and that checkpoint's step.
+) -> tuple[Translator, list[int]]:
+  """A `Translator` of the runs in `workdirs` at their `checkpoint` (several: an
+  ensemble), and each checkpoint's step.
 
-  `config` is the run's own with `decode.*` and `eval.*` overrides; the run's data is not
-  read (its files may be gone), only its vocabularies and checkpoint.
+  `config` is the first run's own with `decode.*` and `eval.*` overrides, which set the
+  search and the shapes for all; the runs' data is not read (its files may be gone), only
+  their vocabularies and checkpoints.
+
+  Raises:
+    ConfigError: a run without vocabularies or checkpoint, or runs whose source or
+      target vocabularies differ.
   """
-  run = evaluation.open_run(workdir, config)
   mesh = parallel.make_mesh()
-  config_checks.validate(config, mesh.size, only=("decode.", "eval."))
-  vocabs = RunVocabs.of_run(run, config)
-  model, step, params = evaluation.restore_model(run, config, checkpoint, vocabs, mesh)
+  models, params, steps, first = [], [], [], None
+  for workdir in workdirs:
+    run_config = config if first is None else _stored_config(workdir)
+    run = evaluation.open_run(workdir, run_config)
+    vocabs = RunVocabs.of_run(run, run_config)
+    if first is None:
+      config_checks.validate(config, mesh.size, only=("decode.", "eval."))
+      first = (run, vocabs)
+    else:
+      for side, name in (("src_vocab", "source"), ("tgt_vocab", "target")):
+        ours, theirs = getattr(first[1], side), getattr(vocabs, side)
+        if ours != theirs:
+          raise ConfigError(
+            f"{run.path} has another {name} vocabulary ({len(theirs)} tokens) than "
+            f"{first[0].path} ({len(ours)}); an ensemble averages probabilities over one "
+            "vocabulary."
+          )
+    model, step, run_params = evaluation.restore_model(run, run_config, checkpoint, vocabs, mesh)
+    models.append(model)
+    params.append(run_params)
+    steps.append(step)
+  ensemble = len(models) > 1
   translator = Translator(
-    model,
-    params,
-    vocabs,
+    Ensemble(models) if ensemble else models[0],
+    tuple(params) if ensemble else params[0],
+    first[1],
     config.decode,
     mesh,
     config.eval.batch_size,
@@ -217,7 +244,14 @@ def load_translator(
     keep_attention,
     truncate,
   )
-  return translator, step
+  return translator, steps
+
+
+def _stored_config(workdir: str) -> ml_collections.ConfigDict:
+  run = runs.Workdir(workdir, writer=False)
+  if not run.exists(runs.CONFIG):
+    raise ConfigError(f"{run.path} holds no run (no {runs.CONFIG}); pass the --workdir of a run.")
+  return runs.from_stored(run.read_json(runs.CONFIG))
 
 
 def _take(lines: Iterator[str], n: int) -> list[str]:

@@ -10,10 +10,10 @@ from tests.conftest import tiny_config
 @pytest.fixture(scope="module")
 def translator(tiny_run, dates_data_dir):
   workdir, _ = tiny_run
-  translator, step = load_translator(
-    workdir, tiny_config(dates_data_dir), "latest", keep_attention=True
+  translator, steps = load_translator(
+    [workdir], tiny_config(dates_data_dir), "latest", keep_attention=True
   )
-  assert step == 300
+  assert steps == [300]
   return translator
 
 
@@ -57,3 +57,31 @@ def test_location_attention_refuses_a_longer_line_naming_the_option(translator, 
   monkeypatch.setattr(translator, "_location", True)
   with pytest.raises(ConfigError, match=r"Line 2 has 145 source tokens.*pass --truncate"):
     translator.translate_chunk(["ok", "Saturday, September 21, 1974 " * 5])
+
+
+def test_an_ensemble_of_one_model_twice_translates_as_that_model(tiny_run, dates_data_dir):
+  workdir, _ = tiny_run
+  config = tiny_config(dates_data_dir)
+  config.decode.beam_size = 3
+  sources = datasets.load("dates", dates_data_dir)["test"]["source"][:40]
+  single, _ = load_translator([workdir], config, "latest")
+  ensemble, steps = load_translator([workdir, workdir], config, "latest", keep_attention=True)
+  assert steps == [300, 300]
+  alone = single.translate_chunk(sources)
+  together = ensemble.translate_chunk(sources)
+  assert [t.text for t in together] == [t.text for t in alone]
+  np.testing.assert_allclose(together[0].attention.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_an_ensemble_refuses_another_target_vocabulary(tiny_run, dates_data_dir, tmp_path):
+  import json
+  import shutil
+
+  workdir, _ = tiny_run
+  other = tmp_path / "other"
+  shutil.copytree(workdir, other)
+  vocab = json.loads((other / "vocab.target.json").read_text())
+  vocab["tokens"] = [*vocab["tokens"], "extra"]
+  (other / "vocab.target.json").write_text(json.dumps(vocab))
+  with pytest.raises(ConfigError, match=r"has another target vocabulary \(\d+ tokens\) than"):
+    load_translator([workdir, str(other)], tiny_config(dates_data_dir), "latest")

@@ -1,0 +1,61 @@
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attn_research.decoding import beam_search, greedy_decode
+from attn_research.decoding.ensemble import Ensemble
+from attn_research.model import Seq2Seq
+from tests.conftest import tiny_seq2seq
+
+
+def _models():
+  """Two different architectures over one vocabulary, and a batch to decode."""
+  first = tiny_seq2seq(decoder_input_feeding=True)
+  second = tiny_seq2seq(attention_score="dot", encoder_num_layers=1, decoder_num_layers=1)
+  rng = np.random.default_rng(0)
+  src = jnp.asarray(rng.integers(4, 23, (5, 7)), jnp.int32)
+  mask = jnp.asarray(np.arange(7)[None] < np.array([7, 6, 4, 3, 7])[:, None])
+  params = [
+    m.init(jax.random.key(i), src, mask, src)["params"] for i, m in enumerate((first, second))
+  ]
+  return (first, second), params, src, mask
+
+
+def test_a_step_is_the_log_of_the_members_mean_probability():
+  models, params, src, mask = _models()
+  ensemble = Ensemble(models)
+  memories, states = ensemble.apply({"params": tuple(params)}, src, mask, method=Seq2Seq.encode)
+  tokens = jnp.full((5,), 1, jnp.int32)
+  _, logp, attention = ensemble.apply(
+    {"params": tuple(params)}, memories, states, tokens, method=Seq2Seq.decode_step
+  )
+  probs, rows = [], []
+  for model, p in zip(models, params, strict=True):
+    memory, state = model.apply({"params": p}, src, mask, method=Seq2Seq.encode)
+    _, logits, weights = model.apply(
+      {"params": p}, memory, state, tokens, method=Seq2Seq.decode_step
+    )
+    z = np.asarray(logits, np.float64)
+    probs.append(
+      np.exp(z - z.max(-1, keepdims=True))
+      / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    )
+    rows.append(np.asarray(weights))
+  np.testing.assert_allclose(np.asarray(logp), np.log(np.mean(probs, axis=0)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(attention), np.mean(rows, axis=0), rtol=1e-6, atol=1e-7)
+
+
+def test_an_ensemble_of_one_model_searches_as_that_model():
+  (model, _), (params, _), src, mask = _models()
+  ensemble = Ensemble([model])
+  searches = {
+    "greedy": functools.partial(greedy_decode, max_len=9),
+    "beam": functools.partial(beam_search, beam_size=3, max_len=9, alpha=0.6),
+  }
+  for name, search in searches.items():
+    alone = search(model, params, src, mask)
+    together = search(ensemble, (params,), src, mask)
+    np.testing.assert_array_equal(together[0], alone[0], err_msg=name)
+    np.testing.assert_allclose(together[1], alone[1], rtol=1e-5, atol=1e-6, err_msg=name)
