@@ -91,6 +91,7 @@ CONSTRAINTS: dict[str, Constraint] = {
   **constraints.of(AttentionConfig, "model.attention."),
   "train.num_steps": POSITIVE,
   "train.batch_size": BatchSize(),
+  "train.accumulate_steps": POSITIVE,
   "train.optimizer": Choice(names=OPTIMIZERS),
   "train.learning_rate": Float(low=0, low_open=True),
   "train.schedule": Choice(names=SCHEDULES),

@@ -280,6 +280,7 @@ ADDED_KEYS = {
   "model.attention.sigma": 0.0,
   "train.dtype": "float32",
   "dataset.languages": "",
+  "train.accumulate_steps": 1,
   **{f"dataset.files.{split}": "" for split in ("train", "validation", "test")},
 }
 

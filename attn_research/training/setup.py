@@ -104,17 +104,37 @@ def train_batches(config: ml_collections.ConfigDict, data: Data, progress: dict)
 
 
 def jit_train_step(config: ml_collections.ConfigDict, model: Seq2Seq, mesh: Mesh):
-  """`(state, batch, rng) → (state, metrics)`, batch split over the mesh, the rest
-  replicated, the old state's buffers donated."""
-  repl = parallel.replicated(mesh)
-  return jax.jit(
-    functools.partial(
-      steps.train_step,
-      model=model,
-      label_smoothing=config.train.label_smoothing,
-      dtype=config.train.dtype,
-    ),
-    in_shardings=(repl, parallel.batch_sharding(mesh), repl),
-    out_shardings=(repl, repl),
+  """`(state, batches, rng) → (state, metrics)`: one optimizer step over the
+  `train.accumulate_steps` batches (each split over the mesh, the rest replicated; the
+  old state's buffers donated). One batch is one compiled step; several add their
+  gradients one compiled micro-step at a time, so only one batch's activations are alive."""
+  repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  options = {
+    "model": model,
+    "label_smoothing": config.train.label_smoothing,
+    "dtype": config.train.dtype,
+  }
+  if config.train.accumulate_steps == 1:
+    one = jax.jit(
+      functools.partial(steps.train_step, **options),
+      in_shardings=(repl, data, repl),
+      out_shardings=(repl, repl),
+      donate_argnums=0,
+    )
+    return lambda state, batches, rng: one(state, batches[0], rng)
+  zero = jax.jit(steps.zero_accumulator, out_shardings=repl)
+  add = jax.jit(
+    functools.partial(steps.accumulate_gradients, **options),
+    in_shardings=(repl, repl, data, repl, repl),
+    out_shardings=repl,
     donate_argnums=0,
   )
+  apply = jax.jit(steps.apply_accumulated, out_shardings=(repl, repl), donate_argnums=0)
+
+  def step(state, batches, rng):
+    accumulated = zero(state.params)
+    for index, batch in enumerate(batches):
+      accumulated = add(accumulated, state, batch, rng, index)
+    return apply(state, accumulated)
+
+  return step

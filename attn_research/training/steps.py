@@ -56,6 +56,52 @@ def train_step(
   return state.apply_gradients(grads=grads), metrics
 
 
+def accumulate_gradients(
+  accumulated: dict[str, Any],
+  state: train_state.TrainState,
+  batch: dict[str, jax.Array],
+  rng: jax.Array,
+  index: jax.Array,
+  model: Seq2Seq,
+  label_smoothing: float = 0.0,
+  dtype: str = "float32",
+) -> dict[str, Any]:
+  """Adds micro-batch `index` of the step to `accumulated` (`zero_accumulator(params)` to
+  start): the gradient of its summed NLL, the NLL and the token count. Summing before
+  dividing by the tokens of all micro-batches weighs every token equally, as one large
+  batch would."""
+  dropout_rng = jax.random.fold_in(jax.random.fold_in(rng, state.step), index)
+  grads, (nll, tokens) = gradients(state.params, batch, dropout_rng, model, label_smoothing, dtype)
+  weight = jnp.maximum(tokens, 1.0)  # `gradients` divided by it
+  return {
+    "grads": jax.tree.map(lambda a, g: a + g * weight, accumulated["grads"], grads),
+    "nll_sum": accumulated["nll_sum"] + nll,
+    "tokens": accumulated["tokens"] + tokens,
+  }
+
+
+def zero_accumulator(params) -> dict[str, Any]:
+  """What `accumulate_gradients` starts from."""
+  return {
+    "grads": jax.tree.map(jnp.zeros_like, params),
+    "nll_sum": jnp.zeros((), jnp.float32),
+    "tokens": jnp.zeros((), jnp.float32),
+  }
+
+
+def apply_accumulated(
+  state: train_state.TrainState, accumulated: dict[str, Any]
+) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
+  """One optimizer step on the mean per-token gradient of the accumulated micro-batches."""
+  grads = jax.tree.map(lambda g: g / jnp.maximum(accumulated["tokens"], 1.0), accumulated["grads"])
+  metrics = {
+    "nll_sum": accumulated["nll_sum"],
+    "tokens": accumulated["tokens"],
+    "grad_norm": optax.tree.norm(grads),
+  }
+  return state.apply_gradients(grads=grads), metrics
+
+
 def eval_step(
   params, batch: dict[str, jax.Array], model: Seq2Seq, dtype: str = "float32"
 ) -> tuple[dict[str, jax.Array], jax.Array]:

@@ -152,10 +152,13 @@ def train_and_evaluate(
     try:
       for step in range(start_step + 1, num_steps + 1):
         with clock.measure("train"):
-          host_batch, batch = next(prefetched)
-          state, step_metrics = p_train_step(state, batch, dropout_rng)
-          clock.record_step((host_batch["src"].shape, host_batch["tgt_in"].shape))
-          interval_tokens += float(host_batch["tgt_mask"].sum())
+          host_batches, batches = zip(
+            *(next(prefetched) for _ in range(config.train.accumulate_steps)), strict=True
+          )
+          state, step_metrics = p_train_step(state, batches, dropout_rng)
+          for host_batch in host_batches:
+            clock.record_step((host_batch["src"].shape, host_batch["tgt_in"].shape))
+            interval_tokens += float(host_batch["tgt_mask"].sum())
           in_flight.append(step_metrics)
           if len(in_flight) >= depth:  # wait for the oldest step: at most `depth` queued
             done.append(jax.block_until_ready(in_flight.popleft()))

@@ -67,6 +67,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 1000
   config.train.batch_size = 128
+  # Batches whose gradients add up to one optimizer step (OpenNMT-py's accum_count): an
+  # effective batch of accumulate_steps × batch_size pairs, one batch's memory.
+  config.train.accumulate_steps = 1
   config.train.optimizer = "adam"  # adam | sgd
   config.train.learning_rate = 3e-3
   config.train.schedule = "cosine"  # constant | cosine

@@ -1,0 +1,74 @@
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from attn_research.training import steps, trainer
+from tests.conftest import tiny_config, tiny_seq2seq
+
+
+def _batch(rng, rows, src_len=6, tgt_len=5, vocab=17):
+  lengths = rng.integers(1, tgt_len + 1, rows)
+  tgt_mask = np.arange(tgt_len)[None] < lengths[:, None]
+  return {
+    "src": jnp.asarray(rng.integers(4, 23, (rows, src_len)), jnp.int32),
+    "src_mask": jnp.asarray(np.arange(src_len)[None] < rng.integers(2, src_len + 1, rows)[:, None]),
+    "tgt_in": jnp.asarray(rng.integers(4, vocab, (rows, tgt_len)), jnp.int32),
+    "tgt_out": jnp.asarray(rng.integers(4, vocab, (rows, tgt_len)), jnp.int32),
+    "tgt_mask": jnp.asarray(tgt_mask),
+  }
+
+
+def test_accumulated_micro_batches_step_as_their_concatenation():
+  """Two batches with different token counts: every token weighs the same, as in one batch."""
+  model = tiny_seq2seq(decoder_input_feeding=True)
+  rng = np.random.default_rng(0)
+  first, second = _batch(rng, 4), _batch(rng, 4)
+  both = {k: jnp.concatenate([first[k], second[k]]) for k in first}
+  params = model.init(jax.random.key(0), both["src"], both["src_mask"], both["tgt_in"])["params"]
+  state = train_state.TrainState.create(
+    apply_fn=model.apply,
+    params=params,
+    tx=optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2)),
+  )
+  key = jax.random.key(1)
+  whole, whole_metrics = steps.train_step(state, both, key, model)
+  accumulated = steps.zero_accumulator(state.params)
+  add = functools.partial(steps.accumulate_gradients, model=model)
+  for index, batch in enumerate((first, second)):
+    accumulated = add(accumulated, state, batch, key, index)
+  parts, parts_metrics = steps.apply_accumulated(state, accumulated)
+  assert (
+    float(parts_metrics["tokens"])
+    == float(whole_metrics["tokens"])
+    == float(both["tgt_mask"].sum())
+  )
+  np.testing.assert_allclose(parts_metrics["nll_sum"], whole_metrics["nll_sum"], rtol=1e-6)
+  np.testing.assert_allclose(parts_metrics["grad_norm"], whole_metrics["grad_norm"], rtol=1e-5)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), parts.params, whole.params
+  )
+  assert int(parts.step) == int(whole.step) == 1
+
+
+def test_a_run_with_accumulation_counts_every_micro_batch(dates_data_dir, tmp_path):
+  config = tiny_config(
+    dates_data_dir, num_steps=20, log_every=10, eval_every=1000, checkpoint_every=1000
+  )
+  config.train.accumulate_steps = 3
+  config.eval.splits = ("validation",)
+  result = trainer.train_and_evaluate(config, str(tmp_path))
+  assert result["status"] == "completed"
+  with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f if "train_loss" in line]
+  assert [r["step"] for r in records] == [10, 20] and records[1]["train_loss"] < records[0][
+    "train_loss"
+  ]
+  with open(os.path.join(tmp_path, "checkpoints", "20", "progress", "metadata")) as f:
+    position = json.load(f)["data"]
+  assert position == {"epoch": 0, "position": 60}  # 3 batches a step
