@@ -34,6 +34,7 @@ from attn_research.constraints import (
 )
 from attn_research.data import datasets
 from attn_research.data.datasets import text
+from attn_research.data.pipeline import Buckets, batch_rows
 from attn_research.data.tokenizers import TOKENIZERS
 from attn_research.errors import ConfigError
 from attn_research.model import BRIDGES, DecoderConfig, EncoderConfig, ModelConfig
@@ -92,6 +93,7 @@ CONSTRAINTS: dict[str, Constraint] = {
   "train.num_steps": POSITIVE,
   "train.batch_size": BatchSize(),
   "train.accumulate_steps": POSITIVE,
+  "train.batch_tokens": Int(low=0, note="0: batch_size rows"),
   "train.optimizer": Choice(names=OPTIMIZERS),
   "train.learning_rate": Float(low=0, low_open=True),
   "train.schedule": Choice(names=SCHEDULES),
@@ -148,6 +150,10 @@ def validate(
         "attn_research/config_checks.py's CONSTRAINTS."
       )
   datasets.check_files(config.dataset.name, config.dataset.files, config.eval.splits)
+  if config.train.batch_tokens:  # a budget too small for the largest shape
+    buckets = Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets))
+    last = (len(buckets.source) - 1, len(buckets.target) - 1)
+    batch_rows(buckets, *last, config.train.batch_size, config.train.batch_tokens, num_devices)
   # No structural check reads the vocabulary sizes, which need the data.
   ModelConfig.from_config(
     config.model, src_vocab_size=0, tgt_vocab_size=0, longest_source=config.data.source_buckets[-1]

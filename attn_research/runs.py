@@ -281,6 +281,7 @@ ADDED_KEYS = {
   "train.dtype": "float32",
   "dataset.languages": "",
   "train.accumulate_steps": 1,
+  "train.batch_tokens": 0,
   **{f"dataset.files.{split}": "" for split in ("train", "validation", "test")},
 }
 

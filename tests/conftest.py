@@ -98,6 +98,23 @@ def tensorboard_scalars(directory: str) -> dict[tuple[str, int], float]:
   return points
 
 
+def short_synthetic_config(data_dir: str, **train):
+  """20 steps of a small model on the small synthetic/copy data (64 validation examples),
+  one bucket shape, checkpoints at steps 10 and 20, no evaluation before the end."""
+  from experiments.configs import synthetic
+
+  config = synthetic.get_config("copy")
+  config.dataset.data_dir = data_dir
+  config.model.embedding_size, config.model.encoder.hidden_size = 16, 32
+  config.data.source_buckets, config.data.target_buckets = (45,), (46,)
+  config.train.update(
+    {"num_steps": 20, "batch_size": 64, "log_every": 5, "eval_every": 1000, **train}
+  )
+  config.train.checkpoint_every = 10
+  config.eval.update({"splits": ("validation",), "num_heatmaps": 0, "batch_size": 64})
+  return config
+
+
 def tiny_config(data_dir: str, **train):
   """The tiny dates config reading `data_dir`, with `train.*` overrides."""
   from tests.configs import tiny_dates

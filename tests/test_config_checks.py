@@ -58,6 +58,8 @@ def test_experiment_configs_validate(name, num_devices):
 
 
 BAD_VALUES = [
+  ("train.accumulate_steps", 0, "must be an int ≥ 1"),
+  ("train.batch_tokens", -1, "must be an int ≥ 0 (0: batch_size rows)"),
   ("seed", -1, "must be an int in [0, 4294967295]"),
   ("seed", 2**32, "in [0, 4294967295]"),
   ("seed", 1.5, "must be an int"),
@@ -158,6 +160,10 @@ STRUCTURAL = [
   (
     {"model.attention.score": "location", "model.attention.max_source_length": 30},
     "model.attention.max_source_length=30 is shorter than the largest source bucket (40)",
+  ),
+  (  # 8 devices × the 40-token largest bucket
+    {"train.batch_tokens": 300},
+    "train.batch_tokens=300 holds no batch of 8 rows of 40 tokens; raise it to at least 320",
   ),
 ]
 

@@ -112,6 +112,29 @@ def make_batch(
   }
 
 
+def batch_rows(
+  buckets: Buckets, sb: int, tb: int, batch_size: int, batch_tokens: int, multiple: int = 1
+) -> int:
+  """Rows of a training batch of bucket shape (source `sb`, target `tb`): `batch_size`, or
+  with a token budget the most rows, a multiple of `multiple`, whose padded
+  max(source, target) lengths sum to at most `batch_tokens`.
+
+  Raises:
+    ConfigError: a budget too small for `multiple` rows of the largest shape.
+  """
+  if not batch_tokens:
+    return batch_size
+  longest = max(buckets.source[sb], buckets.target[tb])
+  rows = batch_tokens // longest // multiple * multiple
+  if rows < multiple:
+    need = max(buckets.source[-1], buckets.target[-1]) * multiple
+    raise ConfigError(
+      f"train.batch_tokens={batch_tokens} holds no batch of {multiple} rows of "
+      f"{longest} tokens; raise it to at least {need} (or lower the largest buckets)."
+    )
+  return rows
+
+
 class TrainBatches(Iterator[Batch]):
   """Endless, seeded, resumable training batches.
 
@@ -125,11 +148,27 @@ class TrainBatches(Iterator[Batch]):
   """
 
   def __init__(
-    self, split: EncodedSplit, buckets: Buckets, batch_size: int, seed: int, max_words: int = 0
+    self,
+    split: EncodedSplit,
+    buckets: Buckets,
+    batch_size: int,
+    seed: int,
+    max_words: int = 0,
+    batch_tokens: int = 0,
+    multiple: int = 1,
   ):
+    """`batch_tokens` > 0 replaces `batch_size` by a token budget: a batch of bucket shape
+    (S, T) holds the most rows, a multiple of `multiple` (the devices), whose padded
+    max(S, T) tokens stay within it (OpenNMT-py's `batch_type: tokens`), so short
+    sentences come in larger batches, with one row count per shape."""
     self.split = split
     self.buckets = buckets
     self.batch_size = batch_size
+    self.rows = {
+      (sb, tb): batch_rows(buckets, sb, tb, batch_size, batch_tokens, multiple)
+      for sb in range(len(buckets.source))
+      for tb in range(len(buckets.target))
+    }
     self.seed = seed
     assigned = buckets.assign(split)
     empty = np.array(
@@ -159,7 +198,7 @@ class TrainBatches(Iterator[Batch]):
     }
     self.kept = np.flatnonzero(~(empty | too_long | too_many_words))
     self._bucket_of = assigned
-    if len(self.kept) < batch_size:
+    if len(self.kept) < min(self.rows.values()):
       limits = f"the buckets (source {buckets.source[-1]}, target {buckets.target[-1]})"
       fixes = "raise the largest bucket"
       if max_words > 0:
@@ -167,7 +206,7 @@ class TrainBatches(Iterator[Batch]):
         fixes += " or data.max_train_words"
       raise ConfigError(
         f"Only {len(self.kept)} training examples fit {limits}, fewer than one batch of "
-        f"{batch_size}; {fixes} or lower train.batch_size."
+        f"{min(self.rows.values())}; {fixes} or lower train.batch_size (or train.batch_tokens)."
       )
     self.epoch, self.position = 0, 0
     self._plan = self._make_plan(0)
@@ -179,8 +218,9 @@ class TrainBatches(Iterator[Batch]):
     for sb in range(len(self.buckets.source)):
       for tb in range(len(self.buckets.target)):
         members = order[(self._bucket_of[order, 0] == sb) & (self._bucket_of[order, 1] == tb)]
-        for start in range(0, len(members) - self.batch_size + 1, self.batch_size):
-          plan.append((sb, tb, members[start : start + self.batch_size]))
+        rows = self.rows[sb, tb]
+        for start in range(0, len(members) - rows + 1, rows):
+          plan.append((sb, tb, members[start : start + rows]))
     return [plan[i] for i in rng.permutation(len(plan))]
 
   def __next__(self) -> Batch:
@@ -190,7 +230,7 @@ class TrainBatches(Iterator[Batch]):
     sb, tb, indices = self._plan[self.position]
     self.position += 1
     return make_batch(
-      self.split, indices, self.buckets.source[sb], self.buckets.target[tb], self.batch_size
+      self.split, indices, self.buckets.source[sb], self.buckets.target[tb], self.rows[sb, tb]
     )
 
   def get_state(self) -> dict[str, int]:

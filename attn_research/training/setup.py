@@ -82,7 +82,9 @@ def prepare(
   return Prepared(data, model, state, checkpointer, step, progress)
 
 
-def train_batches(config: ml_collections.ConfigDict, data: Data, progress: dict) -> TrainBatches:
+def train_batches(
+  config: ml_collections.ConfigDict, data: Data, progress: dict, num_devices: int = 1
+) -> TrainBatches:
   """The training batches, positioned where the restored `progress` left them."""
   batches = TrainBatches(
     data.splits["train"],
@@ -90,6 +92,8 @@ def train_batches(config: ml_collections.ConfigDict, data: Data, progress: dict)
     config.train.batch_size,
     seed=config.seed,
     max_words=config.data.max_train_words,
+    batch_tokens=config.train.batch_tokens,
+    multiple=num_devices,
   )
   if "data" in progress:
     batches.set_state(progress["data"])

@@ -118,7 +118,7 @@ def train_and_evaluate(
     train_tokens = progress.get("train_tokens", 0.0)
     best_ppl = progress.get("best_validation_ppl")
     best = Checkpointer(run.file(runs.BEST), keep=1)
-    batches = setup.train_batches(config, data, progress)
+    batches = setup.train_batches(config, data, progress, mesh.size)
     p_train_step = setup.jit_train_step(config, model, mesh)
     dropout_rng = jax.random.split(jax.random.key(config.seed))[1]
     evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)

@@ -70,6 +70,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Batches whose gradients add up to one optimizer step (OpenNMT-py's accum_count): an
   # effective batch of accumulate_steps × batch_size pairs, one batch's memory.
   config.train.accumulate_steps = 1
+  # > 0: a token budget per batch instead of batch_size rows (OpenNMT-py's batch_type
+  # tokens): each bucket shape (S, T) takes the most rows whose padded max(S, T) tokens
+  # fit, a multiple of the devices; short sentences come in larger batches.
+  config.train.batch_tokens = 0
   config.train.optimizer = "adam"  # adam | sgd
   config.train.learning_rate = 3e-3
   config.train.schedule = "cosine"  # constant | cosine

@@ -138,3 +138,22 @@ def test_pairs_with_an_empty_side_are_not_trained_on():
   batches = TrainBatches(split, Buckets(source=(8,), target=(8,)), batch_size=2, seed=0)
   assert batches.dropped["empty"] == 16
   assert set(np.concatenate([next(batches)["index"] for _ in range(8)]) % 6) == {0, 5}
+
+
+def test_a_token_budget_fills_each_shape_with_as_many_rows_as_fit():
+  split = _split()
+  batches = TrainBatches(split, BUCKETS, batch_size=16, seed=3, batch_tokens=160, multiple=2)
+  assert batches.rows == {(0, 0): 20, (0, 1): 16, (1, 0): 10, (1, 1): 10, (2, 0): 4, (2, 1): 4}
+  seen = []
+  for _ in range(len(batches._plan)):
+    batch = next(batches)
+    rows, src_len = batch["src"].shape
+    tgt_len = batch["tgt_in"].shape[1]
+    assert rows * max(src_len, tgt_len) <= 160 and (batch["index"] >= 0).all()
+    assert rows == batches.rows[BUCKETS.source.index(src_len), BUCKETS.target.index(tgt_len)]
+    seen += batch["index"].tolist()
+  assert len(seen) == len(set(seen)) and set(seen) <= set(batches.kept.tolist())
+  # Each bucket leaves fewer than one batch for a later epoch.
+  assert len(batches.kept) - len(seen) < sum(batches.rows.values())
+  with pytest.raises(ConfigError, match=r"train\.batch_tokens=40 holds no batch of 2 rows of 32"):
+    TrainBatches(split, BUCKETS, batch_size=16, seed=3, batch_tokens=40, multiple=2)

@@ -37,12 +37,12 @@ def test_accumulated_micro_batches_step_as_their_concatenation():
     tx=optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2)),
   )
   key = jax.random.key(1)
-  whole, whole_metrics = steps.train_step(state, both, key, model)
+  whole, whole_metrics = jax.jit(functools.partial(steps.train_step, model=model))(state, both, key)
   accumulated = steps.zero_accumulator(state.params)
-  add = functools.partial(steps.accumulate_gradients, model=model)
+  add = jax.jit(functools.partial(steps.accumulate_gradients, model=model))
   for index, batch in enumerate((first, second)):
     accumulated = add(accumulated, state, batch, key, index)
-  parts, parts_metrics = steps.apply_accumulated(state, accumulated)
+  parts, parts_metrics = jax.jit(steps.apply_accumulated)(state, accumulated)
   assert (
     float(parts_metrics["tokens"])
     == float(whole_metrics["tokens"])

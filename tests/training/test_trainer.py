@@ -14,7 +14,13 @@ import pytest
 from attn_research.errors import ConfigError
 from attn_research.runs import WorkdirConflictError
 from attn_research.training import parallel, trainer
-from tests.conftest import REPO, tensorboard_scalars, tiny_config, tiny_train_command
+from tests.conftest import (
+  REPO,
+  short_synthetic_config,
+  tensorboard_scalars,
+  tiny_config,
+  tiny_train_command,
+)
 
 
 def _read(path):
@@ -141,28 +147,11 @@ def test_bad_values_fail_before_any_work(dates_data_dir, tmp_path):
   assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
 
 
-def _short_config(data_dir, **train):
-  """20 steps of a small model on the small synthetic/copy data (64 validation examples),
-  one bucket shape, checkpoints at steps 10 and 20, no evaluation before the end."""
-  from experiments.configs import synthetic
-
-  config = synthetic.get_config("copy")
-  config.dataset.data_dir = data_dir
-  config.model.embedding_size, config.model.encoder.hidden_size = 16, 32
-  config.data.source_buckets, config.data.target_buckets = (45,), (46,)
-  config.train.update(
-    {"num_steps": 20, "batch_size": 64, "log_every": 5, "eval_every": 1000, **train}
-  )
-  config.train.checkpoint_every = 10
-  config.eval.update({"splits": ("validation",), "num_heatmaps": 0, "batch_size": 64})
-  return config
-
-
 @pytest.fixture(scope="module")
 def short_run(synthetic_data_dir, tmp_path_factory):
   """A finished `_short_config` run: (workdir, config, result); tests work on copies."""
   workdir = str(tmp_path_factory.mktemp("short") / "run")
-  config = _short_config(synthetic_data_dir)
+  config = short_synthetic_config(synthetic_data_dir)
   return workdir, config, trainer.train_and_evaluate(config, workdir)
 
 
@@ -206,7 +195,7 @@ def test_a_damaged_best_checkpoint_is_a_one_line_error(short_run, tmp_path):
   run, config, _ = short_run
   workdir = _copy(run, tmp_path)
   _damage(os.path.join(workdir, "best"))
-  with pytest.raises(ConfigError, match=r"best restores .*evaluate another --checkpoint") as e:
+  with pytest.raises(ConfigError, match=r"best restores .*use another --checkpoint") as e:
     evaluate_run(workdir, config, "validation", checkpoint="best")
   assert "\n" not in str(e.value)
   result, _ = evaluate_run(workdir, config, "validation", checkpoint="latest")
@@ -217,7 +206,9 @@ def test_a_diverging_run_ends_diverged_and_is_not_rerun(synthetic_data_dir, tmp_
   """A learning rate of 10⁴ sends the loss past float range; the run records where and
   why instead of raising, and a rerun returns that record."""
   workdir = str(tmp_path / "run")
-  config = _short_config(synthetic_data_dir, learning_rate=1e4, warmup_steps=0, grad_clip=0.0)
+  config = short_synthetic_config(
+    synthetic_data_dir, learning_rate=1e4, warmup_steps=0, grad_clip=0.0
+  )
   result = trainer.train_and_evaluate(config, workdir)
   assert result["status"] == "diverged"
   assert 1 <= result["step"] <= 20 and "lower train.learning_rate" in result["error"]

@@ -59,15 +59,16 @@ def test_location_attention_refuses_a_longer_line_naming_the_option(translator, 
     translator.translate_chunk(["ok", "Saturday, September 21, 1974 " * 5])
 
 
-def test_an_ensemble_of_one_model_twice_translates_as_that_model(tiny_run, dates_data_dir):
+def test_an_ensemble_of_one_model_twice_translates_as_that_model(
+  translator, tiny_run, dates_data_dir
+):
+  """Greedy here; `tests/decoding/test_ensemble.py` checks beam search too."""
   workdir, _ = tiny_run
-  config = tiny_config(dates_data_dir)
-  config.decode.beam_size = 3
   sources = datasets.load("dates", dates_data_dir)["test"]["source"][:40]
-  single, _ = load_translator([workdir], config, "latest")
+  config = tiny_config(dates_data_dir)
   ensemble, steps = load_translator([workdir, workdir], config, "latest", keep_attention=True)
   assert steps == [300, 300]
-  alone = single.translate_chunk(sources)
+  alone = translator.translate_chunk(sources)
   together = ensemble.translate_chunk(sources)
   assert [t.text for t in together] == [t.text for t in alone]
   np.testing.assert_allclose(together[0].attention.sum(axis=1), 1.0, rtol=1e-5)
