@@ -17,6 +17,7 @@ launchers, leaderboards and paper tables read runs without it, and a caller that
 several processes says which one writes.
 """
 
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -26,8 +27,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
 
 import ml_collections
 
@@ -73,13 +74,15 @@ class WorkdirConflictError(ConfigError):
 # Files.
 
 
-def atomic_write(path: str, data: str | bytes) -> None:
-  """Writes `data` (text as UTF-8) to `path` via a temporary file and a rename."""
+@contextlib.contextmanager
+def atomic_writer(path: str) -> Iterator[BinaryIO]:
+  """A binary file that becomes `path` (via a temporary file and a rename) only when the
+  block completes; an exception leaves `path` as it was."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
   try:
     with os.fdopen(fd, "wb") as f:
-      f.write(data.encode("utf-8") if isinstance(data, str) else data)
+      yield f
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -87,6 +90,12 @@ def atomic_write(path: str, data: str | bytes) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def atomic_write(path: str, data: str | bytes) -> None:
+  """Writes `data` (text as UTF-8) to `path` via a temporary file and a rename."""
+  with atomic_writer(path) as f:
+    f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def write_json(path: str, data: Any) -> None:
@@ -284,6 +293,18 @@ ADDED_KEYS = {
   "train.batch_tokens": 0,
   **{f"dataset.files.{split}": "" for split in ("train", "validation", "test")},
 }
+
+
+def read_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run in `workdir` stored.
+
+  Raises:
+    ConfigError: `workdir` holds no run.
+  """
+  run = Workdir(workdir, writer=False)
+  if not run.exists(CONFIG):
+    raise ConfigError(f"{run.path} holds no run (no {CONFIG}); pass the --workdir of a run.")
+  return from_stored(run.read_json(CONFIG))
 
 
 def from_stored(stored_config: Mapping[str, Any]) -> ml_collections.ConfigDict:

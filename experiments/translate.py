@@ -21,16 +21,16 @@ with the first run's config and shapes. A progress bar goes to stderr.
 """
 
 import contextlib
-import gzip
+import io
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
-from typing import IO, BinaryIO
+from typing import IO
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from attn_research import runs
 from attn_research.errors import ConfigError
 from experiments import cli
 
@@ -69,35 +69,29 @@ def _workdirs() -> list[str]:
   return [_WORKDIR.value] if _WORKDIR.value else _WORKDIRS.value
 
 
-@contextlib.contextmanager
-def _input(path: str) -> Iterator[BinaryIO]:
+def _lines(path: str) -> Iterator[str]:
+  """--input's lines, read lazily (see `text.decode_lines`)."""
+  from attn_research.data.datasets import text
+
   if path == "-":
-    yield sys.stdin.buffer
-    return
+    return text.decode_lines(sys.stdin.buffer, "stdin")
   path = os.path.expanduser(path)
   if not os.path.isfile(path):
     raise ConfigError(f"--input={path} is not a file; pass a text file or - for stdin.")
-  with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-    yield f
+  return text.stream_lines(path)
 
 
 @contextlib.contextmanager
 def _output(path: str) -> Iterator[IO[str]]:
-  """stdout, or a temporary file renamed to `path` once everything is written."""
+  """stdout, or a file that becomes `path` only once everything is written."""
   if path in ("", "-"):
     yield sys.stdout
     return
-  path = os.path.abspath(os.path.expanduser(path))
-  fd, tmp = tempfile.mkstemp(
-    dir=os.path.dirname(path), prefix=".tmp-", suffix=os.path.basename(path)
-  )
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      yield f
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with runs.atomic_writer(os.path.expanduser(path)) as f:
+    out = io.TextIOWrapper(f, encoding="utf-8")
+    yield out
+    out.flush()
+    out.detach()  # the writer closes the file, after its fsync
 
 
 def main(argv: list[str]) -> None:
@@ -105,10 +99,10 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   from tqdm import tqdm
 
-  from attn_research.data.datasets import text
   from attn_research.training import translation
 
   workdirs = _workdirs()
+  lines = _lines(_INPUT.value)  # a missing file fails before the model loads
   translator, steps = translation.load_translator(
     workdirs,
     _CONFIG.value,
@@ -119,12 +113,10 @@ def main(argv: list[str]) -> None:
   runs_at = ", ".join(f"{w} at step {s}" for w, s in zip(workdirs, steps, strict=True))
   print(f"Translating with {runs_at} ({_CHECKPOINT.value}).", file=sys.stderr)
   with (
-    _input(_INPUT.value) as source,
     _output(_OUTPUT.value) as out,
     _output(_ATTENTION.value) if _ATTENTION.value else contextlib.nullcontext() as attention,
     tqdm(unit=" lines", file=sys.stderr, desc="translate") as progress,
   ):
-    lines = text.decode_lines(source, "stdin" if _INPUT.value == "-" else _INPUT.value)
     for index, translation_ in enumerate(translator.translate(lines)):
       out.write(translation_.text + "\n")
       if attention is not None:

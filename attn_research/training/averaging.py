@@ -38,15 +38,11 @@ def average_checkpoints(workdir: str, last: int) -> list[int]:
   """
   if last < 1:
     raise ConfigError(f"--last={last}; average at least 1 checkpoint.")
+  config = runs.read_run_config(workdir)
   run = runs.Workdir(workdir)
-  if not run.exists(runs.CONFIG):
-    raise ConfigError(f"{run.path} holds no run (no {runs.CONFIG}); pass the --workdir of a run.")
-  config = runs.from_stored(run.read_json(runs.CONFIG))
   mesh = parallel.make_mesh()
   _, like = setup.build(config, RunVocabs.of_run(run, config), mesh)
-  abstract = jax.tree.map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like
-  )
+  abstract = setup.abstract_state(like)
   source = Checkpointer(run.file(runs.CHECKPOINTS), config.train.keep_checkpoints)
   try:
     kept = source.all_steps()

@@ -86,21 +86,15 @@ def open_run(workdir: str, config: ml_collections.ConfigDict) -> runs.Workdir:
   Raises:
     ConfigError: no run there, or an override besides `OVERRIDABLE`.
   """
-  run = runs.Workdir(workdir, writer=False)
-  if not run.exists(runs.CONFIG):
-    raise ConfigError(f"{run.path} holds no run (no {runs.CONFIG}); pass the --workdir of a run.")
-  changed = [
-    d
-    for d in runs.config_differences(run.read_json(runs.CONFIG), config)
-    if not d.startswith(OVERRIDABLE)
-  ]
+  stored = runs.read_run_config(workdir)
+  changed = [d for d in runs.config_differences(stored, config) if not d.startswith(OVERRIDABLE)]
   if changed:
     raise ConfigError(
       f"These overrides change the trained model, not its decoding: {'; '.join(changed)}. "
       "Only decode.*, eval.*, dataset.data_dir and dataset.files.{validation,test} can be "
       "overridden."
     )
-  return run
+  return runs.Workdir(workdir, writer=False)
 
 
 def restore_model(

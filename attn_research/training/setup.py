@@ -45,14 +45,16 @@ def build(
   return model, jax.jit(init_state, out_shardings=parallel.replicated(mesh))(init_rng)
 
 
+def abstract_state(like: train_state.TrainState):
+  """`like`'s structure, shapes, dtypes and shardings: what a checkpoint restores into."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like)
+
+
 def restore_newest(
   checkpointer: Checkpointer, like: train_state.TrainState, note: Callable[[str], None], **kw
 ) -> tuple[int, train_state.TrainState, dict] | None:
   """The newest checkpoint that restores, in the structure and sharding of `like`."""
-  abstract = jax.tree.map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like
-  )
-  return checkpointer.restore_newest(abstract, note, **kw)
+  return checkpointer.restore_newest(abstract_state(like), note, **kw)
 
 
 @dataclasses.dataclass

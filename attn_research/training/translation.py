@@ -213,7 +213,7 @@ def load_translator(
   mesh = parallel.make_mesh()
   models, params, steps, first = [], [], [], None
   for workdir in workdirs:
-    run_config = config if first is None else _stored_config(workdir)
+    run_config = config if first is None else runs.read_run_config(workdir)
     run = evaluation.open_run(workdir, run_config)
     vocabs = RunVocabs.of_run(run, run_config)
     if first is None:
@@ -245,13 +245,6 @@ def load_translator(
     truncate,
   )
   return translator, steps
-
-
-def _stored_config(workdir: str) -> ml_collections.ConfigDict:
-  run = runs.Workdir(workdir, writer=False)
-  if not run.exists(runs.CONFIG):
-    raise ConfigError(f"{run.path} holds no run (no {runs.CONFIG}); pass the --workdir of a run.")
-  return runs.from_stored(run.read_json(runs.CONFIG))
 
 
 def _take(lines: Iterator[str], n: int) -> list[str]:

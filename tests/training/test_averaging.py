@@ -41,11 +41,8 @@ def test_average_of_a_runs_last_checkpoints_is_selectable(tiny_run, dates_data_d
   vocabs = RunVocabs.of_run(run, config)
   mesh = parallel.make_mesh()
   _, like = setup.build(config, vocabs, mesh)
-  abstract = jax.tree.map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like
-  )
   kept = Checkpointer(run.file(runs.CHECKPOINTS), keep=2)
-  p200, p300 = (kept.restore(step, abstract)[0].params for step in (200, 300))
+  p200, p300 = (kept.restore(step, setup.abstract_state(like))[0].params for step in (200, 300))
   kept.close()
   _, step, averaged = evaluation.restore_model(run, config, "average", vocabs, mesh)
   assert step == 300

@@ -64,21 +64,27 @@ def decode_lines(f: BinaryIO, name: str) -> Iterator[str]:
     yield line.removeprefix(BOM) if number == 1 else line
 
 
-def read_lines(path: str) -> list[str]:
-  """The lines of a UTF-8 text file (`.gz`: gzip), as `decode_lines` gives them.
+def stream_lines(path: str) -> Iterator[str]:
+  """The lines of a UTF-8 text file (`.gz`: gzip), read lazily, as `decode_lines` gives
+  them.
 
   Raises:
     ConfigError: naming the file (and line) when it is missing, not gzip or not UTF-8.
   """
   if not os.path.isfile(path):
-    raise ConfigError(f"No file {path}; fix dataset.files.")
+    raise ConfigError(f"No file {path}; fix the path.")
   opener = gzip.open if path.endswith(".gz") else open
   try:
     with opener(path, "rb") as f:
-      return list(decode_lines(f, path))
+      yield from decode_lines(f, path)
   except (OSError, EOFError, zlib.error) as e:
     fix = "recompress or unpack it" if opener is gzip.open else "check its permissions"
     raise ConfigError(f"{path} cannot be read ({e}); {fix}.") from None
+
+
+def read_lines(path: str) -> list[str]:
+  """Every line of `stream_lines(path)`."""
+  return list(stream_lines(path))
 
 
 def _columns(path: str) -> list[list[str]]:
