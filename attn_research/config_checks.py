@@ -79,6 +79,8 @@ CONSTRAINTS: dict[str, Constraint] = {
   "dataset.data_dir": DataDir(),
   "dataset.vocab": Choice(names=TOKENIZERS),
   "dataset.vocab_size": NON_NEGATIVE,
+  "dataset.vocab_sentences": Int(low=0, note="0: every sentence"),
+  "dataset.cache_dir": DataDir(),
   "dataset.languages": Languages(),
   **{f"dataset.files.{split}": CorpusFiles() for split in text.SPLITS},
   "data.source_buckets": Lengths(),

@@ -291,6 +291,8 @@ ADDED_KEYS = {
   "dataset.languages": "",
   "train.accumulate_steps": 1,
   "train.batch_tokens": 0,
+  "dataset.vocab_sentences": 0,
+  "dataset.cache_dir": "",
   **{f"dataset.files.{split}": "" for split in ("train", "validation", "test")},
 }
 

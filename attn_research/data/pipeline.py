@@ -9,7 +9,7 @@ last batch of a bucket is padded with zero-weight rows).
 """
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -19,14 +19,56 @@ from attn_research.errors import ConfigError
 Batch = dict[str, np.ndarray]
 
 
+class Ragged(Sequence[np.ndarray]):
+  """Variable-length id sequences stored end to end: item i is `ids[offsets[i]:offsets[i+1]]`.
+
+  `ids` may be a memory map (`token_cache`), so a corpus larger than memory is read a
+  batch at a time, not held as Python objects.
+  """
+
+  def __init__(self, ids: np.ndarray, lengths: np.ndarray):
+    self.ids = ids
+    self.lengths = np.asarray(lengths, np.int64)
+    self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+    if self.offsets[-1] != len(ids):
+      raise ValueError(f"Lengths sum to {self.offsets[-1]}, but there are {len(ids)} ids.")
+
+  @classmethod
+  def from_arrays(cls, arrays: Sequence[np.ndarray]) -> "Ragged":
+    ids = np.concatenate([np.asarray(a, np.int32) for a in arrays]) if arrays else []
+    return cls(np.asarray(ids, np.int32), np.array([len(a) for a in arrays], np.int64))
+
+  def __len__(self) -> int:
+    return len(self.lengths)
+
+  def __getitem__(self, i: int) -> np.ndarray:
+    return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+
+def word_counts(texts: Iterable[str]) -> np.ndarray:
+  """Whitespace-separated words per text (`data.max_train_words` counts these)."""
+  return np.array([len(t.split()) for t in texts], np.int32)
+
+
 @dataclasses.dataclass(frozen=True)
 class EncodedSplit:
-  """Token ids of one split (no `<s>`/`</s>`) with the texts they came from."""
+  """Token ids of one split (no `<s>`/`</s>`), with what training filters on and, for the
+  splits that are evaluated, the texts they came from.
 
-  sources: list[np.ndarray]
-  targets: list[np.ndarray]
-  source_texts: list[str]
-  target_texts: list[str]
+  Attributes:
+    sources, targets: `[num_examples]` id sequences.
+    source_words, target_words: `[num_examples]` whitespace-separated words of each text.
+    target_blank: `[num_examples]` whether the target text is empty or whitespace.
+    source_texts, target_texts: the texts; None for a training split read from the cache.
+  """
+
+  sources: Ragged
+  targets: Ragged
+  source_words: np.ndarray
+  target_words: np.ndarray
+  target_blank: np.ndarray
+  source_texts: list[str] | None = None
+  target_texts: list[str] | None = None
 
   @classmethod
   def from_texts(
@@ -37,10 +79,27 @@ class EncodedSplit:
     tgt_vocab: Vocabulary,
   ) -> "EncodedSplit":
     return cls(
-      sources=[src_vocab.encode(s) for s in sources],
-      targets=[tgt_vocab.encode(t) for t in targets],
+      sources=Ragged.from_arrays([src_vocab.encode(s) for s in sources]),
+      targets=Ragged.from_arrays([tgt_vocab.encode(t) for t in targets]),
+      source_words=word_counts(sources),
+      target_words=word_counts(targets),
+      target_blank=np.array([not t.strip() for t in targets], bool),
       source_texts=list(sources),
       target_texts=list(targets),
+    )
+
+  @classmethod
+  def from_sources(cls, sources: Sequence[np.ndarray], texts: Sequence[str]) -> "EncodedSplit":
+    """Source ids alone, for decoding (empty targets)."""
+    n = len(sources)
+    return cls(
+      sources=Ragged.from_arrays(sources),
+      targets=Ragged.from_arrays([np.zeros(0, np.int32)] * n),
+      source_words=word_counts(texts),
+      target_words=np.zeros(n, np.int32),
+      target_blank=np.ones(n, bool),
+      source_texts=list(texts),
+      target_texts=[""] * n,
     )
 
   def __len__(self) -> int:
@@ -68,8 +127,8 @@ class Buckets:
 
   def assign(self, split: EncodedSplit) -> np.ndarray:
     """`[num_examples, 2]` (source bucket, target bucket) indices; −1 where too long."""
-    src_len = np.array([len(s) for s in split.sources])
-    tgt_len = np.array([len(t) + 1 for t in split.targets])
+    src_len = split.sources.lengths
+    tgt_len = split.targets.lengths + 1
     src_b = np.searchsorted(self.source, src_len)
     tgt_b = np.searchsorted(self.target, tgt_len)
     too_long = (src_b == len(self.source)) | (tgt_b == len(self.target))
@@ -156,12 +215,19 @@ class TrainBatches(Iterator[Batch]):
     max_words: int = 0,
     batch_tokens: int = 0,
     multiple: int = 1,
+    shard: tuple[int, int] | None = None,
   ):
     """`batch_tokens` > 0 replaces `batch_size` by a token budget: a batch of bucket shape
     (S, T) holds the most rows, a multiple of `multiple` (the devices), whose padded
     max(S, T) tokens stay within it (OpenNMT-py's `batch_type: tokens`), so short
-    sentences come in larger batches, with one row count per shape."""
+    sentences come in larger batches, with one row count per shape.
+
+    `shard` = (first, stop): build only the rows of devices [first, stop) of the
+    `multiple` devices that split each batch (one host's devices under `jax.distributed`),
+    so that a host reads only its part of the corpus; every host follows the same plan."""
     self.split = split
+    self.multiple = multiple
+    self.shard = shard or (0, multiple)
     self.buckets = buckets
     self.batch_size = batch_size
     self.rows = {
@@ -171,26 +237,12 @@ class TrainBatches(Iterator[Batch]):
     }
     self.seed = seed
     assigned = buckets.assign(split)
-    empty = np.array(
-      [
-        len(s) == 0 or not t.strip() for s, t in zip(split.sources, split.target_texts, strict=True)
-      ],
-      bool,
-    )
+    empty = (split.sources.lengths == 0) | split.target_blank
     too_long = ~empty & (assigned[:, 0] < 0)
     too_many_words = np.zeros(len(split), bool)
     if max_words > 0:
-      too_many_words = (
-        ~empty
-        & ~too_long
-        & np.array(
-          [
-            max(len(s.split()), len(t.split())) > max_words
-            for s, t in zip(split.source_texts, split.target_texts, strict=True)
-          ],
-          bool,
-        )
-      )
+      words = np.maximum(split.source_words, split.target_words)
+      too_many_words = ~empty & ~too_long & (words > max_words)
     self.dropped = {
       "empty": int(empty.sum()),
       "too long for the buckets": int(too_long.sum()),
@@ -229,8 +281,11 @@ class TrainBatches(Iterator[Batch]):
       self._plan = self._make_plan(self.epoch)
     sb, tb, indices = self._plan[self.position]
     self.position += 1
+    per_device = len(indices) // self.multiple
+    first, stop = self.shard
+    indices = indices[first * per_device : stop * per_device]
     return make_batch(
-      self.split, indices, self.buckets.source[sb], self.buckets.target[tb], self.rows[sb, tb]
+      self.split, indices, self.buckets.source[sb], self.buckets.target[tb], len(indices)
     )
 
   def get_state(self) -> dict[str, int]:
@@ -286,7 +341,7 @@ def decode_batches(
     ConfigError: if an example is longer than the largest bucket.
   """
   assigned = _assign_all(split, buckets, name)
-  lengths = np.array([len(s) for s in split.sources])
+  lengths = split.sources.lengths
   batches = []
   for sb, src_pad in enumerate(buckets.source):
     members = np.flatnonzero(assigned[:, 0] == sb)

@@ -10,6 +10,7 @@ import base64
 import io
 from collections.abc import Iterable
 
+import numpy as np
 import sacremoses
 import sentencepiece
 
@@ -36,9 +37,10 @@ class Tokenizer(abc.ABC):
   def join(self, tokens: Iterable[str]) -> str:
     """Detokenised text of `tokens`: the inverse of `split`."""
 
-  def train(self, texts: Iterable[str], max_size: int) -> list[str] | None:
-    """Fits a learned tokenizer to `texts`; returns all its tokens in id order (the
-    vocabulary's specials first), or None.
+  def train(self, texts: Iterable[str], max_size: int, sample: int = 0) -> list[str] | None:
+    """Fits a learned tokenizer to `texts` (to a random `sample` of them when there are
+    more, 0: all); returns all its tokens in id order (the vocabulary's specials first), or
+    None.
 
     Fixed tokenizers learn nothing and return None: the vocabulary counts their tokens.
     """
@@ -118,10 +120,31 @@ _SPM_OPTIONS = {
   "unk_id": 3,
   "normalization_rule_name": "identity",  # references are scored as they are, un-normalised
   "hard_vocab_limit": False,  # a small corpus gets fewer pieces, as the counted levels do
-  "input_sentence_size": 0,  # every sentence: no random sampling
   "num_threads": 16,  # unigram EM sums per thread, so the model depends on the count
   "minloglevel": 2,
 }
+
+
+_SAMPLE_SEED = 20180806  # of the sample of large corpora that spm learns from
+
+
+def reservoir_sample(texts: Iterable[str], size: int, seed: int) -> list[str]:
+  """A uniform random sample of `size` of `texts` (all of them when there are fewer), in
+  their order, reading them once with `size` in memory (reservoir sampling, Algorithm R)."""
+  rng = np.random.default_rng(seed)
+  kept: list[tuple[int, str]] = []
+  draws = np.zeros(0)
+  for i, text in enumerate(texts):
+    if i < size:
+      kept.append((i, text))
+      continue
+    if not len(draws):
+      draws = rng.random(65_536)
+    slot = int(draws[-1] * (i + 1))
+    draws = draws[:-1]
+    if slot < size:
+      kept[slot] = (i, text)
+  return [text for _, text in sorted(kept)]
 
 
 @TOKENIZERS.register("spm")
@@ -155,9 +178,11 @@ class SentencePiece(Tokenizer):
     # the same text for the model's pieces.
     return "".join(tokens).replace("▁", " ").removeprefix(" ")
 
-  def train(self, texts: Iterable[str], max_size: int) -> list[str]:
+  def train(self, texts: Iterable[str], max_size: int, sample: int = 0) -> list[str]:
     size = max_size or self.DEFAULT_SIZE
     model = io.BytesIO()
+    if sample:
+      texts = reservoir_sample(texts, sample, _SAMPLE_SEED)
     try:
       sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(texts),

@@ -45,20 +45,22 @@ class Vocabulary:
 
   @classmethod
   def build(
-    cls, texts: Iterable[str], level: str, max_size: int = 0, lang: str = ""
+    cls, texts: Iterable[str], level: str, max_size: int = 0, lang: str = "", sample: int = 0
   ) -> "Vocabulary":
-    """The vocabulary of `texts`, at most `max_size` ids including the 4 specials.
+    """The vocabulary of `texts` (read once, as they stream), at most `max_size` ids
+    including the 4 specials.
 
     Fixed levels count tokens and keep the most frequent (`max_size` 0: all), ties by token,
-    the rest becoming `<unk>` as in the papers. Learned levels (`spm`) train on `texts`;
-    `max_size` 0 means `SentencePiece.DEFAULT_SIZE`.
+    the rest becoming `<unk>` as in the papers. Learned levels (`spm`) train on `texts`, or
+    on a seeded random `sample` of them when there are more (0: all); `max_size` 0 means
+    `SentencePiece.DEFAULT_SIZE`.
     """
     if max_size < 0 or 0 < max_size <= len(SPECIALS):
       raise ConfigError(
         f"dataset.vocab_size={max_size}: use 0 (all tokens) or more than {len(SPECIALS)}."
       )
     tokenizer = TOKENIZERS.get(level)(lang)
-    tokens = tokenizer.train(texts, max_size)
+    tokens = tokenizer.train(texts, max_size, sample)
     if tokens is None:
       counts = collections.Counter(
         tok for text in texts for tok in tokenizer.split(text) if tok not in SPECIALS

@@ -1,12 +1,16 @@
 """A run's dataset: built or loaded once, encoded with the run's vocabularies."""
 
 import dataclasses
+import os
+from collections.abc import Sequence
 
 import ml_collections
+from absl import logging
 
 from attn_research import runs
-from attn_research.data import datasets
+from attn_research.data import datasets, token_cache
 from attn_research.data.pipeline import Buckets, EncodedSplit
+from attn_research.data.token_cache import TokenCache
 from attn_research.data.vocab import Vocabulary
 from attn_research.errors import ConfigError
 
@@ -29,36 +33,82 @@ class Data:
   target_lang: str
 
 
-def prepare_data(config: ml_collections.ConfigDict, run: runs.Workdir) -> Data:
-  """Builds/loads the dataset; the vocabularies come from the run if it has them, else
-  they are built from the training split and stored in the run."""
-  raw = datasets.load(config.dataset.name, config.dataset.data_dir, config.dataset.files)
-  for split in ("train", *config.eval.splits):
-    if split not in raw:
+def prepare_data(
+  config: ml_collections.ConfigDict, run: runs.Workdir, eval_splits: Sequence[str] | None = None
+) -> Data:
+  """The training split through the token cache and the evaluated splits (default
+  `eval.splits`) in memory with their texts. The vocabularies come from the run if it has
+  them, else from the cache or built from the streamed training split, and are stored in
+  the run."""
+  dataset = config.dataset
+  name, data_dir, files = dataset.name, dataset.data_dir, dataset.files
+  eval_splits = tuple(config.eval.splits if eval_splits is None else eval_splits)
+  available = datasets.split_names(name, data_dir, files)
+  for split in ("train", *eval_splits):
+    if split not in available:
       raise ConfigError(
-        f"Dataset {config.dataset.name!r} has no {split} split (it has {', '.join(raw)}); "
-        "fix eval.splits."
+        f"Dataset {name!r} has no {split} split (it has {', '.join(available)}); fix eval.splits."
       )
-  languages = datasets.languages(config.dataset.name, config.dataset.languages)
+  raw = datasets.load(name, data_dir, files, splits=eval_splits)
+  languages = datasets.languages(name, dataset.languages)
+  cache = TokenCache(cache_dir(dataset))
+  train_data = datasets.fingerprint(name, data_dir, files, "train")
   vocabs = []
-  for (filename, feature), lang in zip(
-    ((runs.SOURCE_VOCAB, "source"), (runs.TARGET_VOCAB, "target")), languages, strict=True
+  for side, (filename, lang) in enumerate(
+    zip((runs.SOURCE_VOCAB, runs.TARGET_VOCAB), languages, strict=True)
   ):
     if run.exists(filename):
       vocabs.append(Vocabulary.from_json(run.read_text(filename)))
-    else:
-      vocab = Vocabulary.build(
-        raw["train"][feature], config.dataset.vocab, config.dataset.vocab_size, lang=lang
+      continue
+    vocab_key = token_cache.key(
+      train_data, str(side), dataset.vocab, str(dataset.vocab_size), lang,
+      str(dataset.vocab_sentences),
+    )  # fmt: skip
+
+    def build(side=side, lang=lang) -> Vocabulary:
+      texts = (pair[side] for pair in datasets.stream(name, data_dir, files, "train"))
+      return Vocabulary.build(
+        texts, dataset.vocab, dataset.vocab_size, lang, dataset.vocab_sentences
       )
-      run.write_text(filename, vocab.to_json())
-      vocabs.append(vocab)
+
+    vocab, built = cache.vocabulary(vocab_key, build)
+    logging.info("%s the %s vocabulary (%d ids).", _verb(built), _SIDES[side], len(vocab))
+    run.write_text(filename, vocab.to_json())
+    vocabs.append(vocab)
   src_vocab, tgt_vocab = vocabs
   splits = {
-    name: EncodedSplit.from_texts(s["source"], s["target"], src_vocab, tgt_vocab)
-    for name, s in raw.items()
+    split: EncodedSplit.from_texts(s["source"], s["target"], src_vocab, tgt_vocab)
+    for split, s in raw.items()
   }
+  if "train" not in splits:
+    splits["train"], built = cache.split(
+      token_cache.key(train_data, src_vocab.to_json(), tgt_vocab.to_json()),
+      lambda: datasets.stream(name, data_dir, files, "train"),
+      src_vocab,
+      tgt_vocab,
+    )
+    logging.info(
+      "%s the training split's token ids (%d pairs) in %s.",
+      _verb(built),
+      len(splits["train"]),
+      cache.directory,
+    )
   buckets = Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets))
   gold = {
     name: {k: v for k, v in s.items() if k not in ("source", "target")} for name, s in raw.items()
   }
   return Data(src_vocab, tgt_vocab, splits, buckets, gold, languages[1])
+
+
+_SIDES = ("source", "target")
+
+
+def _verb(built: bool) -> str:
+  return "Built and cached" if built else "Read cached"
+
+
+def cache_dir(dataset: ml_collections.ConfigDict) -> str:
+  """`dataset.cache_dir`, or by default `token_cache` in the TFDS data directory."""
+  return dataset.cache_dir or os.path.join(
+    datasets.resolve_data_dir(dataset.data_dir), "token_cache"
+  )

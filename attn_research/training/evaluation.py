@@ -6,6 +6,7 @@ from typing import Any
 import ml_collections
 
 from attn_research import runs
+from attn_research.data import datasets
 from attn_research.errors import ConfigError
 from attn_research.model import Seq2Seq
 from attn_research.training import parallel, setup
@@ -19,6 +20,7 @@ OVERRIDABLE = (
   "decode.",
   "eval.",
   "dataset.data_dir",
+  "dataset.cache_dir",
   "dataset.files.validation",
   "dataset.files.test",
 )
@@ -54,9 +56,11 @@ def evaluate_run(
   run = open_run(workdir, config)
   mesh = parallel.make_mesh()
   setup.validate(config, mesh)
-  data = prepare_data(config, run)
-  if split not in data.splits:
-    raise ConfigError(f"Unknown split {split!r}; the dataset has {', '.join(data.splits)}.")
+  dataset = config.dataset
+  available = datasets.split_names(dataset.name, dataset.data_dir, dataset.files)
+  if split not in available:
+    raise ConfigError(f"Unknown split {split!r}; the dataset has {', '.join(available)}.")
+  data = prepare_data(config, run, (split,))
   model, step, params = restore_model(run, config, checkpoint, data, mesh)
   evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)
   num_heatmaps = config.eval.num_heatmaps if evaluator.attentional else 0

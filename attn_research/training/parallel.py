@@ -46,3 +46,30 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
   """
   sharding = batch_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, v, v.shape) for k, v in batch.items()}
+
+
+def process_devices(mesh: Mesh) -> tuple[int, int]:
+  """(first, stop): the run of the mesh's devices that belong to this process, whose rows
+  of every batch it alone feeds.
+
+  Raises:
+    ValueError: if this process's devices are not contiguous in the mesh.
+  """
+  positions = [i for i, d in enumerate(mesh.devices.flat) if d.process_index == jax.process_index()]
+  first, stop = positions[0], positions[-1] + 1
+  if positions != list(range(first, stop)):
+    raise ValueError(f"Process {jax.process_index()}'s devices are not contiguous in the mesh.")
+  return first, stop
+
+
+def shard_local_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """This process's rows of a global batch (those of its `process_devices`) → the global
+  arrays split over the mesh's `data` axis."""
+  first, stop = process_devices(mesh)
+  sharding = batch_sharding(mesh)
+  return {
+    k: jax.make_array_from_process_local_data(
+      sharding, v, (len(v) * mesh.size // (stop - first), *v.shape[1:])
+    )
+    for k, v in batch.items()
+  }

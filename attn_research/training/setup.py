@@ -85,9 +85,10 @@ def prepare(
 
 
 def train_batches(
-  config: ml_collections.ConfigDict, data: Data, progress: dict, num_devices: int = 1
+  config: ml_collections.ConfigDict, data: Data, progress: dict, mesh: Mesh | None = None
 ) -> TrainBatches:
-  """The training batches, positioned where the restored `progress` left them."""
+  """This process's rows of the training batches (every row without `mesh`), positioned
+  where the restored `progress` left them."""
   batches = TrainBatches(
     data.splits["train"],
     data.buckets,
@@ -95,7 +96,8 @@ def train_batches(
     seed=config.seed,
     max_words=config.data.max_train_words,
     batch_tokens=config.train.batch_tokens,
-    multiple=num_devices,
+    multiple=mesh.size if mesh else 1,
+    shard=parallel.process_devices(mesh) if mesh else None,
   )
   if "data" in progress:
     batches.set_state(progress["data"])

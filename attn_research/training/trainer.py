@@ -118,7 +118,7 @@ def train_and_evaluate(
     train_tokens = progress.get("train_tokens", 0.0)
     best_ppl = progress.get("best_validation_ppl")
     best = Checkpointer(run.file(runs.BEST), keep=1)
-    batches = setup.train_batches(config, data, progress, mesh.size)
+    batches = setup.train_batches(config, data, progress, mesh)
     p_train_step = setup.jit_train_step(config, model, mesh)
     dropout_rng = jax.random.split(jax.random.key(config.seed))[1]
     evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)
@@ -146,8 +146,8 @@ def train_and_evaluate(
       total=num_steps, initial=start_step, desc="train", unit="step", disable=not run.writer
     )
     depth = steps_in_flight()
-    prefetched = Prefetch(batches, lambda batch: parallel.shard_batch(batch, mesh))
-    in_flight, done, interval_tokens = collections.deque(), [], 0.0
+    prefetched = Prefetch(batches, lambda batch: parallel.shard_local_batch(batch, mesh))
+    in_flight, done = collections.deque(), []
     interval_train = clock.seconds["train"]
     try:
       for step in range(start_step + 1, num_steps + 1):
@@ -158,7 +158,6 @@ def train_and_evaluate(
           state, step_metrics = p_train_step(state, batches, dropout_rng)
           for host_batch in host_batches:
             clock.record_step((host_batch["src"].shape, host_batch["tgt_in"].shape))
-            interval_tokens += float(host_batch["tgt_mask"].sum())
           in_flight.append(step_metrics)
           if len(in_flight) >= depth:  # wait for the oldest step: at most `depth` queued
             done.append(jax.block_until_ready(in_flight.popleft()))
@@ -170,6 +169,7 @@ def train_and_evaluate(
         bar.update(1)
         if log:
           seconds = clock.seconds["train"] - interval_train
+          interval_tokens = float(summed["tokens"])  # of every process's rows
           record = {
             "step": step,
             "train_loss": float(summed["nll_sum"] / summed["tokens"]),
@@ -185,7 +185,7 @@ def train_and_evaluate(
             loss=f"{record['train_loss']:.4f}", tok_s=f"{record['tokens_per_second'] or 0:.0f}"
           )
           train_tokens += interval_tokens
-          done, interval_tokens, interval_train = [], 0.0, clock.seconds["train"]
+          done, interval_train = [], clock.seconds["train"]
         if step % config.train.eval_every == 0 and step != num_steps:
           with clock.measure("eval"):
             validation = evaluator(state.params, "validation")

@@ -149,12 +149,7 @@ class Translator:
       if not members:
         continue
       shapes = buckets if k == 1 else Buckets((k * longest,), (k * buckets.target[-1],))
-      split = EncodedSplit(
-        [sources[i] for i in members],
-        [np.zeros(0, np.int32)] * len(members),
-        [lines[i] for i in members],
-        [""] * len(members),
-      )
+      split = EncodedSplit.from_sources([sources[i] for i in members], [lines[i] for i in members])
       search = self._decoder(shapes.target[-1])
       for host_batch in decode_batches(split, shapes, self.batch_size, "input"):
         batch = parallel.shard_batch(host_batch, self.mesh)

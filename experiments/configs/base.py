@@ -18,6 +18,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
   config.dataset.vocab = "word"  # char | word | moses | spm | spm_bpe
   config.dataset.vocab_size = 0  # the most frequent tokens (0: all) or spm pieces (0: 8000)
+  # spm learns from a seeded random sample of this many training sentences (0: all of them).
+  config.dataset.vocab_sentences = 1_000_000
+  # Token ids and vocabularies of training splits, shared by trials and hosts; "" =
+  # token_cache in the TFDS data dir.
+  config.dataset.cache_dir = ""
   # Source and target language codes `xx-yy` (tokenizer rules, sacreBLEU); "" = from the
   # name (`debian_l10n/en-de`) or none.
   config.dataset.languages = ""

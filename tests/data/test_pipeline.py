@@ -157,3 +157,18 @@ def test_a_token_budget_fills_each_shape_with_as_many_rows_as_fit():
   assert len(batches.kept) - len(seen) < sum(batches.rows.values())
   with pytest.raises(ConfigError, match=r"train\.batch_tokens=40 holds no batch of 2 rows of 32"):
     TrainBatches(split, BUCKETS, batch_size=16, seed=3, batch_tokens=40, multiple=2)
+
+
+def test_each_host_builds_only_its_devices_rows_of_the_same_plan():
+  split = _split()
+  whole = TrainBatches(split, BUCKETS, batch_size=16, seed=3, multiple=4)
+  hosts = [
+    TrainBatches(split, BUCKETS, batch_size=16, seed=3, multiple=4, shard=shard)
+    for shard in ((0, 1), (1, 3), (3, 4))
+  ]
+  for _ in range(40):
+    batch = next(whole)
+    parts = [next(h) for h in hosts]
+    assert [len(p["index"]) for p in parts] == [4, 8, 4]
+    for key in batch:
+      np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), batch[key])

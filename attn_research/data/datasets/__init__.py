@@ -8,12 +8,12 @@ package (built offline into array_record), adapters over TFDS's own catalog buil
 """
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 import tensorflow_datasets as tfds
 
-from attn_research.data.datasets import debian_l10n, text
+from attn_research.data.datasets import array_records, debian_l10n, text
 from attn_research.data.datasets.catalog import WMT14, WMT15
 from attn_research.data.datasets.dates import Dates
 from attn_research.data.datasets.iwslt15 import Iwslt15
@@ -29,8 +29,16 @@ class Family(Protocol):
 
   configs: tuple[str, ...]
 
-  def load(self, config: str, data_dir: str | None) -> Splits:
-    """Builds the dataset if needed and reads every split into memory."""
+  def load(self, config: str, data_dir: str | None, splits: Sequence[str] | None = None) -> Splits:
+    """Builds the dataset if needed and reads `splits` (default: all) into memory."""
+    ...
+
+  def stream(self, config: str, data_dir: str | None, split: str) -> Iterator[tuple[str, str]]:
+    """(source, target) texts of `split`, read lazily in the stored order."""
+    ...
+
+  def fingerprint(self, config: str, data_dir: str | None, split: str) -> str:
+    """A hash of `split`'s data: equal hashes mean equal texts."""
     ...
 
 
@@ -45,15 +53,27 @@ class BuilderFamily:
     kwargs = {"config": config} if config else {}
     return self.builder_cls(data_dir=data_dir, file_format="array_record", **kwargs)
 
-  def load(self, config: str, data_dir: str | None) -> Splits:
+  def prepared(self, config: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     builder = self.builder(config, data_dir)
     builder.download_and_prepare()
-    splits = {}
-    for split, source in builder.as_data_source().items():
-      records = source.__getitems__(range(len(source)))
-      keys = records[0].keys() if records else ()
-      splits[split] = {k: [r[k].decode("utf-8") for r in records] for k in keys}
-    return splits
+    return builder
+
+  def load(self, config: str, data_dir: str | None, splits: Sequence[str] | None = None) -> Splits:
+    loaded = {}
+    for split, source in self.prepared(config, data_dir).as_data_source().items():
+      if splits is None or split in splits:
+        records = list(array_records.records(source))
+        keys = records[0].keys() if records else ()
+        loaded[split] = {k: [r[k].decode("utf-8") for r in records] for k in keys}
+    return loaded
+
+  def stream(self, config: str, data_dir: str | None, split: str) -> Iterator[tuple[str, str]]:
+    source = self.prepared(config, data_dir).as_data_source(split)
+    for record in array_records.records(source):
+      yield record["source"].decode("utf-8"), record["target"].decode("utf-8")
+
+  def fingerprint(self, config: str, data_dir: str | None, split: str) -> str:
+    return array_records.fingerprint(self.prepared(config, data_dir), split)
 
 
 class DebianL10nFamily(BuilderFamily):
@@ -67,14 +87,10 @@ class DebianL10nFamily(BuilderFamily):
 
 
 class TextFamily:
-  """`text`: plain parallel text files, which `load` reads from `dataset.files`."""
+  """`text`: plain parallel text files, which `load`, `stream` and `fingerprint` read from
+  `dataset.files` (see `text`); it is registered so that configs and listings name it."""
 
   configs: tuple[str, ...] = ()
-
-  def load(self, config: str, data_dir: str | None) -> Splits:
-    raise ConfigError(
-      "dataset.name=text reads dataset.files; load it with datasets.load(…, files)."
-    )
 
 
 TEXT = "text"
@@ -127,21 +143,58 @@ def check_files(name: str, files: Mapping[str, str], splits: Sequence[str]) -> N
       )
 
 
-def load(name: str, data_dir: str = "", files: Mapping[str, str] | None = None) -> Splits:
+def load(
+  name: str,
+  data_dir: str = "",
+  files: Mapping[str, str] | None = None,
+  splits: Sequence[str] | None = None,
+) -> Splits:
   """Builds the dataset if needed (offline for this package's builders) and reads it.
 
   Args:
-    name: `family` or `family/config`, see `DATASETS`.
+    name: `family`, `family/config` (see `DATASETS`) or `text`.
     data_dir: TFDS data directory; "" uses `$TFDS_DATA_DIR` or `~/tensorflow_datasets`.
     files: `text`'s split → files (`dataset.files`).
+    splits: the splits to read (default: every split).
 
   Returns:
     split → feature → list of strings.
   """
   family_name, config = parse_name(name)
   if family_name == TEXT:
-    return text.load(files or {})
-  return DATASETS.get(family_name).load(config, os.path.expanduser(data_dir) if data_dir else None)
+    return text.load({s: v for s, v in (files or {}).items() if splits is None or s in splits})
+  return DATASETS.get(family_name).load(config, _data_dir(data_dir), splits)
+
+
+def stream(
+  name: str, data_dir: str, files: Mapping[str, str] | None, split: str
+) -> Iterator[tuple[str, str]]:
+  """(source, target) texts of `split`, read lazily: a corpus larger than memory streams."""
+  family_name, config = parse_name(name)
+  if family_name == TEXT:
+    return text.stream_pairs((files or {})[split])
+  return DATASETS.get(family_name).stream(config, _data_dir(data_dir), split)
+
+
+def fingerprint(name: str, data_dir: str, files: Mapping[str, str] | None, split: str) -> str:
+  """A hash of `split`'s data (its files' contents): it changes when the data does."""
+  family_name, config = parse_name(name)
+  if family_name == TEXT:
+    return text.fingerprint((files or {})[split])
+  return DATASETS.get(family_name).fingerprint(config, _data_dir(data_dir), split)
+
+
+def split_names(name: str, data_dir: str = "", files: Mapping[str, str] | None = None) -> list[str]:
+  """The splits dataset `name` has (building it if needed)."""
+  family_name, config = parse_name(name)
+  if family_name == TEXT:
+    return [split for split, value in (files or {}).items() if value]
+  family = DATASETS.get(family_name)
+  return list(family.prepared(config, _data_dir(data_dir)).info.splits)
+
+
+def _data_dir(data_dir: str) -> str | None:
+  return os.path.expanduser(data_dir) if data_dir else None
 
 
 def resolve_data_dir(data_dir: str) -> str:

@@ -20,7 +20,7 @@ the pair, and it drops every pair with an empty side.
 import contextlib
 import importlib.util
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
@@ -29,9 +29,8 @@ from etils import epath
 from tensorflow_datasets.core.download import extractor
 from tensorflow_datasets.translate import wmt14, wmt15
 
+from attn_research.data.datasets import array_records
 from attn_research.errors import ConfigError
-
-_CHUNK = 65_536  # records read per `__getitems__` call
 
 
 class TfdsTranslation:
@@ -58,7 +57,8 @@ class TfdsTranslation:
       config=self._pair_of[config], data_dir=data_dir, file_format="array_record"
     )
 
-  def load(self, config: str, data_dir: str | None) -> dict[str, dict[str, list[str]]]:
+  def prepared(self, config: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """The builder of `config`, its splits prepared (downloaded and built the first time)."""
     builder = self.builder(config, data_dir)
     try:
       with _extract_without_tensorflow():
@@ -70,8 +70,30 @@ class TfdsTranslation:
         f"where there is one, or set dataset.data_dir to a TFDS data dir holding it prepared "
         f"as array_record."
       ) from error
+    return builder
+
+  def load(
+    self, config: str, data_dir: str | None, splits: Sequence[str] | None = None
+  ) -> dict[str, dict[str, list[str]]]:
+    sources = self.prepared(config, data_dir).as_data_source()
+    texts = {}
+    for split, data in sources.items():
+      if splits is None or split in splits:
+        pairs = list(self._pairs(config, data))
+        texts[split] = {"source": [p[0] for p in pairs], "target": [p[1] for p in pairs]}
+    return texts
+
+  def stream(self, config: str, data_dir: str | None, split: str) -> Iterator[tuple[str, str]]:
+    yield from self._pairs(config, self.prepared(config, data_dir).as_data_source(split))
+
+  def _pairs(self, config: str, data: Any) -> Iterator[tuple[str, str]]:
+    """`{language: bytes}` records → (source, target) texts, in the stored order."""
     source, target = config.split("-")
-    return {split: _read(data, source, target) for split, data in builder.as_data_source().items()}
+    for record in array_records.records(data):
+      yield record[source].decode("utf-8"), record[target].decode("utf-8")
+
+  def fingerprint(self, config: str, data_dir: str | None, split: str) -> str:
+    return f"{array_records.fingerprint(self.prepared(config, data_dir), split)} {config}"
 
 
 @contextlib.contextmanager
@@ -96,16 +118,6 @@ def _extract_without_tensorflow() -> Iterator[None]:
     yield
   finally:
     extractor.tf = saved
-
-
-def _read(data: Any, source: str, target: str) -> dict[str, list[str]]:
-  """`{language: bytes}` records → `source` and `target` texts, in the stored order."""
-  texts: dict[str, list[str]] = {"source": [], "target": []}
-  for start in range(0, len(data), _CHUNK):
-    for record in data.__getitems__(range(start, min(start + _CHUNK, len(data)))):
-      texts["source"].append(record[source].decode("utf-8"))
-      texts["target"].append(record[target].decode("utf-8"))
-  return texts
 
 
 WMT14 = TfdsTranslation(wmt14.Wmt14Translate, ("de-en", "fr-en"))

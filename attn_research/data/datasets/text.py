@@ -12,11 +12,13 @@ dataset exported by `python -m experiments.data --export` reads back unchanged.
 """
 
 import gzip
+import itertools
 import os
 import zlib
 from collections.abc import Iterator, Mapping
 from typing import BinaryIO
 
+from attn_research.data.datasets import array_records
 from attn_research.errors import ConfigError
 from attn_research.runs import atomic_write
 
@@ -87,17 +89,58 @@ def read_lines(path: str) -> list[str]:
   return list(stream_lines(path))
 
 
+def _fields(line: str, path: str, number: int) -> list[str]:
+  """A TSV line's source, target and optional alignment."""
+  row = line.split("\t")
+  if not 2 <= len(row) <= 3:
+    raise ConfigError(
+      f"{path}:{number}: {len(row)} tab-separated fields; TSV lines are "
+      "source<TAB>target[<TAB>alignment]."
+    )
+  return row
+
+
 def _columns(path: str) -> list[list[str]]:
   """A TSV file's source, target and (if any line has one) alignment columns."""
-  rows = [line.split("\t") for line in read_lines(path)]
+  rows = [_fields(line, path, number) for number, line in enumerate(stream_lines(path), 1)]
   width = max((len(r) for r in rows), default=2)
-  for number, row in enumerate(rows, 1):
-    if not 2 <= len(row) <= 3:
-      raise ConfigError(
-        f"{path}:{number}: {len(row)} tab-separated fields; TSV lines are "
-        "source<TAB>target[<TAB>alignment]."
-      )
   return [[r[i] if i < len(r) else "" for r in rows] for i in range(max(2, width))]
+
+
+def _mismatch(paths: list[str], counts: list[int]) -> ConfigError:
+  listed = ", ".join(f"{p} has {n:,} lines" for p, n in zip(paths, counts, strict=True))
+  return ConfigError(f"Parallel files differ in length: {listed}; they must pair line by line.")
+
+
+def stream_pairs(value: str) -> Iterator[tuple[str, str]]:
+  """(source, target) of one split's `dataset.files.<split>` value, read lazily (an
+  alignment file is checked for its length, not read).
+
+  Raises:
+    ConfigError: as `read_split`, when the bad line or the end of the files is reached.
+  """
+  paths = parse_files(value)
+  if len(paths) == 1:
+    for number, line in enumerate(stream_lines(paths[0]), 1):
+      source, target = _fields(line, paths[0], number)[:2]
+      yield source, target
+    return
+  if len(paths) < 2:
+    raise ConfigError(f"{value!r} is not TSV, SRC,TGT or SRC,TGT,ALIGN.")
+  counts = [0] * len(paths)
+  for lines in itertools.zip_longest(*(stream_lines(p) for p in paths)):
+    for i, line in enumerate(lines):
+      counts[i] += line is not None
+    if None in lines:
+      continue  # counting the longer files' lines for the error
+    yield lines[0], lines[1]
+  if len(set(counts)) > 1:
+    raise _mismatch(paths, counts)
+
+
+def fingerprint(value: str) -> str:
+  """A hash of the contents of one split's files (not their names or dates)."""
+  return f"text {array_records.digest(parse_files(value))}"
 
 
 def _alignments(lines: list[str]) -> dict[str, list[str]]:
@@ -117,10 +160,8 @@ def read_split(value: str) -> dict[str, list[str]]:
   columns = _columns(paths[0]) if len(paths) == 1 else [read_lines(p) for p in paths]
   if len(columns) < 2:
     raise ConfigError(f"{value!r} is not TSV, SRC,TGT or SRC,TGT,ALIGN.")
-  counts = {len(c) for c in columns}
-  if len(counts) > 1:
-    listed = ", ".join(f"{p} has {len(c):,} lines" for p, c in zip(paths, columns, strict=True))
-    raise ConfigError(f"Parallel files differ in length: {listed}; they must pair line by line.")
+  if len({len(c) for c in columns}) > 1:
+    raise _mismatch(paths, [len(c) for c in columns])
   split = {"source": columns[0], "target": columns[1]}
   if len(columns) == 3:
     split.update(_alignments(columns[2]))

@@ -1,0 +1,208 @@
+"""Token ids of a dataset split on disk, built once per (data, vocabularies) and shared.
+
+A training split is tokenised once into `<cache_dir>/tokens-<key>/`, whose key hashes the
+split's fingerprint (a hash of its data files, see `datasets.fingerprint`) and both
+vocabularies, so every trial of a sweep and every host that shares the directory read the
+same ids, and a changed data file or vocabulary gets a new cache. Vocabularies built from
+a training split are cached the same way (`vocab-<key>.json`).
+
+A cache is built in a temporary directory, under a lock that a concurrent builder of the
+same key waits on, and renamed into place: a reader sees a whole cache or none, and a
+killed build leaves only its temporary directory, which the next build removes.
+
+Layout: `source.ids` and `target.ids` hold every example's ids end to end (uint16 when the
+vocabulary allows, else int32), read through memory maps; `examples.npz` holds the
+per-example lengths, word counts and blank-target flags that batching and filtering need;
+`meta.json` the counts that opening checks.
+"""
+
+import contextlib
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
+
+import numpy as np
+
+from attn_research.data.pipeline import EncodedSplit, Ragged
+from attn_research.data.vocab import Vocabulary
+from attn_research.errors import ConfigError
+from attn_research.runs import atomic_write
+
+FORMAT = 1  # bump when the layout or the encoding changes: old caches are then unused
+_CHUNK = 65_536  # examples encoded per write
+SIDES = ("source", "target")
+
+
+def key(*parts: str) -> str:
+  """A cache key: the hash of `parts` and `FORMAT`."""
+  digest = hashlib.sha256(f"attn_research token cache {FORMAT}".encode())
+  for part in parts:
+    digest.update(len(part).to_bytes(8, "little") + part.encode())
+  return digest.hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+  """Holds an exclusive lock on `path` (created if missing) for the block."""
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class TokenCache:
+  """Cached vocabularies and encoded splits under one directory."""
+
+  def __init__(self, directory: str):
+    self.directory = os.path.expanduser(directory)
+
+  def _prepare(self) -> None:
+    try:
+      os.makedirs(self.directory, exist_ok=True)
+    except OSError as e:
+      raise ConfigError(
+        f"Cannot create the token cache {self.directory} ({e.strerror}); set "
+        "dataset.cache_dir to a writable directory."
+      ) from None
+
+  def vocabulary(self, cache_key: str, build: Callable[[], Vocabulary]) -> tuple[Vocabulary, bool]:
+    """The vocabulary cached under `cache_key`, else `build()`'s, cached.
+
+    Returns:
+      (the vocabulary, whether it was built now).
+    """
+    self._prepare()
+    path = os.path.join(self.directory, f"vocab-{cache_key}.json")
+    with _locked(path + ".lock"):
+      if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+          return Vocabulary.from_json(f.read()), False
+      vocab = build()
+      atomic_write(path, vocab.to_json())
+      return vocab, True
+
+  def split(
+    self,
+    cache_key: str,
+    pairs: Callable[[], Iterable[tuple[str, str]]],
+    src_vocab: Vocabulary,
+    tgt_vocab: Vocabulary,
+  ) -> tuple[EncodedSplit, bool]:
+    """The split cached under `cache_key` (without texts), else `pairs()` encoded with the
+    vocabularies and cached.
+
+    Returns:
+      (the split, whether it was built now).
+    """
+    self._prepare()
+    path = os.path.join(self.directory, f"tokens-{cache_key}")
+    with _locked(path + ".lock"):
+      built = not os.path.isdir(path)
+      if built:
+        for stale in glob.glob(f"{path}.tmp-*"):  # left by a killed build
+          shutil.rmtree(stale, ignore_errors=True)
+        temporary = f"{path}.tmp-{os.getpid()}"
+        try:
+          _write(temporary, pairs(), src_vocab, tgt_vocab)
+          os.rename(temporary, path)
+        finally:
+          shutil.rmtree(temporary, ignore_errors=True)
+    return _open(path), built
+
+
+def _dtype(vocab: Vocabulary) -> np.dtype:
+  return np.dtype(np.uint16 if len(vocab) <= np.iinfo(np.uint16).max + 1 else np.int32)
+
+
+def _write(
+  path: str, pairs: Iterable[tuple[str, str]], src_vocab: Vocabulary, tgt_vocab: Vocabulary
+) -> None:
+  """Encodes `pairs` into a new cache directory `path`, a chunk at a time."""
+  os.makedirs(path)
+  vocabs = dict(zip(SIDES, (src_vocab, tgt_vocab), strict=True))
+  columns: dict[str, list[np.ndarray]] = {
+    f"{side}_{what}": [] for side in SIDES for what in ("lengths", "words")
+  }
+  columns["target_blank"] = []
+  with contextlib.ExitStack() as stack:
+    files = {
+      side: stack.enter_context(open(os.path.join(path, f"{side}.ids"), "wb")) for side in SIDES
+    }
+    chunk: list[tuple[str, str]] = []
+    for pair in pairs:
+      chunk.append(pair)
+      if len(chunk) == _CHUNK:
+        _write_chunk(chunk, vocabs, files, columns)
+        chunk = []
+    _write_chunk(chunk, vocabs, files, columns)
+    for f in files.values():
+      f.flush()
+      os.fsync(f.fileno())
+  arrays = {name: np.concatenate(parts) for name, parts in columns.items()}
+  with open(os.path.join(path, "examples.npz"), "wb") as f:
+    np.savez(f, **arrays)
+  meta = {
+    "format": FORMAT,
+    "examples": len(arrays["target_blank"]),
+    **{f"{side}_dtype": _dtype(vocabs[side]).name for side in SIDES},
+    **{f"{side}_ids": int(arrays[f"{side}_lengths"].sum()) for side in SIDES},
+  }
+  atomic_write(os.path.join(path, "meta.json"), json.dumps(meta))
+
+
+def _write_chunk(
+  chunk: list[tuple[str, str]],
+  vocabs: dict[str, Vocabulary],
+  files: dict[str, BinaryIO],
+  columns: dict[str, list[np.ndarray]],
+) -> None:
+  for i, side in enumerate(SIDES):
+    texts = [pair[i] for pair in chunk]
+    ids = [vocabs[side].encode(t) for t in texts]
+    columns[f"{side}_lengths"].append(np.array([len(x) for x in ids], np.int32))
+    columns[f"{side}_words"].append(np.array([len(t.split()) for t in texts], np.int32))
+    if ids:
+      files[side].write(np.concatenate(ids).astype(_dtype(vocabs[side])).tobytes())
+  columns["target_blank"].append(np.array([not pair[1].strip() for pair in chunk], bool))
+
+
+def _open(path: str) -> EncodedSplit:
+  """The split of cache directory `path`, its ids memory-mapped.
+
+  Raises:
+    ConfigError: a cache whose files do not match its `meta.json` (damaged on disk).
+  """
+  try:
+    with open(os.path.join(path, "meta.json"), encoding="utf-8") as f:
+      meta = json.load(f)
+    with np.load(os.path.join(path, "examples.npz")) as examples:
+      columns = {name: examples[name] for name in examples.files}
+    ids = {}
+    for side in SIDES:
+      file = os.path.join(path, f"{side}.ids")
+      dtype = np.dtype(meta[f"{side}_dtype"])
+      if os.path.getsize(file) != meta[f"{side}_ids"] * dtype.itemsize:
+        raise ValueError(f"{file} does not hold {meta[f'{side}_ids']} ids")
+      ids[side] = (
+        np.memmap(file, dtype=dtype, mode="r") if meta[f"{side}_ids"] else np.zeros(0, dtype)
+      )
+    if len(columns["target_blank"]) != meta["examples"]:
+      raise ValueError("examples.npz does not match meta.json")
+    return EncodedSplit(
+      sources=Ragged(ids["source"], columns["source_lengths"]),
+      targets=Ragged(ids["target"], columns["target_lengths"]),
+      source_words=columns["source_words"],
+      target_words=columns["target_words"],
+      target_blank=columns["target_blank"],
+    )
+  except (OSError, ValueError, KeyError) as e:
+    raise ConfigError(
+      f"The token cache {path} is damaged ({e}); delete that directory and it is rebuilt."
+    ) from None
