@@ -84,7 +84,9 @@ def write_corpus(directory: str, pairs: int) -> dict:
         tgt.write(_lines(table, mapping[ids][reverse], lengths))
     sizes[split] = {
       "pairs": count,
-      "bytes": sum(os.path.getsize(os.path.join(directory, f"{split}.{s}")) for s in ("source", "target")),
+      "bytes": sum(
+        os.path.getsize(os.path.join(directory, f"{split}.{s}")) for s in ("source", "target")
+      ),
     }
   return sizes
 

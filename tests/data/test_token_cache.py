@@ -50,7 +50,7 @@ def test_a_split_is_encoded_once_and_read_back_memory_mapped(tmp_path):
     return text.stream_pairs(files)
 
   key = token_cache.key(text.fingerprint(files), src_vocab.to_json(), tgt_vocab.to_json())
-  first, built = cache.split(key, pairs, src_vocab, tgt_vocab)
+  _, built = cache.split(key, pairs, src_vocab, tgt_vocab)
   second, built_again = cache.split(key, pairs, src_vocab, tgt_vocab)
   assert (built, built_again, len(streams)) == (True, False, 1)
   assert isinstance(second.sources.ids, np.memmap) and second.sources.ids.dtype == np.uint16
@@ -61,11 +61,15 @@ def test_a_split_is_encoded_once_and_read_back_memory_mapped(tmp_path):
   buckets = Buckets((4, 8), (3, 6))
   a = TrainBatches(second, buckets, batch_size=4, seed=1, max_words=5)
   b = TrainBatches(memory, buckets, batch_size=4, seed=1, max_words=5)
-  assert a.dropped == b.dropped == {
-    "empty": 28,
-    "too long for the buckets": 0,
-    "over data.max_train_words": 7,
-  }
+  assert (
+    a.dropped
+    == b.dropped
+    == {
+      "empty": 28,
+      "too long for the buckets": 0,
+      "over data.max_train_words": 7,
+    }
+  )
   for _ in range(20):
     x, y = next(a), next(b)
     for name in x:
@@ -178,7 +182,8 @@ def test_builder_datasets_stream_and_fingerprint_their_stored_splits(dates_data_
   loaded = datasets.load("dates", dates_data_dir, splits=("validation",))
   assert list(loaded) == ["validation"]
   streamed = list(datasets.stream("dates", dates_data_dir, None, "validation"))
-  assert streamed == list(zip(loaded["validation"]["source"], loaded["validation"]["target"]))
+  validation = loaded["validation"]
+  assert streamed == list(zip(validation["source"], validation["target"], strict=True))
   prints = {s: datasets.fingerprint("dates", dates_data_dir, None, s) for s in ("train", "test")}
   assert prints["train"] != prints["test"]
   assert prints["train"] == datasets.fingerprint("dates", dates_data_dir, None, "train")
