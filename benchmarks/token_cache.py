@@ -10,14 +10,13 @@ with a small model (`--steps` steps, seeds 0 and 1) sharing one token cache. The
 trial builds the vocabularies and the training split's token ids; the second reads them.
 
 For each trial it reports: the seconds from process start to the end of the cache work
-(from the log's timestamps) and to the first training step (the first `metrics.jsonl`
+(the trainer's note that the training split's ids are ready) and to the first training step (the first `metrics.jsonl`
 record, written at step 1), the whole trial's seconds, and its peak resident memory,
 anonymous and file-backed (the memory-mapped ids) apart, sampled from `/proc` every 0.1 s.
 """
 
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ _VOCAB = flags.DEFINE_string("vocab", "spm", "dataset.vocab of the trials.")
 
 TYPES, MIN_WORDS, MAX_WORDS = 30_000, 3, 40
 _CHUNK = 250_000  # lines generated at a time
+_READY = "training split's token ids"  # the note once the training split is ready
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -105,13 +105,9 @@ def _memory(pid: int) -> dict[str, int]:
   return fields
 
 
-_LOG_TIME = re.compile(r"^I\d{4} (\d\d):(\d\d):(\d\d\.\d+)")
-
-
-def _log_seconds(line: str) -> float | None:
-  """Seconds since midnight of an absl log line's timestamp."""
-  match = _LOG_TIME.match(line)
-  return int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3]) if match else None
+def _read(path: str) -> str:
+  with open(path) as f:
+    return f.read()
 
 
 def run_trial(directory: str, workdir: str, cache: str, seed: int) -> dict:
@@ -125,8 +121,8 @@ def run_trial(directory: str, workdir: str, cache: str, seed: int) -> dict:
     f"--config.dataset.cache_dir={cache}",
     f"--config.dataset.vocab={_VOCAB.value}",
     "--config.dataset.vocab_size=8000",
-    "--config.data.source_buckets=(16, 32, 48)",
-    "--config.data.target_buckets=(17, 33, 49)",
+    "--config.data.source_buckets=(32, 64, 128)",
+    "--config.data.target_buckets=(33, 65, 129)",
     "--config.model.embedding_size=64",
     "--config.model.encoder.hidden_size=64",
     "--config.model.dropout=0.0",
@@ -137,17 +133,18 @@ def run_trial(directory: str, workdir: str, cache: str, seed: int) -> dict:
   log_path = os.path.join(workdir + ".log")
   peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
   started = time.time()
-  midnight = started - (started % 86400)  # absl logs UTC wall-clock times here
-  first_step = None
+  first_step = cache_ready = None
   with open(log_path, "w") as log:
     process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     done = threading.Event()
 
     def sample() -> None:
-      nonlocal first_step
+      nonlocal first_step, cache_ready
       while not done.is_set():
         for name, value in _memory(process.pid).items():
           peak[name] = max(peak[name], value)
+        if cache_ready is None and _READY in _read(log_path):
+          cache_ready = time.time() - started
         if first_step is None and os.path.exists(metrics) and os.path.getsize(metrics):
           first_step = time.time() - started
         time.sleep(0.1)
@@ -158,18 +155,13 @@ def run_trial(directory: str, workdir: str, cache: str, seed: int) -> dict:
     done.set()
     sampler.join()
   total = time.time() - started
-  with open(log_path) as f:
-    lines = f.read().splitlines()
+  lines = _read(log_path).splitlines()
   if code:
     raise RuntimeError(f"{' '.join(command)} failed:\n" + "\n".join(lines[-20:]))
-  cache_lines = [line for line in lines if "cached" in line and _log_seconds(line)]
-  cache_done = None
-  if cache_lines:  # modulo a day: a trial may run past midnight
-    cache_done = (_log_seconds(cache_lines[-1]) - (started - midnight)) % 86400
   return {
     "seed": seed,
-    "cache_log": [line.split("] ", 1)[-1] for line in cache_lines],
-    "seconds_to_cache_ready": cache_done,
+    "cache_log": [line for line in lines if "cached" in line],
+    "seconds_to_cache_ready": cache_ready,
     "seconds_to_first_step": first_step,
     "seconds_total": total,
     "peak_rss_mb": {name: round(kb / 1024, 1) for name, kb in peak.items()},

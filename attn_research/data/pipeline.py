@@ -79,8 +79,8 @@ class EncodedSplit:
     tgt_vocab: Vocabulary,
   ) -> "EncodedSplit":
     return cls(
-      sources=Ragged.from_arrays([src_vocab.encode(s) for s in sources]),
-      targets=Ragged.from_arrays([tgt_vocab.encode(t) for t in targets]),
+      sources=Ragged.from_arrays(src_vocab.encode_batch(list(sources))),
+      targets=Ragged.from_arrays(tgt_vocab.encode_batch(list(targets))),
       source_words=word_counts(sources),
       target_words=word_counts(targets),
       target_blank=np.array([not t.strip() for t in targets], bool),

@@ -165,7 +165,7 @@ def _write_chunk(
 ) -> None:
   for i, side in enumerate(SIDES):
     texts = [pair[i] for pair in chunk]
-    ids = [vocabs[side].encode(t) for t in texts]
+    ids = vocabs[side].encode_batch(texts)
     columns[f"{side}_lengths"].append(np.array([len(x) for x in ids], np.int32))
     columns[f"{side}_words"].append(np.array([len(t.split()) for t in texts], np.int32))
     if ids:

@@ -46,6 +46,11 @@ class Tokenizer(abc.ABC):
     """
     return None
 
+  def piece_ids(self, texts: list[str]) -> list[list[int]] | None:
+    """The ids of `texts`' tokens in the learned model's order (a learned vocabulary's ids),
+    computed together; None for fixed tokenizers, whose ids the vocabulary assigns."""
+    return None
+
   @property
   def state(self) -> dict[str, str]:
     """What a vocabulary's JSON must hold to rebuild this tokenizer with `restore`."""
@@ -171,6 +176,11 @@ class SentencePiece(Tokenizer):
     if self._processor is None:
       raise ValueError("Train or restore a SentencePiece tokenizer before using it.")
     return self._processor.encode(text, out_type=str)
+
+  def piece_ids(self, texts: list[str]) -> list[list[int]]:
+    if self._processor is None:
+      raise ValueError("Train or restore a SentencePiece tokenizer before using it.")
+    return self._processor.encode(texts, out_type=int)
 
   def join(self, tokens: Iterable[str]) -> str:
     # spm's own `decode_pieces` leaves pieces outside its model (the source words that

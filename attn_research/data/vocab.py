@@ -81,6 +81,13 @@ class Vocabulary:
     """Token ids of `text`, without `<s>` or `</s>`; unknown tokens become `<unk>`."""
     return np.array([self._ids.get(t, UNK_ID) for t in self.split(text)], np.int32)
 
+  def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+    """`encode` of each text; a learned tokenizer encodes them together, in its own code."""
+    ids = self.tokenizer.piece_ids(texts)
+    if ids is None:
+      return [self.encode(t) for t in texts]
+    return [np.array(i, np.int32) for i in ids]
+
   def decode(self, ids: Iterable[int]) -> str:
     """Detokenised text of `ids` up to the first `</s>`, skipping `<pad>` and `<s>`."""
     out = []

@@ -2,7 +2,7 @@
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import ml_collections
 from absl import logging
@@ -34,7 +34,10 @@ class Data:
 
 
 def prepare_data(
-  config: ml_collections.ConfigDict, run: runs.Workdir, eval_splits: Sequence[str] | None = None
+  config: ml_collections.ConfigDict,
+  run: runs.Workdir,
+  eval_splits: Sequence[str] | None = None,
+  note: Callable[[str], None] = logging.info,
 ) -> Data:
   """The training split through the token cache and the evaluated splits (default
   `eval.splits`) in memory with their texts. The vocabularies come from the run if it has
@@ -72,7 +75,7 @@ def prepare_data(
       )
 
     vocab, built = cache.vocabulary(vocab_key, build)
-    logging.info("%s the %s vocabulary (%d ids).", _verb(built), _SIDES[side], len(vocab))
+    note(f"{_verb(built)} the {_SIDES[side]} vocabulary ({len(vocab):,} ids).")
     run.write_text(filename, vocab.to_json())
     vocabs.append(vocab)
   src_vocab, tgt_vocab = vocabs
@@ -87,11 +90,9 @@ def prepare_data(
       src_vocab,
       tgt_vocab,
     )
-    logging.info(
-      "%s the training split's token ids (%d pairs) in %s.",
-      _verb(built),
-      len(splits["train"]),
-      cache.directory,
+    note(
+      f"{_verb(built)} the training split's token ids ({len(splits['train']):,} pairs) in "
+      f"{cache.directory}."
     )
   buckets = Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets))
   gold = {

@@ -73,7 +73,7 @@ def prepare(
   config: ml_collections.ConfigDict, run: runs.Workdir, mesh: Mesh, note: Callable[[str], None]
 ) -> Prepared:
   """Data, model and the state of the newest checkpoint that restores (else a fresh one)."""
-  data = prepare_data(config, run)
+  data = prepare_data(config, run, note=note)
   model, state = build(config, data, mesh)
   checkpointer = Checkpointer(run.file(runs.CHECKPOINTS), config.train.keep_checkpoints)
   restored = restore_newest(checkpointer, state, note)

@@ -125,3 +125,14 @@ def test_spm_json_without_its_model_is_refused():
   broken = json.dumps({"level": "spm", "tokens": list(SPECIALS)})
   with pytest.raises(ValueError, match="needs its model"):
     Vocabulary.from_json(broken)
+
+
+@pytest.mark.parametrize("level", ["char", "word", "moses", "spm", "spm_bpe"])
+def test_encode_batch_equals_encode(level):
+  texts = ["The cat sat on the mat.", "", "A dog's toy — unseen wörds!", "the the the"] * 20
+  vocab = Vocabulary.build(texts, level, 40 if level.startswith("spm") else 12)
+  batch = vocab.encode_batch(["zebra crossing", *texts])
+  for ids, text in zip(batch, ["zebra crossing", *texts], strict=True):
+    assert ids.dtype == np.int32
+    np.testing.assert_array_equal(ids, vocab.encode(text))
+  assert UNK_ID in batch[0]
