@@ -74,12 +74,22 @@ class WorkdirConflictError(ConfigError):
 # Files.
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+_UMASK = _umask()  # read once: setting it to read it is not thread-safe
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str) -> Iterator[BinaryIO]:
   """A binary file that becomes `path` (via a temporary file and a rename) only when the
   block completes; an exception leaves `path` as it was."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  os.fchmod(fd, 0o666 & ~_UMASK)  # as `open` would create it (mkstemp makes 0600)
   try:
     with os.fdopen(fd, "wb") as f:
       yield f

@@ -12,7 +12,7 @@ trial builds the vocabularies and the training split's token ids; the second rea
 For each trial it reports: the seconds from process start to the end of the cache work
 (the trainer's note that the training split's ids are ready) and to the first training step (the first `metrics.jsonl`
 record, written at step 1), the whole trial's seconds, and its peak resident memory,
-anonymous and file-backed (the memory-mapped ids) apart, sampled from `/proc` every 0.1 s.
+anonymous and file-backed (mostly shared libraries) apart, sampled from `/proc` every 0.1 s.
 """
 
 import json

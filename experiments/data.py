@@ -3,12 +3,15 @@ r"""Builds a dataset (if needed) and describes it: split sizes, lengths, example
   python -m experiments.data --dataset=synthetic/reverse --data_dir=~/tensorflow_datasets
   python -m experiments.data --dataset=debian_l10n/en-de --data_dir=DIR --fetch
   python -m experiments.data --dataset=debian_l10n/en-de --export=corpora/l10n_en_de
+  python -m experiments.data --dataset=text --files=train=corpus/train.en,corpus/train.de \
+      --files=test=corpus/test.tsv.gz
 
 --fetch first downloads what a dataset reads from TFDS's manual directory
 (`DIR/downloads/manual`), for the datasets that can (Debian packages at pinned versions).
 --export writes every split as plain text, one sentence per line: `DIR/<split>.<lang>`
 (`.source`/`.target` when the dataset names no languages) and `DIR/<split>.align` for
 gold alignments; `experiments/configs/text.py:dir=DIR,pair=xx-yy` trains on them.
+`--dataset=text` describes your own files, given per split as `dataset.files` takes them.
 """
 
 import os
@@ -28,7 +31,40 @@ _EXAMPLES = flags.DEFINE_integer("examples", 3, "Examples to print per split.")
 _EXPORT = flags.DEFINE_string(
   "export", "", "Also write every split as text files DIR/<split>.<lang> (see above)."
 )
+_FILES = flags.DEFINE_multi_string(
+  "files",
+  [],
+  "With --dataset=text, a split's files: SPLIT=SRC,TGT[,ALIGN] or SPLIT=TSV (once per split).",
+)
 flags.mark_flags_as_required(["dataset"])
+
+
+def _text_files(dataset: str, given: list[str]) -> dict[str, str]:
+  """--files as `dataset.files`: split → value."""
+  from attn_research.data import datasets
+  from attn_research.data.datasets import text
+  from attn_research.errors import ConfigError
+
+  is_text = datasets.parse_name(dataset)[0] == datasets.TEXT
+  if not is_text:
+    if given:
+      raise ConfigError(f"--files is read only with --dataset=text, not {dataset}.")
+    return {}
+  files = {}
+  for item in given:
+    split, sep, value = item.partition("=")
+    if not sep or split not in text.SPLITS:
+      raise ConfigError(
+        f"--files={item}: write SPLIT=SRC,TGT[,ALIGN] or SPLIT=TSV with SPLIT one of "
+        f"{', '.join(text.SPLITS)}."
+      )
+    problem = text.check_files(value)
+    if problem:
+      raise ConfigError(f"--files={item} {problem}.")
+    files[split] = value
+  if not files:
+    raise ConfigError("--dataset=text needs --files=SPLIT=SRC,TGT (or SPLIT=TSV), once per split.")
+  return files
 
 
 def _lengths(texts: list[str]) -> str:
@@ -61,13 +97,14 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   from attn_research.data import datasets
 
+  files = _text_files(_DATASET.value, _FILES.value)
   data_dir = datasets.resolve_data_dir(_DATA_DIR.value)
   if _FETCH.value:
     if datasets.can_fetch(_DATASET.value):
       datasets.fetch(_DATASET.value, data_dir)
     else:
       print(f"note: {_DATASET.value} has nothing to fetch; building it.", file=sys.stderr)
-  splits = datasets.load(_DATASET.value, data_dir)
+  splits = datasets.load(_DATASET.value, data_dir, files)
   print(describe(_DATASET.value, splits, _EXAMPLES.value))
   if _EXPORT.value:
     from attn_research.data.datasets import text

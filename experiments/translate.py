@@ -3,7 +3,7 @@ r"""Translates raw text with a trained run: one line in, one detokenised line ou
   echo "Open the file" | python -m experiments.translate --workdir=runs/l10n_en_de
   python -m experiments.translate --workdir=runs/l10n_en_de --input=doc.en --output=doc.de \
       [--checkpoint=best|latest|average] [--config.decode.beam_size=5 ...] [--attention=doc.jsonl] \
-      [--truncate]
+      [--heatmaps=DIR] [--n_best=K] [--truncate]
   python -m experiments.translate --workdirs=runs/a,runs/b,runs/c < doc.en   # an ensemble
 
 Reads --input (a file, `.gz` too, or `-` for stdin) lazily, decodes it in batches of
@@ -14,7 +14,10 @@ longer than the run's largest source bucket is decoded in a larger shape (a mult
 that bucket, compiled once per multiple); a `location`-attention model, whose weights fix
 the longest source, refuses it unless --truncate cuts such lines to the largest bucket.
 --attention writes one JSON line per input line: source and target tokens and the
-attention weights. The config is the run's own; only `decode.*` and `eval.*` (e.g.
+attention weights; --heatmaps draws them, one PNG per input line (`DIR/000001.png` for
+line 1; none for an empty line). --n_best=K (K ≤ decode.beam_size) writes the K best
+translations of each line, best first, on K consecutive lines (an empty line gives K empty
+lines), and their beam scores in --attention's `n_best` records. The config is the run's own; only `decode.*` and `eval.*` (e.g.
 `eval.batch_size`) may be overridden. --workdirs decodes several runs as an ensemble:
 each step's probabilities are the mean of the runs' (their vocabularies must be equal),
 with the first run's config and shapes. A progress bar goes to stderr.
@@ -51,6 +54,12 @@ _INPUT = flags.DEFINE_string("input", "-", "Text to translate, one sentence per 
 _OUTPUT = flags.DEFINE_string("output", "-", "Where the translations go; - = stdout.")
 _ATTENTION = flags.DEFINE_string(
   "attention", "", "Also write each line's tokens and attention weights here (JSON lines)."
+)
+_HEATMAPS = flags.DEFINE_string(
+  "heatmaps", "", "Also draw each line's attention as DIR/<line number>.png (a directory)."
+)
+_N_BEST = flags.DEFINE_integer(
+  "n_best", 1, "Translations per line, best first, on consecutive lines (needs beam search).", 1
 )
 _TRUNCATE = flags.DEFINE_bool(
   "truncate",
@@ -94,6 +103,18 @@ def _output(path: str) -> Iterator[IO[str]]:
     out.detach()  # the writer closes the file, after its fsync
 
 
+def _draw(directory: str, index: int, translation_) -> None:
+  from attn_research.evaluation import plots
+
+  plots.save_heatmap(
+    os.path.join(directory, f"{index + 1:06d}.png"),
+    translation_.attention,
+    translation_.source_tokens,
+    translation_.target_tokens,
+    f"line {index + 1}",
+  )
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -107,9 +128,13 @@ def main(argv: list[str]) -> None:
     workdirs,
     _CONFIG.value,
     _CHECKPOINT.value,
-    keep_attention=bool(_ATTENTION.value),
+    keep_attention=bool(_ATTENTION.value or _HEATMAPS.value),
     truncate=_TRUNCATE.value,
+    n_best=_N_BEST.value,
   )
+  heatmaps = os.path.expanduser(_HEATMAPS.value)
+  if heatmaps:
+    os.makedirs(heatmaps, exist_ok=True)
   runs_at = ", ".join(f"{w} at step {s}" for w, s in zip(workdirs, steps, strict=True))
   print(f"Translating with {runs_at} ({_CHECKPOINT.value}).", file=sys.stderr)
   with (
@@ -118,9 +143,11 @@ def main(argv: list[str]) -> None:
     tqdm(unit=" lines", file=sys.stderr, desc="translate") as progress,
   ):
     for index, translation_ in enumerate(translator.translate(lines)):
-      out.write(translation_.text + "\n")
+      out.write("".join(t.text + "\n" for t in translation_.n_best))
       if attention is not None:
         attention.write(translation_.to_json(index) + "\n")
+      if heatmaps and translation_.target_tokens:
+        _draw(heatmaps, index, translation_)
       progress.update()
       if progress.n % translator.batch_size == 0:
         out.flush()

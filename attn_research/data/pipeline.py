@@ -22,8 +22,8 @@ Batch = dict[str, np.ndarray]
 class Ragged(Sequence[np.ndarray]):
   """Variable-length id sequences stored end to end: item i is `ids[offsets[i]:offsets[i+1]]`.
 
-  `ids` may be a memory map (`token_cache`), so a corpus larger than memory is read a
-  batch at a time, not held as Python objects.
+  `ids` may be read from disk by slice (`token_cache.FileIds`), so a corpus larger than
+  memory is read a batch at a time, not held as Python objects.
   """
 
   def __init__(self, ids: np.ndarray, lengths: np.ndarray):

@@ -11,9 +11,10 @@ same key waits on, and renamed into place: a reader sees a whole cache or none, 
 killed build leaves only its temporary directory, which the next build removes.
 
 Layout: `source.ids` and `target.ids` hold every example's ids end to end (uint16 when the
-vocabulary allows, else int32), read through memory maps; `examples.npz` holds the
-per-example lengths, word counts and blank-target flags that batching and filtering need;
-`meta.json` the counts that opening checks.
+vocabulary allows, else int32), read a batch's rows at a time with `pread`, not held in
+memory or mapped (a memory map's pages would count in the process's resident memory, up to
+the whole file); `examples.npz` holds the per-example lengths, word counts and blank-target
+flags that batching and filtering need; `meta.json` the counts that opening checks.
 """
 
 import contextlib
@@ -117,6 +118,27 @@ class TokenCache:
     return _open(path), built
 
 
+class FileIds:
+  """A file of ids read by position: `ids[a:b]` reads those ids from disk (through the
+  page cache, which the operating system manages, not this process)."""
+
+  def __init__(self, path: str, dtype: np.dtype, size: int):
+    self.path, self.dtype, self._size = path, np.dtype(dtype), size
+    self._fd = os.open(path, os.O_RDONLY)
+
+  def __len__(self) -> int:
+    return self._size
+
+  def __getitem__(self, span: slice) -> np.ndarray:
+    start, stop, _ = span.indices(self._size)
+    count = max(stop - start, 0)
+    data = os.pread(self._fd, count * self.dtype.itemsize, start * self.dtype.itemsize)
+    return np.frombuffer(data, self.dtype)
+
+  def __del__(self):
+    os.close(self._fd)
+
+
 def _dtype(vocab: Vocabulary) -> np.dtype:
   return np.dtype(np.uint16 if len(vocab) <= np.iinfo(np.uint16).max + 1 else np.int32)
 
@@ -174,7 +196,7 @@ def _write_chunk(
 
 
 def _open(path: str) -> EncodedSplit:
-  """The split of cache directory `path`, its ids memory-mapped.
+  """The split of cache directory `path`, its ids read from disk as batches need them.
 
   Raises:
     ConfigError: a cache whose files do not match its `meta.json` (damaged on disk).
@@ -190,9 +212,7 @@ def _open(path: str) -> EncodedSplit:
       dtype = np.dtype(meta[f"{side}_dtype"])
       if os.path.getsize(file) != meta[f"{side}_ids"] * dtype.itemsize:
         raise ValueError(f"{file} does not hold {meta[f'{side}_ids']} ids")
-      ids[side] = (
-        np.memmap(file, dtype=dtype, mode="r") if meta[f"{side}_ids"] else np.zeros(0, dtype)
-      )
+      ids[side] = FileIds(file, dtype, meta[f"{side}_ids"])
     if len(columns["target_blank"]) != meta["examples"]:
       raise ValueError("examples.npz does not match meta.json")
     return EncodedSplit(

@@ -70,6 +70,7 @@ def beam_search(
   beta: float = 0.0,
   max_len_a: float = 0.0,
   max_len_b: int = 0,
+  n_best: int = 1,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Decodes `[batch, src_len]` sources.
 
@@ -86,11 +87,16 @@ def beam_search(
     alpha, beta: length and coverage penalty weights (0: plain log-probability).
     max_len_a, max_len_b: when either is set, sentence limits ⌊a · src_len + b⌋ (at most
       `max_len`) at which `</s>` is forced.
+    n_best: hypotheses returned per sentence (≤ `beam_size`): a sentence is then decided
+      once its `n_best`-th best finished hypothesis cannot be overtaken.
 
   Returns:
     tokens `[batch, max_len]` of the best hypothesis (`</s>` then `<pad>`), its attention
-    weights `[batch, max_len, src_len]` (0 after `</s>`) and its score `[batch]`.
+    weights `[batch, max_len, src_len]` (0 after `</s>`) and its score `[batch]`; with
+    `n_best` > 1, the `n_best` best, best first, along a second axis: `[batch, n_best, …]`.
   """
+  if not 1 <= n_best <= beam_size:
+    raise ValueError(f"n_best={n_best} must be between 1 and the beam size {beam_size}.")
   batch, src_len = src.shape
   k = beam_size
   variables = {"params": params}
@@ -161,7 +167,11 @@ def beam_search(
     logp = jnp.take_along_axis(new_logp.reshape(n, k * vocab), flat_index, 1)
     finished = parent_finished | (token == EOS_ID)
     # No `score[:, 0]`: slicing top_k's output makes XLA:CPU sort the whole row instead.
-    best_finished = jnp.where(finished, score, 2 * NEG_INF).max(axis=1)
+    finished_scores = jnp.where(finished, score, 2 * NEG_INF)
+    if n_best == 1:
+      best_finished = finished_scores.max(axis=1)
+    else:  # the n-th best finished one: then the n best are all final
+      best_finished = jnp.sort(finished_scores, axis=1)[:, -n_best]
     bound = jnp.where(finished, 2 * NEG_INF, logp / c["final_penalty"][:, None]).max(axis=1)
     c = {
       **c,
@@ -194,8 +204,10 @@ def beam_search(
       return (t < max_len) & (jnp.sum(~c["decided"]) > next_size)
 
     t, live, out = jax.lax.while_loop(running, body, (t, live, out))
-  tokens, weights = _backtrack(out["tokens"], out["parents"], out["rows"])
-  return tokens, weights, out["score"][:, 0]
+  tokens, weights = _backtrack(out["tokens"], out["parents"], out["rows"], n_best)
+  if n_best == 1:
+    return tokens[:, 0], weights[:, 0], out["score"][:, 0]
+  return tokens, weights, out["score"][:, :n_best]
 
 
 def _stage_sizes(batch: int) -> tuple[int, ...]:
@@ -229,17 +241,17 @@ def _keep_sentences(live: dict, size: int, k: int) -> dict:
   }
 
 
-def _backtrack(tokens: jax.Array, parents: jax.Array, rows: jax.Array):
-  """The hypothesis in slot 0 at the end, from per-step `[max_len, batch, beam]` tokens
-  and parent slots and `[…, src_len]` attention rows: `[batch, max_len]` tokens and
-  `[batch, max_len, src_len]` weights."""
+def _backtrack(tokens: jax.Array, parents: jax.Array, rows: jax.Array, n: int):
+  """The hypotheses in slots 0…n−1 at the end, from per-step `[max_len, batch, beam]`
+  tokens and parent slots and `[…, src_len]` attention rows: `[batch, n, max_len]` tokens
+  and `[batch, n, max_len, src_len]` weights."""
 
   def back(slot, step):
     step_tokens, step_parents, step_rows = step
-    token = jnp.take_along_axis(step_tokens, slot[:, None], axis=1)[:, 0]
-    row = _gather(step_rows, slot[:, None])[:, 0]
-    return jnp.take_along_axis(step_parents, slot[:, None], axis=1)[:, 0], (token, row)
+    token = jnp.take_along_axis(step_tokens, slot, axis=1)
+    row = _gather(step_rows, slot)
+    return jnp.take_along_axis(step_parents, slot, axis=1), (token, row)
 
-  slot = jnp.zeros(tokens.shape[1], jnp.int32)
+  slot = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (tokens.shape[1], n))
   _, (picked, picked_rows) = jax.lax.scan(back, slot, (tokens, parents, rows), reverse=True)
-  return jnp.swapaxes(picked, 0, 1), jnp.swapaxes(picked_rows, 0, 1)
+  return jnp.moveaxis(picked, 0, 2), jnp.moveaxis(picked_rows, 0, 2)

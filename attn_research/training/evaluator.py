@@ -22,10 +22,15 @@ from attn_research.training.reports import Evaluation
 
 
 def make_decoder(
-  model: Seq2Seq, decode: ml_collections.ConfigDict, max_len: int, dtype: str = "float32"
+  model: Seq2Seq,
+  decode: ml_collections.ConfigDict,
+  max_len: int,
+  dtype: str = "float32",
+  n_best: int = 1,
 ):
   """`(params, src, src_mask) → (tokens, weights)`: greedy for beam_size 0, else beam;
-  computed in `dtype` from float32 parameters, float32 weights out."""
+  computed in `dtype` from float32 parameters, float32 weights out. With `n_best` > 1:
+  `(tokens, weights, scores)` of beam search's n best, along a second axis."""
   if decode.beam_size == 0:
     search = functools.partial(greedy_decode, model, max_len=max_len)
   else:
@@ -38,11 +43,13 @@ def make_decoder(
       beta=decode.coverage_penalty,
       max_len_a=decode.max_length_a,
       max_len_b=decode.max_length_b,
+      n_best=n_best,
     )
 
   def decoder(params, src, src_mask):
-    tokens, weights = search(compute_params(params, dtype), src, src_mask)[:2]
-    return tokens, weights.astype(jnp.float32)
+    outputs = search(compute_params(params, dtype), src, src_mask)
+    tokens, weights = outputs[0], outputs[1].astype(jnp.float32)
+    return (tokens, weights, outputs[2]) if n_best > 1 else (tokens, weights)
 
   return decoder
 

@@ -61,24 +61,39 @@ class Translation:
     source_tokens: the line's source tokens, as the model read them.
     target_tokens: the translation's tokens, ending in `</s>` when it finished.
     attention: `[len(target_tokens), len(source_tokens)]` weights, when kept.
+    score: beam search's score of the translation, with an n-best list.
+    alternatives: the next best translations of an n-best list, in order.
   """
 
   text: str
   source_tokens: list[str]
   target_tokens: list[str]
   attention: np.ndarray | None = None
+  score: float | None = None
+  alternatives: list["Translation"] = dataclasses.field(default_factory=list)
+
+  @property
+  def n_best(self) -> list["Translation"]:
+    """This translation and its alternatives, best first."""
+    return [self, *self.alternatives]
 
   def to_json(self, index: int) -> str:
-    """A JSON line: the pair's tokens and attention weights (4 decimals)."""
+    """A JSON line: the pair's tokens and attention weights (4 decimals); with an n-best
+    list, each hypothesis's as `n_best`."""
+    record = {"index": index, **self._record()}
+    if self.alternatives:
+      record["n_best"] = [t._record() for t in self.n_best]
+    return json.dumps(record, ensure_ascii=False)
+
+  def _record(self) -> dict:
     weights = None if self.attention is None else np.round(self.attention, 4).tolist()
     record = {
-      "index": index,
       "source_tokens": self.source_tokens,
       "target_tokens": self.target_tokens,
       "translation": self.text,
       "attention": weights,
     }
-    return json.dumps(record, ensure_ascii=False)
+    return record if self.score is None else {**record, "score": self.score}
 
 
 class Translator:
@@ -96,7 +111,14 @@ class Translator:
     dtype: str = "float32",
     keep_attention: bool = False,
     truncate: bool = False,
+    n_best: int = 1,
   ):
+    if n_best > max(decode.beam_size, 1):
+      raise ConfigError(
+        f"--n_best={n_best} needs a beam at least as wide; set "
+        f"--config.decode.beam_size={n_best} or more (it is {decode.beam_size})."
+      )
+    self.n_best = n_best
     self.model = model
     self.params = params
     self.vocabs = vocabs
@@ -116,7 +138,7 @@ class Translator:
 
   def _decoder(self, max_len: int):
     if max_len not in self._decoders:
-      search = make_decoder(self.model, self.decode, max_len, self.dtype)
+      search = make_decoder(self.model, self.decode, max_len, self.dtype, self.n_best)
       self._decoders[max_len] = jax.jit(search, out_shardings=parallel.replicated(self.mesh))
     return self._decoders[max_len]
 
@@ -143,7 +165,7 @@ class Translator:
     longest = buckets.source[-1]
     # Each line's padded-shape multiple: 1 for the run's buckets, k for k × the largest.
     multiples = np.array([max(1, -(-len(s) // longest)) for s in sources])
-    decoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    decoded: dict[int, tuple] = {}
     for k in np.unique(multiples):
       members = [i for i in range(len(lines)) if multiples[i] == k and len(sources[i])]
       if not members:
@@ -153,21 +175,36 @@ class Translator:
       search = self._decoder(shapes.target[-1])
       for host_batch in decode_batches(split, shapes, self.batch_size, "input"):
         batch = parallel.shard_batch(host_batch, self.mesh)
-        tokens, weights = jax.device_get(search(self.params, batch["src"], batch["src_mask"]))
+        outputs = jax.device_get(search(self.params, batch["src"], batch["src_mask"]))
         for row, position in enumerate(host_batch["index"]):
           if position >= 0:
-            decoded[members[position]] = (tokens[row], weights[row])
+            decoded[members[position]] = tuple(x[row] for x in outputs)
     return [self._translation(lines[i], len(sources[i]), decoded.get(i)) for i in range(len(lines))]
 
-  def _translation(
-    self, line: str, source_length: int, output: tuple[np.ndarray, np.ndarray] | None
-  ) -> Translation:
-    tgt_vocab = self.vocabs.tgt_vocab
+  def _translation(self, line: str, source_length: int, output: tuple | None) -> Translation:
+    """`output`: (tokens, weights), or with an n-best list (tokens, weights, scores) with
+    a leading n-best axis; None for an empty line."""
     # The words themselves, not their ids: unknown words stay readable (and replaceable).
     source_tokens = self.vocabs.src_vocab.split(line)[:source_length]
     if output is None:  # an empty line
-      return Translation("", source_tokens, [], np.zeros((0, 0)) if self.keep_attention else None)
-    ids, weights = output
+      empty = Translation("", source_tokens, [], np.zeros((0, 0)) if self.keep_attention else None)
+      if self.n_best > 1:
+        empty.alternatives = [dataclasses.replace(empty) for _ in range(self.n_best - 1)]
+      return empty
+    if self.n_best == 1:
+      return self._hypothesis(source_tokens, *output)
+    best, *others = [
+      dataclasses.replace(self._hypothesis(source_tokens, ids, weights), score=float(score))
+      for ids, weights, score in zip(*output, strict=True)
+    ]
+    best.alternatives = others
+    return best
+
+  def _hypothesis(
+    self, source_tokens: list[str], ids: np.ndarray, weights: np.ndarray
+  ) -> Translation:
+    tgt_vocab = self.vocabs.tgt_vocab
+    source_length = len(source_tokens)
     ids = list(ids)
     length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
     weights = weights[:length, :source_length]
@@ -193,6 +230,7 @@ def load_translator(
   checkpoint: str = "best",
   keep_attention: bool = False,
   truncate: bool = False,
+  n_best: int = 1,
 ) -> tuple[Translator, list[int]]:
   """A `Translator` of the runs in `workdirs` at their `checkpoint` (several: an
   ensemble), and each checkpoint's step.
@@ -238,6 +276,7 @@ def load_translator(
     config.train.dtype,
     keep_attention,
     truncate,
+    n_best,
   )
   return translator, steps
 

@@ -39,7 +39,7 @@ def _assert_same_split(cached: EncodedSplit, memory: EncodedSplit):
     np.testing.assert_array_equal(getattr(cached, name), getattr(memory, name))
 
 
-def test_a_split_is_encoded_once_and_read_back_memory_mapped(tmp_path):
+def test_a_split_is_encoded_once_and_read_back_from_disk(tmp_path):
   files = _files(tmp_path)
   src_vocab, tgt_vocab = _vocabs()
   cache = TokenCache(str(tmp_path / "cache"))
@@ -53,7 +53,8 @@ def test_a_split_is_encoded_once_and_read_back_memory_mapped(tmp_path):
   _, built = cache.split(key, pairs, src_vocab, tgt_vocab)
   second, built_again = cache.split(key, pairs, src_vocab, tgt_vocab)
   assert (built, built_again, len(streams)) == (True, False, 1)
-  assert isinstance(second.sources.ids, np.memmap) and second.sources.ids.dtype == np.uint16
+  assert isinstance(second.sources.ids, token_cache.FileIds)
+  assert second.sources.ids.dtype == np.uint16
   assert second.source_texts is None
   memory = EncodedSplit.from_texts(SOURCES, TARGETS, src_vocab, tgt_vocab)
   _assert_same_split(second, memory)

@@ -92,7 +92,8 @@ def test_beam_finds_the_brute_force_best(alpha, beta):
 
 def _reference_beam(forward, src, mask, k, max_len, alpha, beta):
   """The GNMT procedure run for all `max_len` steps (no early stop), in NumPy, with every
-  prefix's next-token distribution and attention from teacher forcing by `forward`."""
+  prefix's next-token distribution and attention from teacher forcing by `forward`: the
+  final beam as (tokens, score), best first."""
   real = np.asarray(mask[0])
 
   def score(h):
@@ -114,7 +115,7 @@ def _reference_beam(forward, src, mask, k, max_len, alpha, beta):
         for token in range(VOCAB):
           candidates.append((h[0] + (token,), h[1] + row[token], h[2] + attention, token == EOS_ID))
     beam = sorted(candidates, key=score, reverse=True)[:k]
-  return list(beam[0][0]), score(beam[0])
+  return [(list(h[0]), score(h)) for h in beam]
 
 
 @pytest.mark.parametrize("alpha,beta", [(0.0, 0.0), (1.0, 0.0), (3.0, 0.3)])
@@ -135,9 +136,41 @@ def test_beam_stops_early_only_when_nothing_can_overtake(alpha, beta):
   for row in range(8):
     one = (src[row : row + 1], mask[row : row + 1])
     tokens, _, score = search(params, *one)
-    best, best_score = _reference_beam(forward, *one, 3, max_len, alpha, beta)
+    best, best_score = _reference_beam(forward, *one, 3, max_len, alpha, beta)[0]
     assert [int(t) for t in tokens[0][: len(best)]] == best, row
     np.testing.assert_allclose(score[0], best_score, rtol=1e-5)
+
+
+@pytest.mark.parametrize("alpha,beta", [(0.0, 0.0), (1.0, 0.3)])
+def test_n_best_are_the_final_beams_best_and_stop_only_when_all_are_final(alpha, beta):
+  model = _model()
+  params = _params(model, seed=8)
+  src, mask = _sources(8, seed=9)
+  max_len, k, n = 7, 4, 3
+  search = jax.jit(
+    functools.partial(
+      beam_search, model, beam_size=k, max_len=max_len, alpha=alpha, beta=beta, n_best=n
+    )
+  )
+  forward = jax.jit(
+    lambda src, mask, tgt_in: model.apply(
+      {"params": params}, jnp.repeat(src, k, 0), jnp.repeat(mask, k, 0), tgt_in
+    )
+  )
+  tokens, weights, scores = search(params, src, mask)
+  assert tokens.shape == (8, n, max_len) and weights.shape == (8, n, max_len, 5)
+  for row in range(8):
+    one = (src[row : row + 1], mask[row : row + 1])
+    for slot, (hyp, score) in enumerate(
+      _reference_beam(forward, *one, k, max_len, alpha, beta)[:n]
+    ):
+      assert [int(t) for t in tokens[row, slot, : len(hyp)]] == hyp, (row, slot)
+      np.testing.assert_allclose(scores[row, slot], score, rtol=1e-5)
+      # Each hypothesis carries its own attention: teacher forcing's rows.
+      _, forced = _teacher_forced(model, params, *one, hyp)
+      np.testing.assert_allclose(weights[row, slot, : len(hyp)], forced, atol=1e-5)
+  with pytest.raises(ValueError, match="n_best=5 must be between 1 and the beam size 4"):
+    beam_search(model, params, src, mask, beam_size=4, max_len=3, n_best=5)
 
 
 def test_beam_keeps_top_k_a_partial_sort():

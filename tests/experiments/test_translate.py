@@ -50,3 +50,28 @@ def test_bad_input_gets_one_line(tiny_run, tmp_path):
   assert result.returncode == 2 and "decode.beam_size=-1" in result.stderr
   result = _translate(str(tmp_path), "x\n")
   assert result.returncode == 2 and "holds no run" in result.stderr
+
+
+def test_n_best_lines_and_heatmaps(tiny_run, tmp_path):
+  workdir, _ = tiny_run
+  attention, heatmaps = tmp_path / "attention.jsonl", tmp_path / "maps"
+  result = _translate(
+    workdir,
+    "May 3, 2001\n\n12/05/1999\n",
+    "--checkpoint=latest",
+    "--config.decode.beam_size=3",
+    "--n_best=2",
+    f"--attention={attention}",
+    f"--heatmaps={heatmaps}",
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = result.stdout.splitlines()
+  assert len(lines) == 6 and lines[2:4] == ["", ""] and lines[0] != lines[1]
+  records = [json.loads(line) for line in attention.read_text().splitlines()]
+  for record, pair in zip(records, (lines[0:2], lines[2:4], lines[4:6]), strict=True):
+    assert [h["translation"] for h in record["n_best"]] == pair
+  scores = [h["score"] for h in records[0]["n_best"]]
+  assert scores == sorted(scores, reverse=True)
+  assert sorted(os.listdir(heatmaps)) == ["000001.png", "000003.png"]
+  result = _translate(workdir, "x\n", "--n_best=2", "--config.decode.beam_size=0")
+  assert result.returncode == 2 and "--config.decode.beam_size=2 or more" in result.stderr
