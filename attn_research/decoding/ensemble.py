@@ -2,7 +2,8 @@
 
 Greedy and beam search reach a model only through `model.apply(variables, …,
 method=Seq2Seq.encode)` and `method=Seq2Seq.decode_step`; `Ensemble` answers both for a
-tuple of members and their tuple of parameters. Each step's output is the log of the
+tuple of members and their tuple of parameters, and `forced_log_probs` gives teacher
+forcing's per-token log-probabilities of the same mixture, for its perplexity. Each step's output is the log of the
 members' mean probability, log (1/n) Σ_m softmax(z_m), the ensembling of Luong et al.
 (2015) and OpenNMT-py (`-model A B`), and the attention is the members' mean. Memories
 and decoder states are tuples of the members' own, so the searches' row gathers apply to
@@ -46,3 +47,17 @@ class Ensemble:
       attention = jnp.mean(jnp.stack([o[2].astype(jnp.float32) for o in outputs]), axis=0)
       return tuple(o[0] for o in outputs), mean_logp, attention
     raise ValueError(f"An ensemble decodes; it has no {getattr(method, '__name__', method)}.")
+
+  def forced_log_probs(
+    self, params: tuple, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array, tgt_out: jax.Array
+  ) -> tuple[jax.Array, jax.Array]:
+    """Teacher forcing: log (1/n) Σ_m p_m(y_t | y_<t, x) of the reference tokens `tgt_out`
+    `[batch, tgt_len]`, and the members' mean attention `[batch, tgt_len, src_len]`."""
+    gold, weights = [], []
+    for model, p in zip(self.models, params, strict=True):
+      logits, w = model.apply({"params": p}, src, src_mask, tgt_in)
+      logp = jax.nn.log_softmax(logits.astype(jnp.float32))
+      gold.append(jnp.take_along_axis(logp, tgt_out[..., None], axis=-1)[..., 0])
+      weights.append(w.astype(jnp.float32))
+    mean_logp = jax.nn.logsumexp(jnp.stack(gold), axis=0) - math.log(len(gold))
+    return mean_logp, jnp.mean(jnp.stack(weights), axis=0)

@@ -1,12 +1,17 @@
 """Evaluating a finished (or running) run from its directory."""
 
+import dataclasses
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
 
 from attn_research import runs
 from attn_research.data import datasets
+from attn_research.data.pipeline import Buckets
+from attn_research.data.vocab import Vocabulary
+from attn_research.decoding.ensemble import Ensemble
 from attn_research.errors import ConfigError
 from attn_research.model import Seq2Seq
 from attn_research.training import parallel, setup
@@ -27,33 +32,56 @@ OVERRIDABLE = (
 CHECKPOINT_KINDS = {"best": runs.BEST, "latest": runs.CHECKPOINTS, "average": runs.AVERAGED}
 
 
+@dataclasses.dataclass(frozen=True)
+class RunVocabs:
+  """What a run's model is shaped by, besides its config: vocabularies and buckets."""
+
+  src_vocab: Vocabulary
+  tgt_vocab: Vocabulary
+  buckets: Buckets
+
+  @classmethod
+  def of_run(cls, run: runs.Workdir, config: ml_collections.ConfigDict) -> "RunVocabs":
+    """The vocabularies stored in `run` and the buckets of its `config`."""
+    for name in (runs.SOURCE_VOCAB, runs.TARGET_VOCAB):
+      if not run.exists(name):
+        raise ConfigError(f"{run.path} has no {name}; its training has not started.")
+    return cls(
+      Vocabulary.from_json(run.read_text(runs.SOURCE_VOCAB)),
+      Vocabulary.from_json(run.read_text(runs.TARGET_VOCAB)),
+      Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets)),
+    )
+
+
 def evaluate_run(
-  workdir: str,
+  workdirs: str | Sequence[str],
   config: ml_collections.ConfigDict,
   split: str,
   checkpoint: str = "best",
   reports_dir: str = "",
 ) -> tuple[dict, list[str]]:
-  """Restores a checkpoint of `workdir` and decodes `split` with `config`.
+  """Restores a checkpoint of a run (or of several, decoded as an ensemble) and decodes
+  `split` with `config`.
 
   Args:
-    workdir: the run.
-    config: its config, with decoding overrides.
+    workdirs: the run, or the runs of an ensemble (the first one's data and config).
+    config: the first run's config with overrides.
     split: the split to decode.
-    checkpoint: "best" (lowest validation perplexity) or "latest".
+    checkpoint: "best" (lowest validation perplexity), "latest" or "average".
     reports_dir: where to write hypotheses, the BLEU-by-length plot and `eval.num_heatmaps`
       attention heatmaps; "" writes none.
 
   Returns:
-    `{"split", "checkpoint", "step", "decode", "metrics": {...}}` and the hypotheses in
-    split order.
+    `{"split", "checkpoint", "step", "decode", "metrics": {...}}` (an ensemble's also
+    `workdirs` and each one's `steps`) and the hypotheses in split order.
 
   Raises:
-    ConfigError: no run there, no checkpoint, an unknown split, or an override that
-      changes the trained model (only decode.*, eval.*, dataset.data_dir and a text run's
-      evaluation files may change).
+    ConfigError: no run there, no checkpoint, an unknown split, runs of different
+      vocabularies, or an override that changes the trained model (only decode.*, eval.*,
+      dataset.data_dir and a text run's evaluation files may change).
   """
-  run = open_run(workdir, config)
+  workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
+  run = open_run(workdirs[0], config)
   mesh = parallel.make_mesh()
   setup.validate(config, mesh)
   dataset = config.dataset
@@ -61,7 +89,7 @@ def evaluate_run(
   if split not in available:
     raise ConfigError(f"Unknown split {split!r}; the dataset has {', '.join(available)}.")
   data = prepare_data(config, run, (split,))
-  model, step, params = restore_model(run, config, checkpoint, data, mesh)
+  model, params, steps = restore_runs(run, config, data, workdirs[1:], checkpoint, mesh)
   evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)
   num_heatmaps = config.eval.num_heatmaps if evaluator.attentional else 0
   evaluation = evaluator.run(params, split, num_heatmaps)
@@ -77,11 +105,54 @@ def evaluate_run(
   result = {
     "split": split,
     "checkpoint": checkpoint,
-    "step": step,
+    "step": steps[0],
     "decode": config.decode.to_dict(),
     "metrics": evaluation.metrics,
   }
+  if len(workdirs) > 1:
+    result.update(workdirs=workdirs, steps=steps)
   return result, evaluation.hypotheses
+
+
+def restore_runs(
+  first: runs.Workdir,
+  config: ml_collections.ConfigDict,
+  shapes,
+  others: Sequence[str],
+  checkpoint: str,
+  mesh,
+) -> tuple[Seq2Seq | Ensemble, Any, list[int]]:
+  """The model and `checkpoint` parameters of run `first` (with `config` and `shapes`,
+  `Data` or `RunVocabs`), or with `others` an `Ensemble` of it and them (each with its own
+  stored config, their source and target vocabularies equal to `shapes`').
+
+  Returns:
+    `(model, params, steps)`: an ensemble's params are the tuple of its members'.
+
+  Raises:
+    ConfigError: a run without vocabularies or checkpoint, or with other vocabularies.
+  """
+  model, step, params = restore_model(first, config, checkpoint, shapes, mesh)
+  if not others:
+    return model, params, [step]
+  models, all_params, steps = [model], [params], [step]
+  for workdir in others:
+    run_config = runs.read_run_config(workdir)
+    run = open_run(workdir, run_config)
+    vocabs = RunVocabs.of_run(run, run_config)
+    for side, name in (("src_vocab", "source"), ("tgt_vocab", "target")):
+      ours, theirs = getattr(shapes, side), getattr(vocabs, side)
+      if ours != theirs:
+        raise ConfigError(
+          f"{run.path} has another {name} vocabulary ({len(theirs)} tokens) than "
+          f"{first.path} ({len(ours)}); an ensemble averages probabilities over one "
+          "vocabulary."
+        )
+    model, step, params = restore_model(run, run_config, checkpoint, vocabs, mesh)
+    models.append(model)
+    all_params.append(params)
+    steps.append(step)
+  return Ensemble(models), tuple(all_params), steps
 
 
 def open_run(workdir: str, config: ml_collections.ConfigDict) -> runs.Workdir:

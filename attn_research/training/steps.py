@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
+from attn_research.decoding.ensemble import Ensemble
 from attn_research.model import Seq2Seq
 from attn_research.training.losses import token_nll
 from attn_research.training.precision import compute_params
@@ -103,15 +104,30 @@ def apply_accumulated(
 
 
 def eval_step(
-  params, batch: dict[str, jax.Array], model: Seq2Seq, dtype: str = "float32"
+  params, batch: dict[str, jax.Array], model: Seq2Seq | Ensemble, dtype: str = "float32"
 ) -> tuple[dict[str, jax.Array], jax.Array]:
-  """Teacher forcing (forced decoding of the reference) over a batch.
+  """Teacher forcing (forced decoding of the reference) over a batch; an `Ensemble`'s
+  (`params`: its members') scores the reference by its members' mean probability.
 
   Returns:
     sums over the real tokens (filler rows have empty masks) and, per target position,
     the most attended source position `[batch, tgt_len]` (Luong et al. 2015 §5.4's
     alignments for AER).
   """
+  if isinstance(model, Ensemble):
+    gold, weights = model.forced_log_probs(
+      tuple(compute_params(p, dtype) for p in params),
+      batch["src"],
+      batch["src_mask"],
+      batch["tgt_in"],
+      batch["tgt_out"],
+    )
+    mask = batch["tgt_mask"]
+    sums = {
+      "nll_sum": -jnp.sum(jnp.where(mask, gold, 0.0)),
+      "tokens": jnp.sum(mask, dtype=jnp.float32),
+    }
+    return sums, jnp.argmax(weights, axis=-1).astype(jnp.int32)
   features, output_matrix, weights = model.apply(
     {"params": compute_params(params, dtype)},
     batch["src"],

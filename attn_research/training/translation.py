@@ -20,36 +20,16 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from attn_research import config_checks, runs
+from attn_research import config_checks
 from attn_research.data.pipeline import Buckets, EncodedSplit, decode_batches
-from attn_research.data.vocab import EOS_ID, Vocabulary
+from attn_research.data.vocab import EOS_ID
 from attn_research.decoding.ensemble import Ensemble
 from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
 from attn_research.errors import ConfigError
 from attn_research.model import DECODERS, Seq2Seq
 from attn_research.training import evaluation, parallel
+from attn_research.training.evaluation import RunVocabs
 from attn_research.training.evaluator import make_decoder
-
-
-@dataclasses.dataclass(frozen=True)
-class RunVocabs:
-  """What a run's model is shaped by, besides its config: vocabularies and buckets."""
-
-  src_vocab: Vocabulary
-  tgt_vocab: Vocabulary
-  buckets: Buckets
-
-  @classmethod
-  def of_run(cls, run: runs.Workdir, config: ml_collections.ConfigDict) -> "RunVocabs":
-    """The vocabularies stored in `run` and the buckets of its `config`."""
-    for name in (runs.SOURCE_VOCAB, runs.TARGET_VOCAB):
-      if not run.exists(name):
-        raise ConfigError(f"{run.path} has no {name}; its training has not started.")
-    return cls(
-      Vocabulary.from_json(run.read_text(runs.SOURCE_VOCAB)),
-      Vocabulary.from_json(run.read_text(runs.TARGET_VOCAB)),
-      Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets)),
-    )
 
 
 @dataclasses.dataclass
@@ -244,32 +224,16 @@ def load_translator(
       target vocabularies differ.
   """
   mesh = parallel.make_mesh()
-  models, params, steps, first = [], [], [], None
-  for workdir in workdirs:
-    run_config = config if first is None else runs.read_run_config(workdir)
-    run = evaluation.open_run(workdir, run_config)
-    vocabs = RunVocabs.of_run(run, run_config)
-    if first is None:
-      config_checks.validate(config, mesh.size, only=("decode.", "eval."))
-      first = (run, vocabs)
-    else:
-      for side, name in (("src_vocab", "source"), ("tgt_vocab", "target")):
-        ours, theirs = getattr(first[1], side), getattr(vocabs, side)
-        if ours != theirs:
-          raise ConfigError(
-            f"{run.path} has another {name} vocabulary ({len(theirs)} tokens) than "
-            f"{first[0].path} ({len(ours)}); an ensemble averages probabilities over one "
-            "vocabulary."
-          )
-    model, step, run_params = evaluation.restore_model(run, run_config, checkpoint, vocabs, mesh)
-    models.append(model)
-    params.append(run_params)
-    steps.append(step)
-  ensemble = len(models) > 1
+  first = evaluation.open_run(workdirs[0], config)
+  config_checks.validate(config, mesh.size, only=("decode.", "eval."))
+  vocabs = RunVocabs.of_run(first, config)
+  model, params, steps = evaluation.restore_runs(
+    first, config, vocabs, workdirs[1:], checkpoint, mesh
+  )
   translator = Translator(
-    Ensemble(models) if ensemble else models[0],
-    tuple(params) if ensemble else params[0],
-    first[1],
+    model,
+    params,
+    vocabs,
     config.decode,
     mesh,
     config.eval.batch_size,

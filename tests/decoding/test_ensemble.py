@@ -59,3 +59,21 @@ def test_an_ensemble_of_one_model_searches_as_that_model():
     together = search(ensemble, (params,), src, mask)
     np.testing.assert_array_equal(together[0], alone[0], err_msg=name)
     np.testing.assert_allclose(together[1], alone[1], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_teacher_forcing_scores_the_reference_by_the_members_mean_probability():
+  models, params, src, mask = _models()
+  rng = np.random.default_rng(1)
+  tgt_out = jnp.asarray(rng.integers(4, 17, (5, 6)), jnp.int32)
+  tgt_in = jnp.concatenate([jnp.ones((5, 1), jnp.int32), tgt_out[:, :-1]], axis=1)
+  gold, weights = Ensemble(models).forced_log_probs(tuple(params), src, mask, tgt_in, tgt_out)
+  probs, rows = [], []
+  for model, p in zip(models, params, strict=True):
+    logits, w = model.apply({"params": p}, src, mask, tgt_in)
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(-1, keepdims=True))
+    p_gold = np.take_along_axis(z / z.sum(-1, keepdims=True), np.asarray(tgt_out)[..., None], -1)
+    probs.append(p_gold[..., 0])
+    rows.append(np.asarray(w))
+  np.testing.assert_allclose(np.asarray(gold), np.log(np.mean(probs, axis=0)), rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(weights), np.mean(rows, axis=0), rtol=1e-6, atol=1e-7)

@@ -41,7 +41,10 @@ def test_overrides_that_change_the_model_are_refused(tiny_run, dates_data_dir):
     evaluate_run(workdir, config, "test")
 
 
-def test_cli_writes_hypotheses_and_prints_metrics(tiny_run, dates_data_dir, tmp_path):
+def test_cli_writes_hypotheses_and_prints_metrics_of_an_ensemble(
+  tiny_run, dates_data_dir, tmp_path
+):
+  """A run ensembled with itself (the CLI's --workdirs) scores as the run alone."""
   workdir, trained = tiny_run
   output = tmp_path / "hyps.txt"
   result = subprocess.run(
@@ -49,7 +52,7 @@ def test_cli_writes_hypotheses_and_prints_metrics(tiny_run, dates_data_dir, tmp_
       sys.executable,
       "-m",
       "experiments.evaluate",
-      f"--workdir={workdir}",
+      f"--workdirs={workdir},{workdir}",
       f"--config.dataset.data_dir={dates_data_dir}",
       "--split=validation",
       f"--output={output}",
@@ -62,8 +65,15 @@ def test_cli_writes_hypotheses_and_prints_metrics(tiny_run, dates_data_dir, tmp_
   assert result.returncode == 0, result.stderr[-2000:]
   # Library INFO logs (orbax's, absl-formatted "I1127 12:00:00…") stay off by default.
   assert not re.search(r"^I\d{4} ", result.stderr, re.MULTILINE), result.stderr[:2000]
-  metrics = json.loads(result.stdout.strip().splitlines()[-1])
-  assert metrics["metrics"] == trained["metrics"]["validation"]
+  result = json.loads(result.stdout.strip().splitlines()[-1])
+  assert result["workdirs"] == [workdir, workdir] and result["steps"] == [300, 300]
+  alone = trained["metrics"]["validation"]
+  assert result["metrics"] == {
+    **alone,
+    "ppl": result["metrics"]["ppl"],
+    "loss": result["metrics"]["loss"],
+  }
+  assert result["metrics"]["ppl"] == pytest.approx(alone["ppl"], rel=1e-5)
   lines = output.read_text().splitlines()
   assert len(lines) == 5000
 
