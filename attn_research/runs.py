@@ -297,6 +297,8 @@ def stored(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, A
 # behaves as those runs did: a run stored before a key equals a config that has it there.
 ADDED_KEYS = {
   "model.attention.sigma": 0.0,
+  "model.attention.normalizer": "softmax",
+  "model.attention.entmax_alpha": 1.5,
   "train.dtype": "float32",
   "dataset.languages": "",
   "train.accumulate_steps": 1,

@@ -3,7 +3,7 @@
 python -m experiments.variants
 """
 
-from attn_research.attention import ALIGNMENTS, SCORES
+from attn_research.attention import ALIGNMENTS, NORMALIZERS, SCORES
 from attn_research.data.datasets import DATASETS
 from attn_research.data.tokenizers import TOKENIZERS
 from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS
@@ -13,6 +13,7 @@ from experiments import cli
 FAMILIES = (
   SCORES,
   ALIGNMENTS,
+  NORMALIZERS,
   ENCODERS,
   CELLS,
   BRIDGES,

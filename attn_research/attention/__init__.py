@@ -1,9 +1,18 @@
-"""Attention: score functions × alignment types, selected by config strings."""
+"""Attention: score functions × alignment types × normalisers, selected by config strings."""
 
 from attn_research.attention.alignments import ALIGNMENTS
 from attn_research.attention.attention import Attention, AttentionConfig
 from attn_research.attention.masking import masked_softmax
 from attn_research.attention.memory import Memory
+from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import SCORES
 
-__all__ = ["ALIGNMENTS", "SCORES", "Attention", "AttentionConfig", "Memory", "masked_softmax"]
+__all__ = [
+  "ALIGNMENTS",
+  "NORMALIZERS",
+  "SCORES",
+  "Attention",
+  "AttentionConfig",
+  "Memory",
+  "masked_softmax",
+]

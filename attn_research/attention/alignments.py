@@ -20,8 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention.masking import masked_softmax
 from attn_research.attention.memory import Memory
+from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import Score, luong_uniform
 from attn_research.registry import Registry
 
@@ -56,12 +56,21 @@ class Alignment(nn.Module):
     size: inner size of learned position predictors (0: the query size).
     initialization: "paper" or "default" parameter initialisation.
     sigma: local-p's Gaussian width σ (`model.attention.sigma`; 0: D/2, Luong's).
+    normalizer: name in `NORMALIZERS` (`model.attention.normalizer`): how the energies of
+      the attended positions become weights.
+    entmax_alpha: α of the `entmax` normaliser.
   """
 
   window: int = 10
   size: int = 0
   initialization: str = "paper"
   sigma: float = 0.0
+  normalizer: str = "softmax"
+  entmax_alpha: float = 1.5
+
+  def normalize(self, energies: jax.Array, mask: jax.Array) -> jax.Array:
+    """Weights over the positions `mask` holds, exactly 0 elsewhere."""
+    return NORMALIZERS.get(self.normalizer)(energies, mask, self.entmax_alpha)
 
 
 def gathers_window(src_len: int, window: int) -> bool:
@@ -92,7 +101,7 @@ class _Local(Alignment):
     inside = (offset >= 0) & (offset <= 2 * self.window) & (index >= 0) & (index < lengths)
     if p_t is not None:  # the real-valued window [p_t − D, p_t + D] in 1-based s
       inside &= jnp.abs(index + 1 - p_t[..., None]) <= self.window
-    weights = masked_softmax(energies, inside)
+    weights = self.normalize(energies, inside)
     if p_t is not None:  # Luong Eq. 10: align(h_t, h̄_s) · exp(−(s − p_t)² / 2σ²), σ = D/2
       sigma = self.sigma or self.window / 2.0
       distance = (index + 1).astype(p_t.dtype) - p_t[..., None]
@@ -106,11 +115,12 @@ class _Local(Alignment):
 
 @ALIGNMENTS.register("global")
 class GlobalAlignment(Alignment):
-  """Luong's global attention (Eq. 7): a softmax over every real source position."""
+  """Luong's global attention (Eq. 7): a softmax (or another normaliser) over every real
+  source position."""
 
   def __call__(self, score: Score, query: jax.Array, memory: Memory, positions: jax.Array):
     del positions
-    weights = masked_softmax(score.compare(query, memory.keys), memory.mask[:, None, :])
+    weights = self.normalize(score.compare(query, memory.keys), memory.mask[:, None, :])
     return jnp.einsum("bqs,bsd->bqd", weights, memory.values), weights
 
 

@@ -9,6 +9,7 @@ import ml_collections
 
 from attn_research.attention.alignments import ALIGNMENTS
 from attn_research.attention.memory import Memory
+from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import INITS, SCORES
 from attn_research.constraints import NON_NEGATIVE, Choice, Float, Int, field
 from attn_research.errors import ConfigError
@@ -27,6 +28,8 @@ class AttentionConfig:
     max_source_length: source positions the `location` score addresses; `from_config`
       resolves 0 to the largest source bucket.
     sigma: local-p's Gaussian width σ (Luong Eq. 10); 0 means D/2, the paper's.
+    normalizer: name in `NORMALIZERS`: softmax, sparsemax, entmax15 or entmax.
+    entmax_alpha: α of `entmax` (> 1; 2 is sparsemax, → 1 softmax).
   """
 
   score: str = field(Choice(names=SCORES))
@@ -36,6 +39,8 @@ class AttentionConfig:
   init: str = field(Choice(names=INITS), "paper")
   max_source_length: int = field(Int(low=0, note="0: the largest source bucket"), 0)
   sigma: float = field(Float(low=0, note="0: window / 2, Luong's"), 0.0)
+  normalizer: str = field(Choice(names=NORMALIZERS), "softmax")
+  entmax_alpha: float = field(Float(low=1, low_open=True, note="2: sparsemax"), 1.5)
 
   @classmethod
   def from_config(
@@ -84,7 +89,13 @@ class Attention(nn.Module):
       name="score",
     )
     self.align_fn = ALIGNMENTS.get(c.alignment)(
-      window=c.window, size=c.size, initialization=c.init, sigma=c.sigma, name="alignment"
+      window=c.window,
+      size=c.size,
+      initialization=c.init,
+      sigma=c.sigma,
+      normalizer=c.normalizer,
+      entmax_alpha=c.entmax_alpha,
+      name="alignment",
     )
 
   def prepare(self, values: jax.Array, mask: jax.Array) -> Memory:

@@ -96,7 +96,7 @@ def _bisection_forward(z: jax.Array, alpha: float) -> jax.Array:
   d = jnp.maximum(jnp.sum(jnp.isfinite(x), axis=-1, keepdims=True), 1).astype(x.dtype)
   # Rows are shifted so that their largest real energy is 0.
   lo = jnp.full(d.shape, -1.0, x.dtype)
-  width = -(1.0 / d) ** (alpha - 1.0) - lo
+  width = -((1.0 / d) ** (alpha - 1.0)) - lo
 
   def mass(tau):
     return jnp.maximum(x - tau, 0.0) ** (1.0 / (alpha - 1.0))

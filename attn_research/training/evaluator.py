@@ -60,6 +60,8 @@ class DeviceOutputs:
 
   Attributes:
     nll_sum, tokens: teacher-forced cross-entropy summed over the split's target tokens.
+    support_sum: teacher forcing's attention support (source positions with a nonzero
+      weight) summed over the same tokens.
     decoded: decoded ids `[max_len]` (up to and past `</s>`).
     weights: decoding's attention `[max_len, src_len]`, for the examples that need it.
     forced: the most attended source position per reference token (forced decoding).
@@ -67,6 +69,7 @@ class DeviceOutputs:
 
   nll_sum: float
   tokens: float
+  support_sum: float
   decoded: dict[int, np.ndarray]
   weights: dict[int, np.ndarray]
   forced: dict[int, np.ndarray]
@@ -125,12 +128,13 @@ class Evaluator:
       )
     forcing, decoding = self._batches[split]
     targets = self.data.splits[split].targets
-    out = DeviceOutputs(0.0, 0.0, {}, {}, {})
+    out = DeviceOutputs(0.0, 0.0, 0.0, {}, {}, {})
     for host_batch in forcing:
       batch = parallel.shard_batch(host_batch, self.mesh)
       sums, links = jax.device_get(self._eval_step(params, batch))
       out.nll_sum += float(sums["nll_sum"])
       out.tokens += float(sums["tokens"])
+      out.support_sum += float(sums["support_sum"])
       for row, index in _real_rows(host_batch):
         out.forced[index] = links[row, : len(targets[index])]
     for host_batch in decoding:
@@ -155,9 +159,11 @@ class Evaluator:
       "chrf": metrics.chrf(hyps, refs),
       "num_examples": len(split_data),
       "bleu_by_length": metrics.bleu_by_length(
-        hyps, refs, [len(s) for s in split_data.sources], self.length_bin
+        hyps, refs, list(split_data.sources.lengths), self.length_bin
       ),
     }
+    if self.attentional:  # sparse normalisers attend to fewer positions than softmax
+      result["attention_support"] = outputs.support_sum / outputs.tokens
     gold = self.data.gold.get(split, {})
     if "alignment" in gold and self.attentional:
       predicted = [{(int(s), t) for t, s in enumerate(outputs.forced[i])} for i in range(len(hyps))]

@@ -110,9 +110,10 @@ def eval_step(
   (`params`: its members') scores the reference by its members' mean probability.
 
   Returns:
-    sums over the real tokens (filler rows have empty masks) and, per target position,
-    the most attended source position `[batch, tgt_len]` (Luong et al. 2015 §5.4's
-    alignments for AER).
+    sums over the real tokens (filler rows have empty masks): NLL, tokens and the attention
+    support (source positions with a nonzero weight) of each; and per target position the
+    most attended source position `[batch, tgt_len]` (Luong et al. 2015 §5.4's alignments
+    for AER).
   """
   if isinstance(model, Ensemble):
     gold, weights = model.forced_log_probs(
@@ -127,13 +128,16 @@ def eval_step(
       "nll_sum": -jnp.sum(jnp.where(mask, gold, 0.0)),
       "tokens": jnp.sum(mask, dtype=jnp.float32),
     }
-    return sums, jnp.argmax(weights, axis=-1).astype(jnp.int32)
-  features, output_matrix, weights = model.apply(
-    {"params": compute_params(params, dtype)},
-    batch["src"],
-    batch["src_mask"],
-    batch["tgt_in"],
-    method=Seq2Seq.features,
-  )
-  nll, tokens = token_nll(features, output_matrix, batch["tgt_out"], batch["tgt_mask"])
-  return {"nll_sum": nll, "tokens": tokens}, jnp.argmax(weights, axis=-1).astype(jnp.int32)
+  else:
+    features, output_matrix, weights = model.apply(
+      {"params": compute_params(params, dtype)},
+      batch["src"],
+      batch["src_mask"],
+      batch["tgt_in"],
+      method=Seq2Seq.features,
+    )
+    nll, tokens = token_nll(features, output_matrix, batch["tgt_out"], batch["tgt_mask"])
+    sums = {"nll_sum": nll, "tokens": tokens}
+  support = jnp.sum(weights > 0, axis=-1, dtype=jnp.float32)
+  sums["support_sum"] = jnp.sum(jnp.where(batch["tgt_mask"], support, 0.0))
+  return sums, jnp.argmax(weights, axis=-1).astype(jnp.int32)

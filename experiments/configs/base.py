@@ -68,6 +68,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.attention.init = "paper"  # paper (each score as published) | default
   config.model.attention.max_source_length = 0  # location score reach; 0 = largest bucket
   config.model.attention.sigma = 0.0  # local_p: Gaussian σ (Eq. 10); 0 = window / 2 (Luong)
+  config.model.attention.normalizer = "softmax"  # softmax | sparsemax | entmax15 | entmax
+  config.model.attention.entmax_alpha = 1.5  # α of normalizer=entmax (bisection), > 1
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 1000

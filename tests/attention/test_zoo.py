@@ -6,6 +6,7 @@ et al. 2017 (Mul-N), Graves et al. 2014 (cosine), Vaswani et al. 2017 (scaled do
 Positions in the formulas are 1-based (s = 1..S), as in the paper.
 """
 
+import functools
 import itertools
 
 import jax
@@ -16,6 +17,7 @@ import pytest
 from attn_research.attention import ALIGNMENTS, SCORES, Attention, AttentionConfig, alignments
 from attn_research.errors import ConfigError
 from experiments.configs import base
+from tests.attention.test_normalizers import _reference as normalizers_reference
 
 B, S, T, DIM, N, D = 5, 9, 6, 6, 5, 2
 LENGTHS = np.array([9, 5, 1, 0, 3])  # row 3 is an empty source
@@ -35,9 +37,16 @@ def _apply(module, query, values, mask, positions):
   return module(query, module.prepare(values, mask), positions)
 
 
-def _build(score, alignment, sigma=0.0):
+def _build(score, alignment, sigma=0.0, normalizer="softmax", alpha=1.5):
   config = AttentionConfig(
-    score, alignment, window=D, size=N, max_source_length=MAX_LEN, sigma=sigma
+    score,
+    alignment,
+    window=D,
+    size=N,
+    max_source_length=MAX_LEN,
+    sigma=sigma,
+    normalizer=normalizer,
+    entmax_alpha=alpha,
   )
   return Attention(config, query_size=DIM)
 
@@ -82,7 +91,11 @@ def _score_fn(name, p):
   raise AssertionError(name)
 
 
-def _reference(score, alignment, params, query, values, mask, sigma=D / 2):
+def _softmax(e):
+  return np.exp(e - e.max()) / np.exp(e - e.max()).sum()
+
+
+def _reference(score, alignment, params, query, values, mask, sigma=D / 2, normalize=_softmax):
   p = params.get("params", {})
   f = _score_fn(score, p)
   weights = np.zeros((B, T, S))
@@ -99,7 +112,7 @@ def _reference(score, alignment, params, query, values, mask, sigma=D / 2):
     if not window:
       continue
     e = np.array([f(h, values[b, s - 1], s) for s in window])
-    align = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
+    align = normalize(e)
     if alignment == "local_p":
       align = align * np.exp(-((np.array(window) - p_t) ** 2) / (2 * sigma**2))
     weights[b, t, np.array(window) - 1] = align
@@ -260,3 +273,56 @@ def test_dot_score_names_the_fix_for_mismatched_sizes():
 
 def test_local_alignments_gather_only_on_sources_longer_than_two_windows():
   assert not alignments.gathers_window(42, 10) and alignments.gathers_window(43, 10)
+
+
+@pytest.mark.parametrize(
+  "normalizer,alpha,alignment,path",
+  [
+    (normalizer, alpha, alignment, path)
+    for normalizer, alpha in (("sparsemax", 2.0), ("entmax15", 1.5), ("entmax", 1.3))
+    for alignment in ALIGNMENTS.names()
+    for path in (("",) if alignment == "global" else ("gather", "dense"))
+  ],
+)
+def test_sparse_normalizers_match_numpy_in_every_alignment(
+  normalizer, alpha, alignment, path, monkeypatch
+):
+  if path:
+    monkeypatch.setattr(alignments, "gathers_window", lambda src_len, window: path == "gather")
+  normalize = functools.partial(normalizers_reference, normalizer, alpha=alpha)
+  query, values, mask = _inputs(3)
+  query *= 3.0  # sharper energies: supports smaller than the window
+  positions = np.broadcast_to(np.arange(T), (B, T))
+  layer = _build("general", alignment, normalizer=normalizer, alpha=alpha)
+  args = (jnp.asarray(query, jnp.float32), jnp.asarray(values, jnp.float32), mask, positions)
+  params = layer.init(jax.random.key(1), *args, method=_apply)
+  context, weights = layer.apply(params, *args, method=_apply)
+  ref_context, ref_weights = _reference(
+    "general", alignment, params, query, values, mask, normalize=normalize
+  )
+  np.testing.assert_allclose(weights, ref_weights, atol=2e-5)
+  np.testing.assert_allclose(context, ref_context, atol=1e-4)
+  weights = np.asarray(weights)
+  assert np.all(weights[ref_weights == 0] == 0.0)  # outside the support: exactly 0
+  assert (ref_weights[LENGTHS > 2] == 0).sum() > (~mask[LENGTHS > 2]).sum() * T  # sparse
+
+  # d/dquery of Σ r·c against central differences of the float64 reference.
+  r = np.random.default_rng(4).normal(size=context.shape)
+
+  def loss(q):
+    c, _ = layer.apply(params, q, args[1], mask, positions, method=_apply)
+    return jnp.sum(c * r)
+
+  grad = np.asarray(jax.grad(loss)(args[0]))
+  eps = 1e-5
+  for b, t, i in ((0, 0, 0), (0, 3, 2), (1, 2, 5), (4, 5, 1)):
+    shift = np.zeros_like(query)
+    shift[b, t, i] = eps
+    up, down = (
+      (
+        _reference("general", alignment, params, query + d, values, mask, normalize=normalize)[0]
+        * r
+      ).sum()
+      for d in (shift, -shift)
+    )
+    np.testing.assert_allclose(grad[b, t, i], (up - down) / (2 * eps), atol=2e-3, rtol=2e-3)
