@@ -5,7 +5,7 @@ and the overrides that make each system, a `Setup` per scale), and list it below
 """
 
 from attn_research.registry import Registry
-from experiments.tables import bahdanau2015, britz2017, luong2015, textbook, tfnmt
+from experiments.tables import bahdanau2015, britz2017, luong2015, peters2019, textbook, tfnmt
 from experiments.tables.table import Table
 
 TABLES: Registry[Table] = Registry("paper table", "--table")
@@ -17,5 +17,6 @@ for _table in (
   britz2017.TABLE,
   tfnmt.TABLE,
   textbook.TABLE,
+  peters2019.TABLE,
 ):
   TABLES.register(_table.name)(_table)
