@@ -21,11 +21,11 @@ import contextlib
 import fcntl
 import glob
 import hashlib
+import itertools
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
 
 import numpy as np
 
@@ -146,53 +146,58 @@ def _dtype(vocab: Vocabulary) -> np.dtype:
 def _write(
   path: str, pairs: Iterable[tuple[str, str]], src_vocab: Vocabulary, tgt_vocab: Vocabulary
 ) -> None:
-  """Encodes `pairs` into a new cache directory `path`, a chunk at a time."""
+  """Encodes `pairs` into a new cache directory `path`, `_CHUNK` pairs at a time."""
   os.makedirs(path)
-  vocabs = dict(zip(SIDES, (src_vocab, tgt_vocab), strict=True))
-  columns: dict[str, list[np.ndarray]] = {
-    f"{side}_{what}": [] for side in SIDES for what in ("lengths", "words")
-  }
-  columns["target_blank"] = []
+  dtypes = {"source": _dtype(src_vocab), "target": _dtype(tgt_vocab)}
+  columns: dict[str, list[np.ndarray]] = {name: [] for name in _COLUMNS}
   with contextlib.ExitStack() as stack:
     files = {
       side: stack.enter_context(open(os.path.join(path, f"{side}.ids"), "wb")) for side in SIDES
     }
-    chunk: list[tuple[str, str]] = []
-    for pair in pairs:
-      chunk.append(pair)
-      if len(chunk) == _CHUNK:
-        _write_chunk(chunk, vocabs, files, columns)
-        chunk = []
-    _write_chunk(chunk, vocabs, files, columns)
+    pairs = iter(pairs)
+    while chunk := list(itertools.islice(pairs, _CHUNK)):
+      part = EncodedSplit.from_texts(*zip(*chunk, strict=True), src_vocab, tgt_vocab)
+      for side, ragged in (("source", part.sources), ("target", part.targets)):
+        files[side].write(ragged.ids.astype(dtypes[side]).tobytes())
+      for name, values in _columns(part).items():
+        columns[name].append(values)
     for f in files.values():
       f.flush()
       os.fsync(f.fileno())
-  arrays = {name: np.concatenate(parts) for name, parts in columns.items()}
+  arrays = {
+    name: np.concatenate(parts) if parts else np.zeros(0, _COLUMNS[name])
+    for name, parts in columns.items()
+  }
   with open(os.path.join(path, "examples.npz"), "wb") as f:
     np.savez(f, **arrays)
   meta = {
     "format": FORMAT,
     "examples": len(arrays["target_blank"]),
-    **{f"{side}_dtype": _dtype(vocabs[side]).name for side in SIDES},
+    **{f"{side}_dtype": dtypes[side].name for side in SIDES},
     **{f"{side}_ids": int(arrays[f"{side}_lengths"].sum()) for side in SIDES},
   }
   atomic_write(os.path.join(path, "meta.json"), json.dumps(meta))
 
 
-def _write_chunk(
-  chunk: list[tuple[str, str]],
-  vocabs: dict[str, Vocabulary],
-  files: dict[str, BinaryIO],
-  columns: dict[str, list[np.ndarray]],
-) -> None:
-  for i, side in enumerate(SIDES):
-    texts = [pair[i] for pair in chunk]
-    ids = vocabs[side].encode_batch(texts)
-    columns[f"{side}_lengths"].append(np.array([len(x) for x in ids], np.int32))
-    columns[f"{side}_words"].append(np.array([len(t.split()) for t in texts], np.int32))
-    if ids:
-      files[side].write(np.concatenate(ids).astype(_dtype(vocabs[side])).tobytes())
-  columns["target_blank"].append(np.array([not pair[1].strip() for pair in chunk], bool))
+# What `examples.npz` holds of a split besides its ids, and the dtypes it stores them in.
+_COLUMNS = {
+  "source_lengths": np.int32,
+  "target_lengths": np.int32,
+  "source_words": np.int32,
+  "target_words": np.int32,
+  "target_blank": bool,
+}
+
+
+def _columns(split: EncodedSplit) -> dict[str, np.ndarray]:
+  values = {
+    "source_lengths": split.sources.lengths,
+    "target_lengths": split.targets.lengths,
+    "source_words": split.source_words,
+    "target_words": split.target_words,
+    "target_blank": split.target_blank,
+  }
+  return {name: np.asarray(v, _COLUMNS[name]) for name, v in values.items()}
 
 
 def _open(path: str) -> EncodedSplit:

@@ -50,7 +50,8 @@ def prepare_data(
   for split in ("train", *eval_splits):
     if split not in available:
       raise ConfigError(
-        f"Dataset {name!r} has no {split} split (it has {', '.join(available)}); fix eval.splits."
+        f"Dataset {name!r} has no {split} split (it has {', '.join(available)}); fix "
+        "eval.splits (or the split to evaluate)."
       )
   raw = datasets.load(name, data_dir, files, splits=eval_splits)
   languages = datasets.languages(name, dataset.languages)

@@ -8,7 +8,6 @@ from typing import Any
 import ml_collections
 
 from attn_research import runs
-from attn_research.data import datasets
 from attn_research.data.pipeline import Buckets
 from attn_research.data.vocab import Vocabulary
 from attn_research.decoding.ensemble import Ensemble
@@ -84,10 +83,6 @@ def evaluate_run(
   run = open_run(workdirs[0], config)
   mesh = parallel.make_mesh()
   setup.validate(config, mesh)
-  dataset = config.dataset
-  available = datasets.split_names(dataset.name, dataset.data_dir, dataset.files)
-  if split not in available:
-    raise ConfigError(f"Unknown split {split!r}; the dataset has {', '.join(available)}.")
   data = prepare_data(config, run, (split,))
   model, params, steps = restore_runs(run, config, data, workdirs[1:], checkpoint, mesh)
   evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)

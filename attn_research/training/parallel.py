@@ -4,6 +4,7 @@ Parameters and optimizer state are replicated, batches are split along their fir
 and XLA inserts the gradient all-reduce: the current JAX way to do what `pmap` did.
 """
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -48,6 +49,7 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
   return {k: jax.make_array_from_process_local_data(sharding, v, v.shape) for k, v in batch.items()}
 
 
+@functools.cache  # read once per mesh, not per batch
 def process_devices(mesh: Mesh) -> tuple[int, int]:
   """(first, stop): the run of the mesh's devices that belong to this process, whose rows
   of every batch it alone feeds.
