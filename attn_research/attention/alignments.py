@@ -14,6 +14,12 @@ outside the window masked: the same weights, chosen per padded shape at trace ti
 Positions outside the sentence get no weight (Luong's footnote: "ignore the part outside
 the sentence"). The paper's positions are 1-based: s = 1..S and p_t ∈ [0, S]; array
 index i holds s = i + 1.
+
+With H heads (`model.attention.heads`) the score gives energies `[batch, q, H, …]`; each
+head is normalised on its own over the same positions (one window, one local-p p_t and
+Gaussian for all heads), attends over its chunk of d / H dimensions of the values, and
+the heads' contexts are concatenated (Sockeye's `mhdot`, RNMT+). The weights returned
+are the heads' mean, as Sockeye's, for heatmaps, alignment error and coverage.
 """
 
 import flax.linen as nn
@@ -22,7 +28,7 @@ import jax.numpy as jnp
 
 from attn_research.attention.memory import Memory
 from attn_research.attention.normalizers import NORMALIZERS
-from attn_research.attention.scores import Score, luong_uniform
+from attn_research.attention.scores import Score, luong_uniform, split_heads
 from attn_research.registry import Registry
 
 ALIGNMENTS: Registry[type["Alignment"]] = Registry("alignment", "model.attention.alignment")
@@ -48,6 +54,18 @@ def _scatter(window_weights: jax.Array, index: jax.Array, src_len: int) -> jax.A
   return rows.at[b, q, index].add(window_weights)
 
 
+def _context(weights: jax.Array, values: jax.Array) -> jax.Array:
+  """Weights `[b, q, s]` (or per head `[b, q, H, s]`) over full `[b, s, d]` values, or
+  over windowed `[b, q, w, d]` ones → `[b, q, d]`, the heads' contexts concatenated."""
+  full = values.ndim == 3
+  if weights.ndim == 3:
+    return jnp.einsum("bqs,bsd->bqd" if full else "bqw,bqwd->bqd", weights, values)
+  heads = weights.shape[2]
+  spec = "bqhs,bshd->bqhd" if full else "bqhw,bqwhd->bqhd"
+  context = jnp.einsum(spec, weights, split_heads(values, heads))
+  return context.reshape(*context.shape[:2], -1)
+
+
 class Alignment(nn.Module):
   """Base of the alignments; every one takes the same config.
 
@@ -59,6 +77,7 @@ class Alignment(nn.Module):
     normalizer: name in `NORMALIZERS` (`model.attention.normalizer`): how the energies of
       the attended positions become weights.
     entmax_alpha: α of the `entmax` normaliser.
+    heads: H, heads of the score (`model.attention.heads`).
   """
 
   window: int = 10
@@ -67,10 +86,18 @@ class Alignment(nn.Module):
   sigma: float = 0.0
   normalizer: str = "softmax"
   entmax_alpha: float = 1.5
+  heads: int = 1
+
+  def per_head(self, x: jax.Array) -> jax.Array:
+    """`[b, q, s]` → `[b, q, 1, s]` under multi-head attention, to broadcast over heads."""
+    return x if self.heads == 1 else x[..., None, :]
 
   def normalize(self, energies: jax.Array, mask: jax.Array) -> jax.Array:
-    """Weights over the positions `mask` holds, exactly 0 elsewhere."""
-    return NORMALIZERS.get(self.normalizer)(energies, mask, self.entmax_alpha)
+    """Weights over the positions `mask` `[b, q|1, s]` holds, exactly 0 elsewhere."""
+    return NORMALIZERS.get(self.normalizer)(energies, self.per_head(mask), self.entmax_alpha)
+
+  def head_mean(self, weights: jax.Array) -> jax.Array:
+    return weights if self.heads == 1 else jnp.mean(weights, axis=2)
 
 
 def gathers_window(src_len: int, window: int) -> bool:
@@ -106,11 +133,11 @@ class _Local(Alignment):
       sigma = self.sigma or self.window / 2.0
       distance = (index + 1).astype(p_t.dtype) - p_t[..., None]
       gaussian = jnp.exp(-jnp.square(distance) / (2.0 * sigma**2))
-      weights = (weights * gaussian).astype(weights.dtype)
+      weights = (weights * self.per_head(gaussian)).astype(weights.dtype)
     if not gather:
-      return jnp.einsum("bqs,bsd->bqd", weights, memory.values), weights
-    context = jnp.einsum("bqw,bqwd->bqd", weights, _gather(memory.values, safe))
-    return context, _scatter(weights, safe, src_len)
+      return _context(weights, memory.values), self.head_mean(weights)
+    context = _context(weights, _gather(memory.values, safe))
+    return context, _scatter(self.head_mean(weights), safe, src_len)
 
 
 @ALIGNMENTS.register("global")
@@ -121,7 +148,7 @@ class GlobalAlignment(Alignment):
   def __call__(self, score: Score, query: jax.Array, memory: Memory, positions: jax.Array):
     del positions
     weights = self.normalize(score.compare(query, memory.keys), memory.mask[:, None, :])
-    return jnp.einsum("bqs,bsd->bqd", weights, memory.values), weights
+    return _context(weights, memory.values), self.head_mean(weights)
 
 
 @ALIGNMENTS.register("local_m")

@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import ml_collections
 
 from attn_research.attention.alignments import ALIGNMENTS
+from attn_research.attention.coverage import COVERAGES, NO_COVERAGE
 from attn_research.attention.memory import Memory
 from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import INITS, SCORES
-from attn_research.constraints import NON_NEGATIVE, Choice, Float, Int, field
+from attn_research.constraints import NON_NEGATIVE, POSITIVE, Choice, Float, Int, field
 from attn_research.errors import ConfigError
 
 
@@ -30,6 +31,9 @@ class AttentionConfig:
     sigma: local-p's Gaussian width σ (Luong Eq. 10); 0 means D/2, the paper's.
     normalizer: name in `NORMALIZERS`: softmax, sparsemax, entmax15 or entmax.
     entmax_alpha: α of `entmax` (> 1; 2 is sparsemax, → 1 softmax).
+    heads: H of multi-head attention; 1 is single-head attention.
+    coverage: "none" or a name in `COVERAGES`.
+    coverage_size: units of the `tu_nn` coverage (Tu et al.'s 10).
   """
 
   score: str = field(Choice(names=SCORES))
@@ -41,6 +45,9 @@ class AttentionConfig:
   sigma: float = field(Float(low=0, note="0: window / 2, Luong's"), 0.0)
   normalizer: str = field(Choice(names=NORMALIZERS), "softmax")
   entmax_alpha: float = field(Float(low=1, low_open=True, note="2: sparsemax"), 1.5)
+  heads: int = field(POSITIVE, 1)
+  coverage: str = field(Choice(names=(NO_COVERAGE, *COVERAGES)), NO_COVERAGE)
+  coverage_size: int = field(POSITIVE, 10)
 
   @classmethod
   def from_config(
@@ -52,7 +59,7 @@ class AttentionConfig:
     Raises:
       ConfigError: a positive `max_source_length` shorter than `longest_source`, which
         would refuse the longest batches only once training reaches them; local-p with
-        a Gaussian of width 0.
+        a Gaussian of width 0; coverage with a score that has no tanh layer to add it to.
     """
     config = cls(**attention.to_dict())
     if 0 < config.max_source_length < longest_source:
@@ -65,7 +72,29 @@ class AttentionConfig:
         "model.attention.alignment='local_p' with model.attention.window=0 and sigma=0 has "
         "a Gaussian of width 0; set model.attention.window ≥ 1 or model.attention.sigma > 0."
       )
+    if config.coverage != NO_COVERAGE and not SCORES.get(config.score).accepts_coverage:
+      accepting = ", ".join(name for name in SCORES if SCORES.get(name).accepts_coverage)
+      raise ConfigError(
+        f"model.attention.coverage={config.coverage!r} enters the score inside its tanh "
+        f"layer, which model.attention.score={config.score!r} has not; use a score among "
+        f"{accepting} or coverage='none'."
+      )
     return dataclasses.replace(config, max_source_length=config.max_source_length or longest_source)
+
+  def validate(self, hidden_size: int) -> None:
+    """Raises a one-line `ConfigError` when the heads do not divide the sizes they split:
+    the values (`hidden_size`) and the compared vectors (the inner size N of projected
+    scores, else the query)."""
+    for name, size in (("model.encoder.hidden_size", hidden_size), ("the inner size", self.size)):
+      if size % self.heads:
+        raise ConfigError(
+          f"model.attention.heads={self.heads} must divide {name} ({size}); choose heads "
+          f"among {', '.join(str(h) for h in range(1, size + 1) if size % h == 0)}."
+        )
+
+  @property
+  def covered(self) -> bool:
+    return self.coverage != NO_COVERAGE
 
 
 class Attention(nn.Module):
@@ -86,6 +115,7 @@ class Attention(nn.Module):
       size=c.size,
       max_length=c.max_source_length,
       initialization=c.init,
+      heads=c.heads,
       name="score",
     )
     self.align_fn = ALIGNMENTS.get(c.alignment)(
@@ -95,8 +125,13 @@ class Attention(nn.Module):
       sigma=c.sigma,
       normalizer=c.normalizer,
       entmax_alpha=c.entmax_alpha,
+      heads=c.heads,
       name="alignment",
     )
+    if c.covered:
+      self.coverage_fn = COVERAGES.get(c.coverage)(
+        size=c.coverage_size, initialization=c.init, name="coverage"
+      )
 
   def prepare(self, values: jax.Array, mask: jax.Array) -> Memory:
     """Precomputes the per-source part of the score, once per source batch.
@@ -105,28 +140,49 @@ class Attention(nn.Module):
       values: `[batch, src_len, hidden]` encoder states.
       mask: `[batch, src_len]` bool, True on real positions.
     """
-    return Memory(values=values, keys=self.score_fn.prepare(values), mask=mask)
+    covered = self.coverage_fn.prepare(values) if self.config.covered else None
+    keys = self.score_fn.prepare(values)
+    return Memory(values=values, keys=keys, mask=mask, coverage=covered)
+
+  def initial_coverage(self, memory: Memory) -> jax.Array | None:
+    """C₀ `[batch, src_len, coverage units]` of a coverage model, else None."""
+    if not self.config.covered:
+      return None
+    return self.coverage_fn.initial(memory.mask, memory.values.dtype)
 
   def __call__(
-    self, query: jax.Array, memory: Memory, positions: jax.Array | int = 0
-  ) -> tuple[jax.Array, jax.Array]:
+    self,
+    query: jax.Array,
+    memory: Memory,
+    positions: jax.Array | int = 0,
+    coverage: jax.Array | None = None,
+  ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
     """Attends from `[batch, ..., query_size]` queries.
 
     Args:
       query: one query per decoder step (`[batch, query_size]`) or several
-        (`[batch, tgt_len, query_size]`).
+        (`[batch, tgt_len, query_size]`); one per step under coverage.
       memory: from `prepare`.
       positions: 0-based target step of each query, broadcastable to `query.shape[:-1]`
         (read by local-m).
+      coverage: C_{t−1} of a coverage model (`initial_coverage` at the first step).
 
     Returns:
-      context `[batch, ..., hidden]` and weights `[batch, ..., src_len]` (exactly 0 on
+      context `[batch, ..., hidden]`, weights `[batch, ..., src_len]` (exactly 0 on
       padding and outside a local window; a fully padded source gives zero weights and a
-      zero context).
+      zero context) and C_t (None without coverage).
     """
     batch, *middle, size = query.shape
     flat = query.reshape(batch, -1, size)
     pos = jnp.broadcast_to(jnp.asarray(positions, jnp.int32), query.shape[:-1]).reshape(batch, -1)
-    context, weights = self.align_fn(self.score_fn, flat, memory, pos)
+    attended = memory
+    if coverage is not None:
+      if middle:
+        raise ValueError("Coverage attends from one query per decoder step: [batch, query_size].")
+      attended = memory.replace(keys=self.score_fn.cover(memory.keys, coverage))
+    context, weights = self.align_fn(self.score_fn, flat, attended, pos)
     src_len = memory.mask.shape[1]
-    return context.reshape(batch, *middle, -1), weights.reshape(batch, *middle, src_len)
+    weights = weights.reshape(batch, *middle, src_len)
+    if coverage is not None:
+      coverage = self.coverage_fn.update(coverage, weights, query, memory.coverage, memory.mask)
+    return context.reshape(batch, *middle, -1), weights, coverage

@@ -13,8 +13,11 @@ class Memory:
       weighted sum).
     keys: whatever the score function precomputed from the states (e.g. `W_a h̄_s`).
     mask: `[batch, src_len]` bool, True on real source positions.
+    coverage: what the coverage model precomputed from the states (`tu_linguistic`'s
+      fertilities, `tu_nn`'s input projection), or None.
   """
 
   values: jax.Array
   keys: jax.Array
   mask: jax.Array
+  coverage: jax.Array | None = None

@@ -38,16 +38,32 @@ def bahdanau_normal(key, shape, dtype=jnp.float32):
   return 0.001 * jax.random.normal(key, shape, dtype)
 
 
-def dot(query: jax.Array, keys: jax.Array) -> jax.Array:
-  """`[b, q, d]` · full `[b, s, d]` or windowed `[b, q, w, d]` keys → `[b, q, s|w]`."""
-  if keys.ndim == 3:
-    return jnp.einsum("bqd,bsd->bqs", query, keys)
-  return jnp.einsum("bqd,bqwd->bqw", query, keys)
+def split_heads(x: jax.Array, heads: int) -> jax.Array:
+  """`[..., d]` → `[..., heads, d / heads]`."""
+  return x.reshape(*x.shape[:-1], heads, x.shape[-1] // heads)
+
+
+def dot(query: jax.Array, keys: jax.Array, heads: int = 1) -> jax.Array:
+  """`[b, q, d]` · full `[b, s, d]` or windowed `[b, q, w, d]` keys → `[b, q, s|w]`, or
+  per head of d / H dimensions `[b, q, H, s|w]`."""
+  full = keys.ndim == 3
+  if heads == 1:
+    return jnp.einsum("bqd,bsd->bqs" if full else "bqd,bqwd->bqw", query, keys)
+  query, keys = split_heads(query, heads), split_heads(keys, heads)
+  return jnp.einsum("bqhd,bshd->bqhs" if full else "bqhd,bqwhd->bqhw", query, keys)
 
 
 def add(query: jax.Array, keys: jax.Array) -> jax.Array:
   """`[b, q, n]` + full `[b, s, n]` or windowed `[b, q, w, n]` → `[b, q, s|w, n]`."""
   return query[:, :, None, :] + (keys[:, None] if keys.ndim == 3 else keys)
+
+
+def project(features: jax.Array, v: jax.Array, heads: int = 1) -> jax.Array:
+  """`v_aᵀ tanh(…)`: `[b, q, s|w, n]` features · v `[n]` → `[b, q, s|w]`, or per head
+  (chunks of n / H units and of v) `[b, q, H, s|w]`."""
+  if heads == 1:
+    return features @ v
+  return jnp.einsum("bqshn,hn->bqhs", split_heads(features, heads), split_heads(v, heads))
 
 
 class Score(nn.Module):
@@ -59,12 +75,19 @@ class Score(nn.Module):
       `mul`); 0 means `query_size`.
     max_length: longest source the `location` score can address.
     initialization: "paper" or "default" (see the module docstring).
+    heads: H of multi-head attention: the compared vectors (the query and keys, or the N
+      units inside the tanh and v_a) are split into H chunks, one energy per chunk.
   """
 
   query_size: int
   size: int = 0
   max_length: int = 0
   initialization: str = "paper"
+  heads: int = 1
+
+  # Whether a coverage vector can enter the score: only inside a tanh layer over the keys.
+  accepts_coverage = False
+  coverage_init = staticmethod(luong_uniform)
 
   @property
   def inner_size(self) -> int:
@@ -84,8 +107,23 @@ class Score(nn.Module):
   def prepare(self, keys: jax.Array):
     return keys
 
+  def cover(self, prepared: jax.Array, coverage: jax.Array) -> jax.Array:
+    """The prepared keys `[batch, src_len, n]` plus V_c C `[batch, src_len, n]` from the
+    coverage vector `[batch, src_len, coverage units]`: the term inside the tanh of Tu et
+    al. 2016 (V_a C_{i−1,j}) and See et al. 2017 (w_c c_i^t)."""
+    return prepared + self.w_c(coverage.astype(prepared.dtype))
+
   def compare(self, query: jax.Array, prepared) -> jax.Array:
     raise NotImplementedError
+
+
+class _Tanh(Score):
+  """Scores `v_aᵀ tanh(W_q q + keys)`: they accept a coverage vector."""
+
+  accepts_coverage = True
+
+  def setup(self):
+    self.w_c = self.dense(self.inner_size, "w_c", self.coverage_init)
 
 
 @SCORES.register("dot")
@@ -101,15 +139,15 @@ class Dot(Score):
     return keys
 
   def compare(self, query, prepared):
-    return dot(query, prepared)
+    return dot(query, prepared, self.heads)
 
 
 @SCORES.register("scaled_dot")
 class ScaledDot(Dot):
-  """`h_tᵀ h̄_s / √d` (Vaswani et al. 2017's scaling on Luong's dot)."""
+  """`h_tᵀ h̄_s / √d` (Vaswani et al. 2017's scaling on Luong's dot; d per head)."""
 
   def compare(self, query, prepared):
-    return dot(query, prepared) / math.sqrt(self.query_size)
+    return dot(query, prepared, self.heads) / math.sqrt(self.query_size // self.heads)
 
 
 @SCORES.register("general")
@@ -124,7 +162,7 @@ class General(Score):
     return self.w_a(keys)
 
   def compare(self, query, prepared):
-    return dot(query, prepared)
+    return dot(query, prepared, self.heads)
 
 
 @SCORES.register("scaled_general")
@@ -136,15 +174,16 @@ class ScaledGeneral(General):
     self.g = self.param("g", nn.initializers.ones, ())
 
   def compare(self, query, prepared):
-    return self.g * dot(query, prepared)
+    return self.g * dot(query, prepared, self.heads)
 
 
 @SCORES.register("concat")
-class Concat(Score):
+class Concat(_Tanh):
   """Luong's `concat`: `v_aᵀ tanh(W_a [h_t; h̄_s])`, with W_a = [W_q, W_k] split so that
   `W_k h̄_s` is computed once per source."""
 
   def setup(self):
+    super().setup()
     self.w_q = self.dense(self.inner_size, "w_q")
     self.w_k = self.dense(self.inner_size, "w_k")
     self.v_a = self.param("v_a", self.initializer(luong_uniform, True), (self.inner_size,))
@@ -153,15 +192,18 @@ class Concat(Score):
     return self.w_k(keys)
 
   def compare(self, query, prepared):
-    return jnp.tanh(add(self.w_q(query), prepared)) @ self.v_a
+    return project(jnp.tanh(add(self.w_q(query), prepared)), self.v_a, self.heads)
 
 
 @SCORES.register("additive")
-class Additive(Score):
-  """Bahdanau's `v_aᵀ tanh(W_a s + U_a h̄_s)`, `U_a h̄_s` once per source; W_a, U_a from
-  N(0, 0.001²) and v_a = 0 (Bahdanau et al. 2015, appendix B.2)."""
+class Additive(_Tanh):
+  """Bahdanau's `v_aᵀ tanh(W_a s + U_a h̄_s)`, `U_a h̄_s` once per source; W_a, U_a (and a
+  coverage's V_c) from N(0, 0.001²) and v_a = 0 (Bahdanau et al. 2015, appendix B.2)."""
+
+  coverage_init = staticmethod(bahdanau_normal)
 
   def setup(self):
+    super().setup()
     self.w_a = self.dense(self.inner_size, "w_a", bahdanau_normal)
     self.u_a = self.dense(self.inner_size, "u_a", bahdanau_normal)
     self.v_a = self.param("v_a", self.initializer(nn.initializers.zeros, True), (self.inner_size,))
@@ -170,16 +212,17 @@ class Additive(Score):
     return self.u_a(keys)
 
   def compare(self, query, prepared):
-    return jnp.tanh(add(self.w_a(query), prepared)) @ self.v_a
+    return project(jnp.tanh(add(self.w_a(query), prepared)), self.v_a, self.heads)
 
 
 @SCORES.register("normed_additive")
-class NormedAdditive(Score):
+class NormedAdditive(_Tanh):
   """tensorflow/nmt's normed Bahdanau (Salimans & Kingma 2016 weight normalisation):
   `(g · v / ‖v‖)ᵀ tanh(W q + U h̄_s + b)`, g starting at √(1/N), b at 0, the rest
   U(−0.1, 0.1) as tensorflow/nmt's standard `init_weight`."""
 
   def setup(self):
+    super().setup()
     self.w_a = self.dense(self.inner_size, "w_a")
     self.u_a = self.dense(self.inner_size, "u_a")
     self.v = self.param("v", self.initializer(luong_uniform, True), (self.inner_size,))
@@ -191,7 +234,7 @@ class NormedAdditive(Score):
 
   def compare(self, query, prepared):
     normed_v = self.g * self.v / jnp.linalg.norm(self.v)
-    return jnp.tanh(add(self.w_a(query), prepared) + self.b) @ normed_v
+    return project(jnp.tanh(add(self.w_a(query), prepared) + self.b), normed_v, self.heads)
 
 
 @SCORES.register("mul")
@@ -207,24 +250,30 @@ class Mul(Score):
     return self.w_k(keys)
 
   def compare(self, query, prepared):
-    return dot(self.w_q(query), prepared)
+    return dot(self.w_q(query), prepared, self.heads)
 
 
 @SCORES.register("cosine")
 class Cosine(Dot):
-  """Content-based cosine similarity `h_tᵀ h̄_s / (‖h_t‖ ‖h̄_s‖)` (Graves et al. 2014)."""
+  """Content-based cosine similarity `h_tᵀ h̄_s / (‖h_t‖ ‖h̄_s‖)` (Graves et al. 2014), of
+  each head's chunks under multi-head attention."""
 
   eps: float = 1e-8
 
   def _normalise(self, x):
     # sqrt(|x|² + ε) keeps zero vectors (padding) and their gradients finite.
+    if self.heads > 1:
+      return self._normalise_rows(split_heads(x, self.heads)).reshape(x.shape)
+    return self._normalise_rows(x)
+
+  def _normalise_rows(self, x):
     return x / jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + self.eps)
 
   def prepare(self, keys):
     return super().prepare(self._normalise(keys))
 
   def compare(self, query, prepared):
-    return dot(self._normalise(query), prepared)
+    return dot(self._normalise(query), prepared, self.heads)
 
 
 @SCORES.register("location")
@@ -252,4 +301,4 @@ class Location(Score):
     return jnp.broadcast_to(rows, (batch, src_len, self.query_size))
 
   def compare(self, query, prepared):
-    return dot(query, prepared)
+    return dot(query, prepared, self.heads)

@@ -82,11 +82,14 @@ class DecoderState:
     (luong with input feeding), the bottom layer's previous output (gnmt), the encoder
     summary (none_input); zeros otherwise.
   position: `[batch]` int32, the 0-based target step about to be predicted.
+  coverage: `[batch, src_len, units]` the attention's coverage vector C_{t−1}, or None
+    (`model.attention.coverage`); beam search reorders it with the rest of the state.
   """
 
   carries: tuple[Carry, ...]
   feed: jax.Array
   position: jax.Array
+  coverage: jax.Array | None = None
 
 
 def logits(features: jax.Array, matrix: jax.Array) -> jax.Array:
@@ -187,8 +190,13 @@ class RecurrentDecoder(nn.Module):
       carries=carries,
       feed=self.initial_feed(encoded, carries),
       position=jnp.zeros((src_mask.shape[0],), jnp.int32),
+      coverage=self.initial_coverage(memory),
     )
     return memory, state
+
+  def initial_coverage(self, memory: Memory) -> jax.Array | None:
+    del memory
+    return None
 
   def stack_step(self, carries, x, train, context=None, residual_from=None):
     """One step through the stacked cells; `context` joins every layer's input after the
@@ -299,6 +307,9 @@ class AttentionalDecoder(RecurrentDecoder):
   def memory(self, states: jax.Array, src_mask: jax.Array) -> Memory:
     return self.attention.prepare(states, src_mask)
 
+  def initial_coverage(self, memory: Memory) -> jax.Array | None:
+    return self.attention.initial_coverage(memory)
+
 
 @DECODERS.register("luong")
 class LuongDecoder(AttentionalDecoder):
@@ -308,7 +319,8 @@ class LuongDecoder(AttentionalDecoder):
 
   With input feeding, h̃_{t−1} joins the step's input and teacher forcing runs step by
   step; without it, the recurrent pass runs over all target steps first and attention is
-  one batched operation. `tfnmt_compat` uses tensorflow/nmt's `W [h_t; c_t]` instead.
+  one batched operation (step by step under coverage, whose C_t feeds the next step's
+  score). `tfnmt_compat` uses tensorflow/nmt's `W [h_t; c_t]` instead.
   """
 
   @property
@@ -319,25 +331,28 @@ class LuongDecoder(AttentionalDecoder):
     super().setup()
     self.w_c = nn.Dense(self.hidden_size, use_bias=False, name="w_c")
 
-  def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array):
-    context, weights = self.attention(h, memory, positions)
+  def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array, coverage=None):
+    context, weights, coverage = self.attention(h, memory, positions, coverage)
     if self.config.tfnmt_compat:
-      return self.w_c(jnp.concatenate([h, context], axis=-1)), weights
-    return jnp.tanh(self.w_c(jnp.concatenate([context, h], axis=-1))), weights
+      h_tilde = self.w_c(jnp.concatenate([h, context], axis=-1))
+    else:
+      h_tilde = jnp.tanh(self.w_c(jnp.concatenate([context, h], axis=-1)))
+    return h_tilde, weights, coverage
 
   def step_outputs(self, memory, state, x, train):
     if self.config.input_feeding:
       x = jnp.concatenate([x, state.feed], axis=-1)
     carries, h = self.stack_step(state.carries, x, train)
-    h_tilde, weights = self._attend(memory, h, state.position)
-    return DecoderState(carries, h_tilde, state.position + 1), h_tilde, weights
+    h_tilde, weights, coverage = self._attend(memory, h, state.position, state.coverage)
+    return DecoderState(carries, h_tilde, state.position + 1, coverage), h_tilde, weights
 
   def recurrent_outputs(self, memory, state, xs, train):
-    if self.config.input_feeding:
+    if self.config.input_feeding or state.coverage is not None:
       return self.scan_steps(memory, state, xs, train)
     hs, _ = self.stack_scan(xs, state.carries, train)
     positions = state.position[:, None] + jnp.arange(xs.shape[1])
-    return self._attend(memory, hs, positions)
+    h_tilde, weights, _ = self._attend(memory, hs, positions)
+    return h_tilde, weights
 
 
 @DECODERS.register("bahdanau")
@@ -375,10 +390,10 @@ class BahdanauDecoder(AttentionalDecoder):
 
   def step_outputs(self, memory, state, x, train):
     s_prev = CELLS.get(self.cell).output(state.carries[-1])
-    context, weights = self.attention(s_prev, memory, state.position)
+    context, weights, coverage = self.attention(s_prev, memory, state.position, state.coverage)
     carries, s_t = self.stack_step(state.carries, jnp.concatenate([x, context], -1), train)
     outputs = (s_prev, context) if self.config.deep_output else s_t
-    return DecoderState(carries, state.feed, state.position + 1), outputs, weights
+    return DecoderState(carries, state.feed, state.position + 1, coverage), outputs, weights
 
   def readout(self, outputs, x):
     if not self.config.deep_output:
@@ -407,11 +422,11 @@ class GNMTDecoder(AttentionalDecoder):
     return CELLS.get(self.cell).output(carries[0])
 
   def step_outputs(self, memory, state, x, train):
-    context, weights = self.attention(state.feed, memory, state.position)
+    context, weights, coverage = self.attention(state.feed, memory, state.position, state.coverage)
     x = jnp.concatenate([x, context], axis=-1)
     carries, h = self.stack_step(state.carries, x, train, context=context, residual_from=2)
     bottom = CELLS.get(self.cell).output(carries[0])
-    return DecoderState(carries, bottom, state.position + 1), h, weights
+    return DecoderState(carries, bottom, state.position + 1, coverage), h, weights
 
 
 @DECODERS.register("none_state")

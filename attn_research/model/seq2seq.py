@@ -69,6 +69,8 @@ class ModelConfig:
     """
     self.encoder.validate()
     self.decoder.validate(self.encoder, self.embedding_size)
+    if DECODERS.get(self.decoder.type).attentional:
+      self.attention.validate(self.encoder.hidden_size)
     BRIDGES.get(self.bridge).validate(self.encoder.num_layers, self.decoder.num_layers)
 
 

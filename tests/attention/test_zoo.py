@@ -34,19 +34,21 @@ def _inputs(seed=0):
 
 
 def _apply(module, query, values, mask, positions):
-  return module(query, module.prepare(values, mask), positions)
+  context, weights, _ = module(query, module.prepare(values, mask), positions)
+  return context, weights
 
 
-def _build(score, alignment, sigma=0.0, normalizer="softmax", alpha=1.5):
+def _build(score, alignment, sigma=0.0, normalizer="softmax", alpha=1.5, heads=1, size=N):
   config = AttentionConfig(
     score,
     alignment,
     window=D,
-    size=N,
+    size=size,
     max_source_length=MAX_LEN,
     sigma=sigma,
     normalizer=normalizer,
     entmax_alpha=alpha,
+    heads=heads,
   )
   return Attention(config, query_size=DIM)
 
@@ -58,36 +60,48 @@ def _np(params, *path):
   return np.asarray(x, np.float64)
 
 
-def _score_fn(name, p):
-  """score(h, k) for one query h [DIM] and one key k [DIM], and location's by position."""
+def _score_fn(name, p, heads=1):
+  """score(h, k, s) → `[heads]` energies for one query h [DIM] and one key k [DIM] at
+  1-based position s: head i compares chunk i of the compared vectors."""
   sp = p.get("score", {})
+
+  def chunks(x):
+    return np.split(x, heads)
+
+  def dots(a, b):
+    return np.array([x @ y for x, y in zip(chunks(a), chunks(b), strict=True)])
+
+  def tanh_layer(v, inner):
+    return np.array([u @ np.tanh(x) for u, x in zip(chunks(v), chunks(inner), strict=True)])
+
   if name == "dot":
-    return lambda h, k, s: h @ k
+    return lambda h, k, s: dots(h, k)
   if name == "scaled_dot":
-    return lambda h, k, s: h @ k / np.sqrt(DIM)
+    return lambda h, k, s: dots(h, k) / np.sqrt(DIM / heads)
   if name in ("general", "scaled_general"):
     w_a = _np(sp, "w_a", "kernel").T  # [query, key]
     g = float(_np(sp, "g")) if name == "scaled_general" else 1.0
-    return lambda h, k, s: g * h @ w_a @ k
+    return lambda h, k, s: g * dots(h, w_a @ k)
   if name == "concat":
     w_a = np.concatenate([_np(sp, "w_q", "kernel").T, _np(sp, "w_k", "kernel").T], axis=1)
     v_a = _np(sp, "v_a")
-    return lambda h, k, s: v_a @ np.tanh(w_a @ np.concatenate([h, k]))
+    return lambda h, k, s: tanh_layer(v_a, w_a @ np.concatenate([h, k]))
   if name == "additive":
     w_a, u_a, v_a = _np(sp, "w_a", "kernel").T, _np(sp, "u_a", "kernel").T, _np(sp, "v_a")
-    return lambda h, k, s: v_a @ np.tanh(w_a @ h + u_a @ k)
+    return lambda h, k, s: tanh_layer(v_a, w_a @ h + u_a @ k)
   if name == "normed_additive":
     w, u, v = _np(sp, "w_a", "kernel").T, _np(sp, "u_a", "kernel").T, _np(sp, "v")
     g, b = float(_np(sp, "g")), _np(sp, "b")
-    return lambda h, k, s: (g * v / np.linalg.norm(v)) @ np.tanh(w @ h + u @ k + b)
+    return lambda h, k, s: tanh_layer(g * v / np.linalg.norm(v), w @ h + u @ k + b)
   if name == "mul":
     w_q, w_k = _np(sp, "w_q", "kernel").T, _np(sp, "w_k", "kernel").T
-    return lambda h, k, s: (w_q @ h) @ (w_k @ k)
-  if name == "cosine":
-    return lambda h, k, s: h @ k / (np.linalg.norm(h) * np.linalg.norm(k))
+    return lambda h, k, s: dots(w_q @ h, w_k @ k)
+  if name == "cosine":  # of each head's chunks
+    unit = lambda x: np.concatenate([c / np.linalg.norm(c) for c in chunks(x)])  # noqa: E731
+    return lambda h, k, s: dots(unit(h), unit(k))
   if name == "location":
     w_a = _np(sp, "w_a").T  # [max_len, query]: row s scores position s
-    return lambda h, k, s: (w_a @ h)[s - 1]
+    return lambda h, k, s: dots(h, w_a[s - 1])
   raise AssertionError(name)
 
 
@@ -95,10 +109,14 @@ def _softmax(e):
   return np.exp(e - e.max()) / np.exp(e - e.max()).sum()
 
 
-def _reference(score, alignment, params, query, values, mask, sigma=D / 2, normalize=_softmax):
+def _reference(
+  score, alignment, params, query, values, mask, sigma=D / 2, normalize=_softmax, heads=1
+):
+  """Context `[B, T, DIM]` (the heads' contexts over their chunks of the values,
+  concatenated) and the heads' mean weights `[B, T, S]`."""
   p = params.get("params", {})
-  f = _score_fn(score, p)
-  weights = np.zeros((B, T, S))
+  f = _score_fn(score, p, heads)
+  weights = np.zeros((B, T, heads, S))
   for b, t in itertools.product(range(B), range(T)):
     length, h = int(LENGTHS[b]), query[b, t]
     if alignment == "global":
@@ -111,13 +129,15 @@ def _reference(score, alignment, params, query, values, mask, sigma=D / 2, norma
       window = [s for s in range(1, length + 1) if abs(s - p_t) <= D]
     if not window:
       continue
-    e = np.array([f(h, values[b, s - 1], s) for s in window])
-    align = normalize(e)
-    if alignment == "local_p":
-      align = align * np.exp(-((np.array(window) - p_t) ** 2) / (2 * sigma**2))
-    weights[b, t, np.array(window) - 1] = align
-  context = np.einsum("bts,bsd->btd", weights, values)
-  return context, weights
+    e = np.array([f(h, values[b, s - 1], s) for s in window])  # [window, heads]
+    for head in range(heads):
+      align = normalize(e[:, head])
+      if alignment == "local_p":
+        align = align * np.exp(-((np.array(window) - p_t) ** 2) / (2 * sigma**2))
+      weights[b, t, head, np.array(window) - 1] = align
+  chunked = values.reshape(B, S, heads, DIM // heads)
+  context = np.einsum("bths,bshd->bthd", weights, chunked).reshape(B, T, DIM)
+  return context, weights.mean(axis=2)
 
 
 @pytest.mark.parametrize(
@@ -326,3 +346,66 @@ def test_sparse_normalizers_match_numpy_in_every_alignment(
       for d in (shift, -shift)
     )
     np.testing.assert_allclose(grad[b, t, i], (up - down) / (2 * eps), atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize(
+  "score,alignment,heads",
+  [
+    (score, alignment, heads)
+    for score, alignment in itertools.product(SCORES.names(), ALIGNMENTS.names())
+    for heads in (2, 3)
+    if heads == 2 or alignment == "global"
+  ],
+)
+def test_multi_head_matches_numpy_formula(score, alignment, heads, monkeypatch):
+  # local-m gathers its window, local-p scores the masked dense row: both paths per head.
+  monkeypatch.setattr(alignments, "gathers_window", lambda src_len, w: alignment == "local_m")
+  query, values, mask = _inputs(5)
+  positions = np.broadcast_to(np.arange(T), (B, T))
+  layer = _build(score, alignment, heads=heads, size=2 * heads)
+  args = (jnp.asarray(query, jnp.float32), jnp.asarray(values, jnp.float32), mask, positions)
+  params = layer.init(jax.random.key(1), *args, method=_apply)
+  if score == "additive":
+    params["params"]["score"]["v_a"] = jax.random.normal(jax.random.key(2), (2 * heads,))
+  context, weights = layer.apply(params, *args, method=_apply)
+  ref_context, ref_weights = _reference(score, alignment, params, query, values, mask, heads=heads)
+  np.testing.assert_allclose(weights, ref_weights, atol=3e-6, rtol=1e-5)
+  np.testing.assert_allclose(context, ref_context, atol=3e-5, rtol=1e-5)
+  assert context.shape == (B, T, DIM)  # the heads' contexts concatenated
+  assert np.all(np.asarray(weights)[ref_weights == 0] == 0.0)
+  if alignment == "global":  # the heads' mean is a distribution over the real positions
+    np.testing.assert_allclose(np.asarray(weights).sum(-1)[LENGTHS > 0], 1.0, atol=1e-6)
+
+  # Each head has its own distribution: the heads differ, and their mean is the weights.
+  def energies(module, q, v):
+    return module.score_fn.compare(q, module.score_fn.prepare(v))
+
+  per_head = layer.apply(params, args[0], args[1], method=energies)
+  assert per_head.shape == (B, T, heads, S)
+  assert np.abs(np.diff(np.asarray(per_head), axis=2)).max() > 1e-3
+
+  def loss(q):
+    c, _ = layer.apply(params, q, args[1], mask, positions, method=_apply)
+    return jnp.sum(c * np.arange(DIM))
+
+  grad = np.asarray(jax.grad(loss)(args[0]))
+  eps = 1e-5
+  for b, t, i in ((0, 0, 0), (0, 3, 2), (4, 5, 1)):
+    shift = np.zeros_like(query)
+    shift[b, t, i] = eps
+    up, down = (
+      (_reference(score, alignment, params, query + d, values, mask, heads=heads)[0])
+      @ np.arange(DIM)
+      for d in (shift, -shift)
+    )
+    np.testing.assert_allclose(
+      grad[b, t, i], (up.sum() - down.sum()) / (2 * eps), atol=2e-3, rtol=2e-3
+    )
+
+
+def test_heads_must_divide_the_sizes_they_split():
+  with pytest.raises(ConfigError, match=r"heads=4 must divide model\.encoder\.hidden_size \(6\)"):
+    AttentionConfig("general", "global", heads=4).validate(6)
+  with pytest.raises(ConfigError, match=r"heads=2 must divide the inner size \(5\)"):
+    AttentionConfig("concat", "global", heads=2, size=5).validate(6)
+  AttentionConfig("concat", "global", heads=3, size=6).validate(6)

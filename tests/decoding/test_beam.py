@@ -16,8 +16,9 @@ from tests.conftest import tiny_seq2seq
 VOCAB = 6  # <pad> <s> </s> <unk> and two words
 
 
-def _model(decoder="luong"):
+def _model(decoder="luong", **attention):
   return tiny_seq2seq(
+    **attention,
     src_vocab_size=9,
     tgt_vocab_size=VOCAB,
     embedding_size=4,
@@ -184,8 +185,12 @@ def test_beam_keeps_top_k_a_partial_sort():
   assert "TopK" in compiled and " sort(" not in compiled
 
 
-def test_beam_is_independent_of_the_batch_size_and_keeps_the_right_attention():
-  model = _model()
+@pytest.mark.parametrize(
+  "attention",
+  [{}, dict(attention_score="additive", attention_coverage="see", attention_heads=2)],
+)
+def test_beam_is_independent_of_the_batch_size_and_keeps_the_right_attention(attention):
+  model = _model(**attention)
   params = _params(model, seed=3)
   src, mask = _sources(64, seed=2)
   search = jax.jit(functools.partial(beam_search, model, beam_size=4, max_len=6, alpha=0.6))
@@ -199,6 +204,30 @@ def test_beam_is_independent_of_the_batch_size_and_keeps_the_right_attention():
     _, weights = _teacher_forced(model, params, src[row : row + 1], mask[row : row + 1], hyp[:n])
     np.testing.assert_allclose(np.asarray(attention[row])[:n], weights, atol=1e-5)
     assert np.all(np.asarray(attention[row])[n:] == 0.0)
+
+
+def test_beam_reorders_the_coverage_with_its_hypotheses():
+  # Every hypothesis's attention must be what teacher forcing gives it, which holds only
+  # if each slot's coverage C_t followed its back-pointers (the OpenNMT-py #2378 failure).
+  model = _model(
+    attention_score="additive",
+    attention_coverage="see",
+    attention_heads=2,
+    attention_init="default",
+  )
+  params = _params(model, seed=5)
+  src, mask = _sources(16, seed=6)
+  tokens, attention, _ = jax.jit(
+    functools.partial(beam_search, model, beam_size=4, max_len=6, n_best=4)
+  )(params, src, mask)
+  crossed = 0
+  for row, slot in itertools.product(range(16), range(4)):
+    hyp = [int(t) for t in tokens[row, slot]]
+    n = hyp.index(EOS_ID) + 1 if EOS_ID in hyp else len(hyp)
+    _, weights = _teacher_forced(model, params, src[row : row + 1], mask[row : row + 1], hyp[:n])
+    np.testing.assert_allclose(np.asarray(attention[row, slot])[:n], weights, atol=1e-5)
+    crossed += n > 1
+  assert crossed > 32
 
 
 def test_beam_stages_keep_searching_the_open_sentences():

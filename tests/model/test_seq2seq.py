@@ -49,6 +49,48 @@ VARIANTS = {
     decoder_type="gnmt", encoder_type="gnmt", encoder_num_layers=3, decoder_num_layers=3
   ),
   "gnmt,gru,local_m": dict(decoder_type="gnmt", encoder_cell="gru", attention_alignment="local_m"),
+  # Coverage: C_t is decoder state, so teacher forcing runs step by step in every decoder.
+  "luong,see": dict(
+    decoder_type="luong",
+    attention_score="additive",
+    attention_coverage="see",
+    attention_init="default",
+  ),
+  "luong+feed,tu_nn,local_p": dict(
+    decoder_type="luong",
+    decoder_input_feeding=True,
+    attention_score="concat",
+    attention_alignment="local_p",
+    attention_coverage="tu_nn",
+    attention_init="default",
+  ),
+  "bahdanau,tu_linguistic": dict(
+    decoder_type="bahdanau",
+    attention_score="additive",
+    attention_coverage="tu_linguistic",
+    attention_init="default",
+  ),
+  "gnmt,see,local_m": dict(
+    decoder_type="gnmt",
+    attention_score="normed_additive",
+    attention_alignment="local_m",
+    attention_coverage="see",
+    attention_init="default",
+  ),
+  # Multi-head attention in every decoder, with and without coverage.
+  "luong,heads=4": dict(decoder_type="luong", attention_heads=4),
+  "luong+feed,heads=2,see": dict(
+    decoder_type="luong",
+    decoder_input_feeding=True,
+    attention_score="additive",
+    attention_heads=2,
+    attention_coverage="see",
+    attention_init="default",
+  ),
+  "bahdanau,heads=3,local_p": dict(
+    decoder_type="bahdanau", attention_score="mul", attention_heads=3, attention_alignment="local_p"
+  ),
+  "gnmt,heads=2": dict(decoder_type="gnmt", attention_score="scaled_dot", attention_heads=2),
   "none_state": dict(decoder_type="none_state"),
   "none_input,gru": dict(decoder_type="none_input", encoder_cell="gru"),
 }
