@@ -102,6 +102,7 @@ CONSTRAINTS: dict[str, Constraint] = {
   "train.warmup_steps": NON_NEGATIVE,
   "train.grad_clip": Float(low=0, note="0: no clipping"),
   "train.label_smoothing": Float(low=0, high=1, high_open=True),
+  "train.coverage_loss": Float(low=0, note="0: none"),
   "train.dtype": Choice(names=DTYPES),
   "train.log_every": POSITIVE,
   "train.eval_every": POSITIVE,

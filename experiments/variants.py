@@ -4,6 +4,7 @@ python -m experiments.variants
 """
 
 from attn_research.attention import ALIGNMENTS, NORMALIZERS, SCORES
+from attn_research.attention.coverage import COVERAGES, NO_COVERAGE
 from attn_research.data.datasets import DATASETS
 from attn_research.data.tokenizers import TOKENIZERS
 from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS
@@ -14,6 +15,7 @@ FAMILIES = (
   SCORES,
   ALIGNMENTS,
   NORMALIZERS,
+  COVERAGES,
   ENCODERS,
   CELLS,
   BRIDGES,
@@ -27,6 +29,8 @@ FAMILIES = (
 
 def _names(registry) -> list[str]:
   """Dataset families are listed with their configs (`synthetic/reverse`)."""
+  if registry is COVERAGES:
+    return [NO_COVERAGE, *registry.names()]
   if registry is not DATASETS:
     return registry.names()
   return [

@@ -110,6 +110,10 @@ BAD_VALUES = [
   ("train.grad_clip", math.inf, "must be a finite number ≥ 0"),
   ("train.label_smoothing", 1.0, "must be a finite number in [0, 1)"),
   ("train.label_smoothing", -0.1, "in [0, 1)"),
+  ("train.coverage_loss", -1.0, "must be a finite number ≥ 0 (0: none)"),
+  ("model.attention.heads", 0, "must be an int ≥ 1"),
+  ("model.attention.coverage", "count", "must be one of none, see, tu_linguistic, tu_nn"),
+  ("model.attention.coverage_size", 0, "must be an int ≥ 1"),
   ("train.log_every", 0, "must be an int ≥ 1"),
   ("train.keep_checkpoints", 0, "must be an int ≥ 1"),
   ("eval.batch_size", 12, "must be divisible by the number of devices (8)"),
@@ -161,6 +165,15 @@ STRUCTURAL = [
     {"model.attention.score": "location", "model.attention.max_source_length": 30},
     "model.attention.max_source_length=30 is shorter than the largest source bucket (40)",
   ),
+  (
+    {"model.attention.heads": 3},
+    "model.attention.heads=3 must divide model.encoder.hidden_size (256); choose heads among",
+  ),
+  (
+    {"model.attention.coverage": "see"},  # the dates config's score is general
+    "model.attention.coverage='see' enters the score inside its tanh layer, which "
+    "model.attention.score='general' has not; use a score among concat, additive, ",
+  ),
   (  # 8 devices × the 40-token largest bucket
     {"train.batch_tokens": 300},
     "train.batch_tokens=300 holds no batch of 8 rows of 40 tokens; raise it to at least 320",
@@ -186,6 +199,12 @@ def test_architecture_that_cannot_be_built(overrides, fragment):
     {"model.bridge": "dense", "model.encoder.num_layers": 2, "model.decoder.num_layers": 1},
     {"model.attention.score": "location", "model.attention.max_source_length": 40},
     {"train.grad_clip": 0.0, "decode.beam_size": 0, "train.warmup_steps": 0},
+    {"model.attention.heads": 8, "model.attention.score": "scaled_dot"},
+    {
+      "model.attention.score": "normed_additive",
+      "model.attention.coverage": "tu_nn",
+      "train.coverage_loss": 1.0,
+    },
   ],
 )
 def test_architectures_and_values_that_can_run(overrides):

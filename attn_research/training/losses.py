@@ -1,4 +1,5 @@
-"""Cross-entropy of the output layer, computed from its inputs in row chunks.
+"""What a train step minimises: the output layer's cross-entropy, computed from its
+inputs in row chunks, plus optional terms on the attention weights.
 
 `softmax(W_s x)` over a large vocabulary is the biggest array of a train step: 50k words
 × 128 sentences × 50 positions is 1.3 GB of float32 logits, and autodiff would keep them
@@ -7,12 +8,45 @@ over chunks of rows whose logits stay under `max_logits` elements; the backward 
 recomputes each chunk's logits rather than storing them.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
 from attn_research.model.decoder import logits as output_logits
 
 MAX_LOGITS = 1 << 25  # elements of float32 logits alive at once (128 MB)
+# Terms on the attention weights an `Objective` may add; a step reports `<term>_sum`.
+ATTENTION_TERMS = ("coverage",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """The per-token training objective, from the `train` config section.
+
+  Attributes:
+    label_smoothing: ε of the cross-entropy (`train.label_smoothing`).
+    coverage: λ of See et al. 2017's coverage loss (`train.coverage_loss`; 0: none).
+  """
+
+  label_smoothing: float = 0.0
+  coverage: float = 0.0
+
+
+def coverage_loss(weights: jax.Array, mask: jax.Array) -> jax.Array:
+  """See et al. 2017's Σ_t Σ_j min(a_tj, c_tj) over the real target steps, with
+  c_t = Σ_{t'<t} a_t' the attention received *before* step t (so the first step's term
+  is 0; a coverage that included a_t would give min(a_t, c_t) = a_t, a constant 1 per
+  step: OpenNMT-py #2013).
+
+  Args:
+    weights: `[batch, tgt_len, src_len]` attention weights.
+    mask: `[batch, tgt_len]` bool, the real target steps.
+  """
+  received = jnp.cumsum(weights, axis=1)[:, :-1]
+  before = jnp.concatenate([jnp.zeros_like(weights[:, :1]), received], axis=1)
+  per_step = jnp.sum(jnp.minimum(weights, before), axis=-1)
+  return jnp.sum(jnp.where(mask, per_step, 0.0).astype(jnp.float32))
 
 
 def _chunk_nll(

@@ -14,7 +14,7 @@ from jax.sharding import Mesh
 from attn_research import config_checks, runs
 from attn_research.data.pipeline import TrainBatches
 from attn_research.model import ModelConfig, Seq2Seq
-from attn_research.training import optimizers, parallel, steps
+from attn_research.training import losses, optimizers, parallel, steps
 from attn_research.training.checkpointing import Checkpointer
 from attn_research.training.data import Data, prepare_data
 
@@ -117,11 +117,10 @@ def jit_train_step(config: ml_collections.ConfigDict, model: Seq2Seq, mesh: Mesh
   old state's buffers donated). One batch is one compiled step; several add their
   gradients one compiled micro-step at a time, so only one batch's activations are alive."""
   repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  options = {
-    "model": model,
-    "label_smoothing": config.train.label_smoothing,
-    "dtype": config.train.dtype,
-  }
+  objective = losses.Objective(
+    label_smoothing=config.train.label_smoothing, coverage=config.train.coverage_loss
+  )
+  options = {"model": model, "objective": objective, "dtype": config.train.dtype}
   if config.train.accumulate_steps == 1:
     one = jax.jit(
       functools.partial(steps.train_step, **options),
@@ -130,7 +129,7 @@ def jit_train_step(config: ml_collections.ConfigDict, model: Seq2Seq, mesh: Mesh
       donate_argnums=0,
     )
     return lambda state, batches, rng: one(state, batches[0], rng)
-  zero = jax.jit(steps.zero_accumulator, out_shardings=repl)
+  zero = jax.jit(functools.partial(steps.zero_accumulator, objective=objective), out_shardings=repl)
   add = jax.jit(
     functools.partial(steps.accumulate_gradients, **options),
     in_shardings=(repl, repl, data, repl, repl),

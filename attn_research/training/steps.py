@@ -9,37 +9,45 @@ from flax.training import train_state
 
 from attn_research.decoding.ensemble import Ensemble
 from attn_research.model import Seq2Seq
-from attn_research.training.losses import token_nll
+from attn_research.training.losses import ATTENTION_TERMS, Objective, coverage_loss, token_nll
 from attn_research.training.precision import compute_params
 
+CROSS_ENTROPY = Objective()  # plain per-token cross-entropy
 
-def gradients(
+
+def loss(
   params,
   batch: dict[str, jax.Array],
   dropout_rng: jax.Array,
   model: Seq2Seq,
-  label_smoothing: float = 0.0,
+  objective: Objective = CROSS_ENTROPY,
   dtype: str = "float32",
-) -> tuple[Any, tuple[jax.Array, jax.Array]]:
-  """Gradient of the mean per-token cross-entropy of the batch, computed in `dtype`
-  (`precision.DTYPES`) from float32 `params`, and the summed NLL and token count."""
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The batch's mean per-token `objective`, computed in `dtype` (`precision.DTYPES`) from
+  float32 `params`, and its sums: NLL, token count and each attention term (unweighted)
+  that the objective has."""
+  features, output_matrix, weights = model.apply(
+    {"params": compute_params(params, dtype)},
+    batch["src"],
+    batch["src_mask"],
+    batch["tgt_in"],
+    train=True,
+    rngs={"dropout": dropout_rng},
+    method=Seq2Seq.features,
+  )
+  nll, tokens = token_nll(
+    features, output_matrix, batch["tgt_out"], batch["tgt_mask"], objective.label_smoothing
+  )
+  sums = {"nll_sum": nll, "tokens": tokens}
+  total = nll
+  if objective.coverage:
+    sums["coverage_sum"] = coverage_loss(weights, batch["tgt_mask"])
+    total += objective.coverage * sums["coverage_sum"]
+  return total / jnp.maximum(tokens, 1.0), sums
 
-  def loss_fn(params):
-    features, output_matrix, _ = model.apply(
-      {"params": compute_params(params, dtype)},
-      batch["src"],
-      batch["src_mask"],
-      batch["tgt_in"],
-      train=True,
-      rngs={"dropout": dropout_rng},
-      method=Seq2Seq.features,
-    )
-    nll, tokens = token_nll(
-      features, output_matrix, batch["tgt_out"], batch["tgt_mask"], label_smoothing
-    )
-    return nll / jnp.maximum(tokens, 1.0), (nll, tokens)
 
-  return jax.grad(loss_fn, has_aux=True)(params)
+# Gradient of `loss` with respect to the parameters, and the sums.
+gradients = jax.grad(loss, has_aux=True)
 
 
 def train_step(
@@ -47,14 +55,13 @@ def train_step(
   batch: dict[str, jax.Array],
   rng: jax.Array,
   model: Seq2Seq,
-  label_smoothing: float = 0.0,
+  objective: Objective = CROSS_ENTROPY,
   dtype: str = "float32",
 ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
   """One optimizer step on the batch's `gradients`."""
   dropout_rng = jax.random.fold_in(rng, state.step)
-  grads, (nll, tokens) = gradients(state.params, batch, dropout_rng, model, label_smoothing, dtype)
-  metrics = {"nll_sum": nll, "tokens": tokens, "grad_norm": optax.tree.norm(grads)}
-  return state.apply_gradients(grads=grads), metrics
+  grads, sums = gradients(state.params, batch, dropout_rng, model, objective, dtype)
+  return state.apply_gradients(grads=grads), {**sums, "grad_norm": optax.tree.norm(grads)}
 
 
 def accumulate_gradients(
@@ -64,29 +71,28 @@ def accumulate_gradients(
   rng: jax.Array,
   index: jax.Array,
   model: Seq2Seq,
-  label_smoothing: float = 0.0,
+  objective: Objective = CROSS_ENTROPY,
   dtype: str = "float32",
 ) -> dict[str, Any]:
-  """Adds micro-batch `index` of the step to `accumulated` (`zero_accumulator(params)` to
-  start): the gradient of its summed NLL, the NLL and the token count. Summing before
-  dividing by the tokens of all micro-batches weighs every token equally, as one large
-  batch would."""
+  """Adds micro-batch `index` of the step to `accumulated` (`zero_accumulator` to start):
+  the gradient of its summed objective and its sums. Summing before dividing by the
+  tokens of all micro-batches weighs every token equally, as one large batch would."""
   dropout_rng = jax.random.fold_in(jax.random.fold_in(rng, state.step), index)
-  grads, (nll, tokens) = gradients(state.params, batch, dropout_rng, model, label_smoothing, dtype)
-  weight = jnp.maximum(tokens, 1.0)  # `gradients` divided by it
+  grads, sums = gradients(state.params, batch, dropout_rng, model, objective, dtype)
+  weight = jnp.maximum(sums["tokens"], 1.0)  # `gradients` divided by it
   return {
     "grads": jax.tree.map(lambda a, g: a + g * weight, accumulated["grads"], grads),
-    "nll_sum": accumulated["nll_sum"] + nll,
-    "tokens": accumulated["tokens"] + tokens,
+    **{name: accumulated[name] + value for name, value in sums.items()},
   }
 
 
-def zero_accumulator(params) -> dict[str, Any]:
-  """What `accumulate_gradients` starts from."""
+def zero_accumulator(params, objective: Objective = CROSS_ENTROPY) -> dict[str, Any]:
+  """What `accumulate_gradients` starts from: zero gradients and zero sums."""
+  terms = [f"{term}_sum" for term in ATTENTION_TERMS if getattr(objective, term)]
+  names = ["nll_sum", "tokens", *terms]
   return {
     "grads": jax.tree.map(jnp.zeros_like, params),
-    "nll_sum": jnp.zeros((), jnp.float32),
-    "tokens": jnp.zeros((), jnp.float32),
+    **{name: jnp.zeros((), jnp.float32) for name in names},
   }
 
 
@@ -95,12 +101,8 @@ def apply_accumulated(
 ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
   """One optimizer step on the mean per-token gradient of the accumulated micro-batches."""
   grads = jax.tree.map(lambda g: g / jnp.maximum(accumulated["tokens"], 1.0), accumulated["grads"])
-  metrics = {
-    "nll_sum": accumulated["nll_sum"],
-    "tokens": accumulated["tokens"],
-    "grad_norm": optax.tree.norm(grads),
-  }
-  return state.apply_gradients(grads=grads), metrics
+  sums = {name: value for name, value in accumulated.items() if name != "grads"}
+  return state.apply_gradients(grads=grads), {**sums, "grad_norm": optax.tree.norm(grads)}
 
 
 def eval_step(

@@ -19,6 +19,7 @@ TRAIN_KEYS = {
   "grad_norm": "train/grad_norm",
   "learning_rate": "train/learning_rate",
   "tokens_per_second": "train/tokens_per_second",
+  "train_coverage_loss": "train/coverage_loss",
 }
 
 

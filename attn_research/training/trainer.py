@@ -21,6 +21,7 @@ from attn_research.training import distributed, optimizers, parallel, setup
 from attn_research.training.checkpointing import Checkpointer
 from attn_research.training.clock import Clock
 from attn_research.training.evaluator import Evaluator
+from attn_research.training.losses import ATTENTION_TERMS
 from attn_research.training.prefetch import Prefetch
 from attn_research.training.reports import run_label, write_reports
 from attn_research.training.summaries import Summaries
@@ -174,6 +175,11 @@ def train_and_evaluate(
             "step": step,
             "train_loss": float(summed["nll_sum"] / summed["tokens"]),
             "grad_norm": float(summed["grad_norm"]) / len(done),
+            **{
+              f"train_{name}_loss": float(summed[f"{name}_sum"] / summed["tokens"])
+              for name in ATTENTION_TERMS
+              if f"{name}_sum" in summed
+            },
             "learning_rate": float(schedule(step - 1)),
             "tokens_per_second": interval_tokens / seconds if seconds else None,
           }

@@ -70,6 +70,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.attention.sigma = 0.0  # local_p: Gaussian σ (Eq. 10); 0 = window / 2 (Luong)
   config.model.attention.normalizer = "softmax"  # softmax | sparsemax | entmax15 | entmax
   config.model.attention.entmax_alpha = 1.5  # α of normalizer=entmax (bisection), > 1
+  config.model.attention.heads = 1  # multi-head: H chunks of the compared vectors and values
+  # none | see (See 2017) | tu_linguistic | tu_nn (Tu 2016): needs concat/additive/normed_additive
+  config.model.attention.coverage = "none"
+  config.model.attention.coverage_size = 10  # units of the tu_nn coverage (Tu's 10)
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 1000
@@ -87,6 +91,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.warmup_steps = 100
   config.train.grad_clip = 5.0  # global-norm clipping (Luong: rescale when the norm > 5); 0 = off
   config.train.label_smoothing = 0.0
+  # λ of See 2017's coverage loss Σ_t Σ_j min(a_tj, Σ_{t'<t} a_t'j), per target token.
+  config.train.coverage_loss = 0.0
   config.train.dtype = "float32"  # float32 | bfloat16: computation (parameters stay float32)
   config.train.log_every = 100
   config.train.eval_every = 250

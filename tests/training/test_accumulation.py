@@ -6,9 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax.training import train_state
 
-from attn_research.training import steps, trainer
+from attn_research.training import losses, steps, trainer
 from tests.conftest import short_synthetic_config, tiny_seq2seq
 
 
@@ -24,9 +25,16 @@ def _batch(rng, rows, src_len=6, tgt_len=5, vocab=17):
   }
 
 
-def test_accumulated_micro_batches_step_as_their_concatenation():
-  """Two batches with different token counts: every token weighs the same, as in one batch."""
-  model = tiny_seq2seq(decoder_input_feeding=True)
+@pytest.mark.parametrize("coverage", [0.0, 0.5])
+def test_accumulated_micro_batches_step_as_their_concatenation(coverage):
+  """Two batches with different token counts: every token weighs the same, as in one
+  batch, the coverage loss's too."""
+  objective = losses.Objective(coverage=coverage)
+  model = tiny_seq2seq(
+    decoder_input_feeding=True,
+    attention_score="additive",
+    attention_coverage="see" if coverage else "none",
+  )
   rng = np.random.default_rng(0)
   first, second = _batch(rng, 4), _batch(rng, 4)
   both = {k: jnp.concatenate([first[k], second[k]]) for k in first}
@@ -37,9 +45,11 @@ def test_accumulated_micro_batches_step_as_their_concatenation():
     tx=optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2)),
   )
   key = jax.random.key(1)
-  whole, whole_metrics = jax.jit(functools.partial(steps.train_step, model=model))(state, both, key)
-  accumulated = steps.zero_accumulator(state.params)
-  add = jax.jit(functools.partial(steps.accumulate_gradients, model=model))
+  whole, whole_metrics = jax.jit(
+    functools.partial(steps.train_step, model=model, objective=objective)
+  )(state, both, key)
+  accumulated = steps.zero_accumulator(state.params, objective)
+  add = jax.jit(functools.partial(steps.accumulate_gradients, model=model, objective=objective))
   for index, batch in enumerate((first, second)):
     accumulated = add(accumulated, state, batch, key, index)
   parts, parts_metrics = jax.jit(steps.apply_accumulated)(state, accumulated)
@@ -48,8 +58,10 @@ def test_accumulated_micro_batches_step_as_their_concatenation():
     == float(whole_metrics["tokens"])
     == float(both["tgt_mask"].sum())
   )
-  np.testing.assert_allclose(parts_metrics["nll_sum"], whole_metrics["nll_sum"], rtol=1e-6)
-  np.testing.assert_allclose(parts_metrics["grad_norm"], whole_metrics["grad_norm"], rtol=1e-5)
+  assert parts_metrics.keys() == whole_metrics.keys()
+  assert ("coverage_sum" in whole_metrics) == bool(coverage)
+  for name in whole_metrics:
+    np.testing.assert_allclose(parts_metrics[name], whole_metrics[name], rtol=1e-5)
   jax.tree.map(
     lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), parts.params, whole.params
   )

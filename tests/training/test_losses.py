@@ -3,7 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attn_research.training.losses import token_nll
+from attn_research.training import steps
+from attn_research.training.losses import Objective, coverage_loss, token_nll
+from tests.conftest import tiny_seq2seq
 
 VOCAB, SIZE = 5, 4
 
@@ -45,3 +47,62 @@ def test_token_nll_gradient_in_chunks_equals_one_chunk(eps):
 
   for chunked, whole in zip(grads(4 * VOCAB), grads(1 << 25), strict=True):
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+def _numpy_coverage_loss(weights, mask):
+  """See et al. 2017, step by step: loss_t = Σ_j min(a_tj, c_tj), then c += a_t."""
+  total = 0.0
+  for b in range(weights.shape[0]):
+    c = np.zeros(weights.shape[2])
+    for t in range(weights.shape[1]):
+      if mask[b, t]:
+        total += np.minimum(weights[b, t], c).sum()
+      c = c + weights[b, t]
+  return total
+
+
+def test_coverage_loss_reads_the_coverage_before_each_step():
+  rng = np.random.default_rng(1)
+  weights = rng.dirichlet(np.ones(4), size=(3, 5))  # [batch 3, tgt 5, src 4]
+  mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], bool)
+  loss = float(coverage_loss(jnp.asarray(weights), jnp.asarray(mask)))
+  np.testing.assert_allclose(loss, _numpy_coverage_loss(weights, mask), rtol=1e-6)
+  # The first step has no coverage yet: a one-step target costs nothing.
+  assert float(coverage_loss(jnp.asarray(weights[:, :1]), jnp.asarray(mask[:, :1]))) == 0.0
+  # A coverage that already held a_t (OpenNMT-py #2013) would cost 1 per step.
+  assert abs(loss - mask.sum()) > 1.0
+  # Attending to a new word every step costs nothing; attending twice costs the overlap.
+  one_hot = np.eye(4)[None, :4]
+  assert float(coverage_loss(jnp.asarray(one_hot), jnp.ones((1, 4), bool))) == 0.0
+  again = np.eye(4)[None, [0, 0, 1]]
+  assert float(coverage_loss(jnp.asarray(again), jnp.ones((1, 3), bool))) == 1.0
+
+
+def test_the_coverage_loss_weight_scales_its_term_linearly():
+  model = tiny_seq2seq(attention_score="additive", attention_coverage="see")
+  rng = np.random.default_rng(2)
+  src = jnp.asarray(rng.integers(4, 23, (3, 6)), jnp.int32)
+  tgt = jnp.asarray(rng.integers(4, 17, (3, 5)), jnp.int32)
+  batch = {
+    "src": src,
+    "src_mask": jnp.asarray(np.arange(6)[None] < np.array([[6], [3], [1]])),
+    "tgt_in": tgt,
+    "tgt_out": jnp.roll(tgt, -1, axis=1),
+    "tgt_mask": jnp.asarray(np.arange(5)[None] < np.array([[5], [2], [4]])),
+  }
+  params = model.init(jax.random.key(0), src, batch["src_mask"], tgt)["params"]
+
+  def loss(weight):
+    objective = Objective(coverage=weight)
+    value, sums = jax.jit(lambda p: steps.loss(p, batch, jax.random.key(1), model, objective))(
+      params
+    )
+    return float(value), sums
+
+  plain, plain_sums = loss(0.0)
+  half, sums = loss(0.5)
+  double, _ = loss(2.0)
+  assert "coverage_sum" not in plain_sums and float(sums["coverage_sum"]) > 0.1
+  per_token = float(sums["coverage_sum"]) / float(sums["tokens"])
+  np.testing.assert_allclose(half - plain, 0.5 * per_token, rtol=1e-5)
+  np.testing.assert_allclose(double - plain, 2.0 * per_token, rtol=1e-5)
