@@ -37,7 +37,8 @@ from attn_research.data.datasets import text
 from attn_research.data.pipeline import Buckets, batch_rows
 from attn_research.data.tokenizers import TOKENIZERS
 from attn_research.errors import ConfigError
-from attn_research.model import BRIDGES, DecoderConfig, EncoderConfig, ModelConfig
+from attn_research.model import BRIDGES, DECODERS, DecoderConfig, EncoderConfig, ModelConfig
+from attn_research.training.losses import GUIDED_ALIGNMENT_LOSSES
 from attn_research.training.optimizers import OPTIMIZERS, SCHEDULES
 from attn_research.training.precision import DTYPES
 
@@ -103,6 +104,8 @@ CONSTRAINTS: dict[str, Constraint] = {
   "train.grad_clip": Float(low=0, note="0: no clipping"),
   "train.label_smoothing": Float(low=0, high=1, high_open=True),
   "train.coverage_loss": Float(low=0, note="0: none"),
+  "train.guided_alignment": Float(low=0, note="0: none"),
+  "train.guided_alignment_loss": Choice(names=GUIDED_ALIGNMENT_LOSSES),
   "train.dtype": Choice(names=DTYPES),
   "train.log_every": POSITIVE,
   "train.eval_every": POSITIVE,
@@ -157,6 +160,14 @@ def validate(
     buckets = Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets))
     last = (len(buckets.source) - 1, len(buckets.target) - 1)
     batch_rows(buckets, *last, config.train.batch_size, config.train.batch_tokens, num_devices)
+  if not DECODERS.get(config.model.decoder.type).attentional:
+    for key in ("train.coverage_loss", "train.guided_alignment"):
+      if flat[key]:
+        raise ConfigError(
+          f"{key}={flat[key]!r} is a loss on attention weights, which "
+          f"model.decoder.type={config.model.decoder.type!r} has not; set it to 0 or use an "
+          "attentional decoder (luong, bahdanau, gnmt)."
+        )
   # No structural check reads the vocabulary sizes, which need the data.
   ModelConfig.from_config(
     config.model, src_vocab_size=0, tgt_vocab_size=0, longest_source=config.data.source_buckets[-1]

@@ -303,6 +303,8 @@ ADDED_KEYS = {
   "model.attention.coverage": "none",
   "model.attention.coverage_size": 10,
   "train.coverage_loss": 0.0,
+  "train.guided_alignment": 0.0,
+  "train.guided_alignment_loss": "ce",
   "train.dtype": "float32",
   "dataset.languages": "",
   "train.accumulate_steps": 1,

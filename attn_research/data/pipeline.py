@@ -15,6 +15,9 @@ import numpy as np
 
 from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 from attn_research.errors import ConfigError
+from attn_research.evaluation.alignment import parse_pharaoh
+
+LINK_BASE = 1 << 16  # a gold link (s, t) is stored as the code t · LINK_BASE + s
 
 Batch = dict[str, np.ndarray]
 
@@ -60,6 +63,8 @@ class EncodedSplit:
     source_words, target_words: `[num_examples]` whitespace-separated words of each text.
     target_blank: `[num_examples]` whether the target text is empty or whitespace.
     source_texts, target_texts: the texts; None for a training split read from the cache.
+    alignments: gold links per example as codes `t · LINK_BASE + s` (0-based token
+      positions), for guided alignment; None without.
   """
 
   sources: Ragged
@@ -69,6 +74,7 @@ class EncodedSplit:
   target_blank: np.ndarray
   source_texts: list[str] | None = None
   target_texts: list[str] | None = None
+  alignments: Ragged | None = None
 
   @classmethod
   def from_texts(
@@ -104,6 +110,45 @@ class EncodedSplit:
 
   def __len__(self) -> int:
     return len(self.sources)
+
+  def with_alignments(self, lines: Sequence[str], name: str) -> "EncodedSplit":
+    """This split with gold Pharaoh alignments, one line per example (`s-t` links of
+    0-based word positions; `s?t` possible links count as links too).
+
+    Raises:
+      ConfigError: a line count that differs from the examples; a token count that
+        differs from the word count (the links index words, so a subword or character
+        vocabulary would misplace them); a link outside its sentence.
+    """
+    if len(lines) != len(self):
+      raise ConfigError(
+        f"The {name} split has {len(self):,} examples but {len(lines):,} alignment lines; "
+        "give one Pharaoh line per sentence pair."
+      )
+    split_words = (self.sources.lengths != self.source_words) | (
+      self.targets.lengths != self.target_words
+    )
+    if split_words.any():
+      i = int(np.flatnonzero(split_words)[0])
+      raise ConfigError(
+        f"Gold alignments link words, but the vocabulary splits {name} example #{i} into "
+        f"{len(self.sources[i])} source and {len(self.targets[i])} target tokens for "
+        f"{self.source_words[i]} and {self.target_words[i]} words; use dataset.vocab=word."
+      )
+    codes = []
+    for i, line in enumerate(lines):
+      try:
+        links = sorted(parse_pharaoh(line))
+      except ValueError as error:
+        raise ConfigError(f"{name} alignment line {i + 1}: {error}") from None
+      for s, t in links:
+        if not (0 <= s < self.sources.lengths[i] and 0 <= t < self.targets.lengths[i]):
+          raise ConfigError(
+            f"{name} alignment line {i + 1} links {s}-{t}, outside its sentence of "
+            f"{self.sources.lengths[i]} source and {self.targets.lengths[i]} target words."
+          )
+      codes.append(np.array([t * LINK_BASE + s for s, t in links], np.int32))
+    return dataclasses.replace(self, alignments=Ragged.from_arrays(codes))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +188,9 @@ def make_batch(
   Returns:
     `src` `[batch, src_pad]` ids, `src_mask` bool, `tgt_in` (`<s>` + y) and `tgt_out`
     (y + `</s>`) `[batch, tgt_pad]`, `tgt_mask` bool, `index` `[batch]` (example index,
-    −1 on filler rows, whose masks are all False).
+    −1 on filler rows, whose masks are all False); for a split with alignments,
+    `alignment` `[batch, tgt_pad, src_pad]` float32, the gold links of each target
+    position normalised to sum to 1 (0 where it has none).
   """
   src = np.full((batch_size, src_pad), PAD_ID, np.int32)
   tgt_in = np.full((batch_size, tgt_pad), PAD_ID, np.int32)
@@ -161,7 +208,7 @@ def make_batch(
     tgt_out[row, len(t)] = EOS_ID
     tgt_mask[row, : len(t) + 1] = True
     index[row] = i
-  return {
+  batch = {
     "src": src,
     "src_mask": src_mask,
     "tgt_in": tgt_in,
@@ -169,6 +216,22 @@ def make_batch(
     "tgt_mask": tgt_mask,
     "index": index,
   }
+  if split.alignments is not None:
+    batch["alignment"] = gold_alignment(split.alignments, indices, batch_size, src_pad, tgt_pad)
+  return batch
+
+
+def gold_alignment(
+  alignments: Ragged, indices: np.ndarray, batch_size: int, src_pad: int, tgt_pad: int
+) -> np.ndarray:
+  """`[batch_size, tgt_pad, src_pad]` G: each target position's gold links weighing
+  1 / its number of links (Marian's and fairseq's normalisation), rows without links 0."""
+  gold = np.zeros((batch_size, tgt_pad, src_pad), np.float32)
+  for row, i in enumerate(indices):
+    codes = alignments[i]
+    gold[row, codes // LINK_BASE, codes % LINK_BASE] = 1.0
+  links = gold.sum(axis=-1, keepdims=True)
+  return np.divide(gold, links, out=gold, where=links > 0)
 
 
 def batch_rows(

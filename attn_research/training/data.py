@@ -95,6 +95,10 @@ def prepare_data(
       f"{_verb(built)} the training split's token ids ({len(splits['train']):,} pairs) in "
       f"{cache.directory}."
     )
+  if config.train.guided_alignment:
+    splits["train"] = splits["train"].with_alignments(
+      _train_alignments(name, data_dir, files, raw), "train"
+    )
   buckets = Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets))
   gold = {
     name: {k: v for k, v in s.items() if k not in ("source", "target")} for name, s in raw.items()
@@ -103,6 +107,21 @@ def prepare_data(
 
 
 _SIDES = ("source", "target")
+
+
+def _train_alignments(name, data_dir, files, raw) -> list[str]:
+  """The training split's gold alignment lines (sure links), read into memory.
+
+  Raises:
+    ConfigError: the dataset has none.
+  """
+  train = raw.get("train") or datasets.load(name, data_dir, files, splits=("train",))["train"]
+  if "alignment" not in train:
+    raise ConfigError(
+      f"train.guided_alignment needs gold alignments of the training split, which {name!r} "
+      "has not; use a synthetic dataset or dataset.files.train=SRC,TGT,ALIGN (Pharaoh lines)."
+    )
+  return train["alignment"]
 
 
 def _verb(built: bool) -> str:

@@ -17,7 +17,9 @@ from attn_research.model.decoder import logits as output_logits
 
 MAX_LOGITS = 1 << 25  # elements of float32 logits alive at once (128 MB)
 # Terms on the attention weights an `Objective` may add; a step reports `<term>_sum`.
-ATTENTION_TERMS = ("coverage",)
+ATTENTION_TERMS = ("coverage", "guided_alignment")
+GUIDED_ALIGNMENT_LOSSES = ("ce", "mse")
+GUIDED_EPSILON = 1e-6  # inside the log: sparse normalisers give gold links exactly 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +29,14 @@ class Objective:
   Attributes:
     label_smoothing: ε of the cross-entropy (`train.label_smoothing`).
     coverage: λ of See et al. 2017's coverage loss (`train.coverage_loss`; 0: none).
+    guided_alignment: λ of the guided alignment loss (`train.guided_alignment`; 0: none).
+    guided_alignment_loss: its distance, "ce" or "mse" (`train.guided_alignment_loss`).
   """
 
   label_smoothing: float = 0.0
   coverage: float = 0.0
+  guided_alignment: float = 0.0
+  guided_alignment_loss: str = "ce"
 
 
 def coverage_loss(weights: jax.Array, mask: jax.Array) -> jax.Array:
@@ -47,6 +53,34 @@ def coverage_loss(weights: jax.Array, mask: jax.Array) -> jax.Array:
   before = jnp.concatenate([jnp.zeros_like(weights[:, :1]), received], axis=1)
   per_step = jnp.sum(jnp.minimum(weights, before), axis=-1)
   return jnp.sum(jnp.where(mask, per_step, 0.0).astype(jnp.float32))
+
+
+def guided_alignment_loss(
+  weights: jax.Array, gold: jax.Array, mask: jax.Array, kind: str = "ce"
+) -> jax.Array:
+  """Distance of the attention from gold alignments (Chen et al. 2016; Marian, fairseq),
+  summed over the target steps that have gold links:
+
+    ce:  −Σ_s G_ts log(a_ts + ε),   mse: Σ_s (a_ts − G_ts)²,
+
+  ε = 1e-6 (a sparse normaliser's exact 0 on a gold link stays finite).
+
+  Args:
+    weights: `[batch, tgt_len, src_len]` attention weights a.
+    gold: `[batch, tgt_len, src_len]` G, each aligned target step's links summing to 1.
+    mask: `[batch, tgt_len]` bool, the real target steps.
+  """
+  weights = weights.astype(jnp.float32)
+  if kind == "ce":
+    per_step = -jnp.sum(gold * jnp.log(weights + GUIDED_EPSILON), axis=-1)
+  elif kind == "mse":
+    per_step = jnp.sum(jnp.square(weights - gold), axis=-1)
+  else:
+    raise ValueError(
+      f"Unknown guided alignment loss {kind!r}; use one of {GUIDED_ALIGNMENT_LOSSES}."
+    )
+  aligned = mask & (jnp.sum(gold, axis=-1) > 0)
+  return jnp.sum(jnp.where(aligned, per_step, 0.0))
 
 
 def _chunk_nll(

@@ -118,7 +118,10 @@ def jit_train_step(config: ml_collections.ConfigDict, model: Seq2Seq, mesh: Mesh
   gradients one compiled micro-step at a time, so only one batch's activations are alive."""
   repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   objective = losses.Objective(
-    label_smoothing=config.train.label_smoothing, coverage=config.train.coverage_loss
+    label_smoothing=config.train.label_smoothing,
+    coverage=config.train.coverage_loss,
+    guided_alignment=config.train.guided_alignment,
+    guided_alignment_loss=config.train.guided_alignment_loss,
   )
   options = {"model": model, "objective": objective, "dtype": config.train.dtype}
   if config.train.accumulate_steps == 1:

@@ -9,7 +9,13 @@ from flax.training import train_state
 
 from attn_research.decoding.ensemble import Ensemble
 from attn_research.model import Seq2Seq
-from attn_research.training.losses import ATTENTION_TERMS, Objective, coverage_loss, token_nll
+from attn_research.training.losses import (
+  ATTENTION_TERMS,
+  Objective,
+  coverage_loss,
+  guided_alignment_loss,
+  token_nll,
+)
 from attn_research.training.precision import compute_params
 
 CROSS_ENTROPY = Objective()  # plain per-token cross-entropy
@@ -43,6 +49,11 @@ def loss(
   if objective.coverage:
     sums["coverage_sum"] = coverage_loss(weights, batch["tgt_mask"])
     total += objective.coverage * sums["coverage_sum"]
+  if objective.guided_alignment:
+    sums["guided_alignment_sum"] = guided_alignment_loss(
+      weights, batch["alignment"], batch["tgt_mask"], objective.guided_alignment_loss
+    )
+    total += objective.guided_alignment * sums["guided_alignment_sum"]
   return total / jnp.maximum(tokens, 1.0), sums
 
 

@@ -20,6 +20,7 @@ TRAIN_KEYS = {
   "learning_rate": "train/learning_rate",
   "tokens_per_second": "train/tokens_per_second",
   "train_coverage_loss": "train/coverage_loss",
+  "train_guided_alignment_loss": "train/guided_alignment_loss",
 }
 
 

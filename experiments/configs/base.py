@@ -93,6 +93,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.label_smoothing = 0.0
   # λ of See 2017's coverage loss Σ_t Σ_j min(a_tj, Σ_{t'<t} a_t'j), per target token.
   config.train.coverage_loss = 0.0
+  # λ of a loss pulling the attention towards gold alignments (the training split's
+  # alignment: synthetic's, or dataset.files.train=SRC,TGT,ALIGN); ce | mse, per target token.
+  config.train.guided_alignment = 0.0
+  config.train.guided_alignment_loss = "ce"
   config.train.dtype = "float32"  # float32 | bfloat16: computation (parameters stay float32)
   config.train.log_every = 100
   config.train.eval_every = 250

@@ -5,7 +5,15 @@ and the overrides that make each system, a `Setup` per scale), and list it below
 """
 
 from attn_research.registry import Registry
-from experiments.tables import bahdanau2015, britz2017, luong2015, peters2019, textbook, tfnmt
+from experiments.tables import (
+  bahdanau2015,
+  britz2017,
+  luong2015,
+  peters2019,
+  textbook,
+  tfnmt,
+  tu2016,
+)
 from experiments.tables.table import Table
 
 TABLES: Registry[Table] = Registry("paper table", "--table")
@@ -18,5 +26,6 @@ for _table in (
   tfnmt.TABLE,
   textbook.TABLE,
   peters2019.TABLE,
+  tu2016.TABLE,
 ):
   TABLES.register(_table.name)(_table)

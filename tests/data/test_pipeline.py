@@ -172,3 +172,46 @@ def test_each_host_builds_only_its_devices_rows_of_the_same_plan():
     assert [len(p["index"]) for p in parts] == [4, 8, 4]
     for key in batch:
       np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), batch[key])
+
+
+def _aligned_split():
+  sources = ["a b c", "d e", "f g h i"]
+  targets = ["x y", "z", "u v w"]
+  vocab = Vocabulary.build(sources + targets, "word")
+  split = EncodedSplit.from_texts(sources, targets, vocab, vocab)
+  # 1-to-2 (target 0 ← sources 0, 2), unaligned target 1; "?" possible links count too.
+  return split.with_alignments(["0-0 2-0 1-1", "", "3-0 0?2 1-2"], "train")
+
+
+def test_gold_alignments_become_row_normalised_matrices():
+  split = _aligned_split()
+  batch = eval_batches(split, Buckets((4,), (4,)), batch_size=4, name="train")[0]
+  gold = batch["alignment"]
+  assert gold.shape == (4, 4, 4) and gold.dtype == np.float32
+  expected = np.zeros((4, 4, 4), np.float32)
+  expected[0, 0, [0, 2]] = 0.5  # a target word with k links weighs each 1/k
+  expected[0, 1, 1] = 1.0
+  expected[2, 0, 3] = 1.0
+  expected[2, 2, [0, 1]] = 0.5
+  np.testing.assert_array_equal(gold, expected)  # rows without links (and </s>) stay 0
+
+
+@pytest.mark.parametrize(
+  "lines,fragment",
+  [
+    (["0-0", "0-0"], "The train split has 3 examples but 2 alignment lines"),
+    (["0-0 3-0", "", ""], "train alignment line 1 links 3-0, outside its sentence of 3 source"),
+    (["0-0", "0:1", ""], "train alignment line 2: Not a Pharaoh link: '0:1'"),
+  ],
+)
+def test_bad_gold_alignments_name_the_line(lines, fragment):
+  split = _aligned_split()
+  with pytest.raises(ConfigError, match=None) as error:
+    split.with_alignments(lines, "train")
+  assert fragment in str(error.value)
+
+
+def test_gold_alignments_need_one_token_per_word():
+  split = _split(n=20)  # a character vocabulary: words ≠ tokens
+  with pytest.raises(ConfigError, match=r"use dataset\.vocab=word"):
+    split.with_alignments([""] * 20, "train")

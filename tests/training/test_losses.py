@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from attn_research.training import steps
-from attn_research.training.losses import Objective, coverage_loss, token_nll
+from attn_research.training.losses import Objective, coverage_loss, guided_alignment_loss, token_nll
 from tests.conftest import tiny_seq2seq
 
 VOCAB, SIZE = 5, 4
@@ -106,3 +106,31 @@ def test_the_coverage_loss_weight_scales_its_term_linearly():
   per_token = float(sums["coverage_sum"]) / float(sums["tokens"])
   np.testing.assert_allclose(half - plain, 0.5 * per_token, rtol=1e-5)
   np.testing.assert_allclose(double - plain, 2.0 * per_token, rtol=1e-5)
+
+
+def test_guided_alignment_against_numpy():
+  rng = np.random.default_rng(3)
+  weights = rng.dirichlet(np.ones(5), size=(2, 4))  # [batch 2, tgt 4, src 5]
+  gold = np.zeros((2, 4, 5))
+  gold[0, 0, [1, 3]] = 0.5
+  gold[0, 1, 2] = 1.0
+  gold[1, 0, 0] = 1.0
+  gold[1, 3, 4] = 1.0  # a padded target step: ignored
+  mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool)
+  ce = -(gold * np.log(weights + 1e-6)).sum(-1)
+  mse = np.square(weights - gold).sum(-1)
+  aligned = mask & (gold.sum(-1) > 0)  # row 0 step 2 and row 1 step 1 have no links
+  for kind, per_step in (("ce", ce), ("mse", mse)):
+    loss = guided_alignment_loss(jnp.asarray(weights), jnp.asarray(gold), jnp.asarray(mask), kind)
+    np.testing.assert_allclose(float(loss), per_step[aligned].sum(), rtol=1e-5)
+  # a = G: the CE is G's entropy (here ln 2 for the 1-to-2 row), the MSE 0.
+  exact = jnp.asarray(gold)
+  assert abs(float(guided_alignment_loss(exact, exact, jnp.asarray(mask))) - np.log(2)) < 1e-4
+  assert float(guided_alignment_loss(exact, exact, jnp.asarray(mask), "mse")) == 0.0
+  # A sparse normaliser's exact 0 on a gold link costs −log ε, not ∞ (and no NaN gradient).
+  zero = jnp.zeros_like(exact)
+  value, grad = jax.value_and_grad(lambda w: guided_alignment_loss(w, exact, jnp.asarray(mask)))(
+    zero
+  )
+  np.testing.assert_allclose(float(value), -np.log(1e-6) * aligned.sum(), rtol=1e-5)
+  assert np.all(np.isfinite(np.asarray(grad)))
