@@ -18,17 +18,17 @@ flags that batching and filtering need; `meta.json` the counts that opening chec
 """
 
 import contextlib
-import fcntl
 import glob
 import hashlib
 import itertools
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from attn_research.data import locks
 from attn_research.data.pipeline import EncodedSplit, Ragged
 from attn_research.data.vocab import Vocabulary
 from attn_research.errors import ConfigError
@@ -45,17 +45,6 @@ def key(*parts: str) -> str:
   for part in parts:
     digest.update(len(part).to_bytes(8, "little") + part.encode())
   return digest.hexdigest()[:32]
-
-
-@contextlib.contextmanager
-def _locked(path: str) -> Iterator[None]:
-  """Holds an exclusive lock on `path` (created if missing) for the block."""
-  with open(path, "a") as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class TokenCache:
@@ -81,7 +70,7 @@ class TokenCache:
     """
     self._prepare()
     path = os.path.join(self.directory, f"vocab-{cache_key}.json")
-    with _locked(path + ".lock"):
+    with locks.exclusive(path + ".lock"):
       if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
           return Vocabulary.from_json(f.read()), False
@@ -104,7 +93,7 @@ class TokenCache:
     """
     self._prepare()
     path = os.path.join(self.directory, f"tokens-{cache_key}")
-    with _locked(path + ".lock"):
+    with locks.exclusive(path + ".lock"):
       built = not os.path.isdir(path)
       if built:
         for stale in glob.glob(f"{path}.tmp-*"):  # left by a killed build

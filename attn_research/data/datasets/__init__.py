@@ -13,6 +13,7 @@ from typing import Protocol
 
 import tensorflow_datasets as tfds
 
+from attn_research.data import locks
 from attn_research.data.datasets import array_records, debian_l10n, text
 from attn_research.data.datasets.catalog import WMT14, WMT15
 from attn_research.data.datasets.dates import Dates
@@ -55,7 +56,9 @@ class BuilderFamily:
 
   def prepared(self, config: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     builder = self.builder(config, data_dir)
-    builder.download_and_prepare()
+    # Trials started together build it once: the others wait, then find it built.
+    with locks.exclusive(f"{builder.data_dir}.lock"):
+      builder.download_and_prepare()
     return builder
 
   def load(self, config: str, data_dir: str | None, splits: Sequence[str] | None = None) -> Splits:

@@ -29,6 +29,7 @@ from etils import epath
 from tensorflow_datasets.core.download import extractor
 from tensorflow_datasets.translate import wmt14, wmt15
 
+from attn_research.data import locks
 from attn_research.data.datasets import array_records
 from attn_research.errors import ConfigError
 
@@ -61,7 +62,7 @@ class TfdsTranslation:
     """The builder of `config`, its splits prepared (downloaded and built the first time)."""
     builder = self.builder(config, data_dir)
     try:
-      with _extract_without_tensorflow():
+      with locks.exclusive(f"{builder.data_dir}.lock"), _extract_without_tensorflow():
         builder.download_and_prepare()
     except (requests.RequestException, tfds.download.DownloadError) as error:
       raise ConfigError(
