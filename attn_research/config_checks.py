@@ -104,6 +104,7 @@ CONSTRAINTS: dict[str, Constraint] = {
   "train.grad_clip": Float(low=0, note="0: no clipping"),
   "train.label_smoothing": Float(low=0, high=1, high_open=True),
   "train.coverage_loss": Float(low=0, note="0: none"),
+  "train.coverage_loss_start": NON_NEGATIVE,
   "train.guided_alignment": Float(low=0, note="0: none"),
   "train.guided_alignment_loss": Choice(names=GUIDED_ALIGNMENT_LOSSES),
   "train.dtype": Choice(names=DTYPES),

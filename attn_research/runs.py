@@ -303,6 +303,7 @@ ADDED_KEYS = {
   "model.attention.coverage": "none",
   "model.attention.coverage_size": 10,
   "train.coverage_loss": 0.0,
+  "train.coverage_loss_start": 0,
   "train.guided_alignment": 0.0,
   "train.guided_alignment_loss": "ce",
   "train.dtype": "float32",

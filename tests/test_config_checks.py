@@ -111,6 +111,7 @@ BAD_VALUES = [
   ("train.label_smoothing", 1.0, "must be a finite number in [0, 1)"),
   ("train.label_smoothing", -0.1, "in [0, 1)"),
   ("train.coverage_loss", -1.0, "must be a finite number ≥ 0 (0: none)"),
+  ("train.coverage_loss_start", -1, "must be an int ≥ 0"),
   ("model.attention.heads", 0, "must be an int ≥ 1"),
   ("model.attention.coverage", "count", "must be one of none, see, tu_linguistic, tu_nn"),
   ("model.attention.coverage_size", 0, "must be an int ≥ 1"),

@@ -148,7 +148,7 @@ class Attention(nn.Module):
     """C₀ `[batch, src_len, coverage units]` of a coverage model, else None."""
     if not self.config.covered:
       return None
-    return self.coverage_fn.initial(memory.mask, memory.values.dtype)
+    return self.coverage_fn.initial(memory.mask)
 
   def __call__(
     self,

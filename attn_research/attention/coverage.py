@@ -49,9 +49,10 @@ class Coverage(nn.Module):
     del values
     return None
 
-  def initial(self, mask: jax.Array, dtype) -> jax.Array:
-    """C₀ = 0: `[batch, src_len, units]`."""
-    return jnp.zeros((*mask.shape, self.units), dtype)
+  def initial(self, mask: jax.Array) -> jax.Array:
+    """C₀ = 0: `[batch, src_len, units]`, float32 whatever the computation dtype (a sum
+    of a hundred bfloat16 weights would lose their last ones)."""
+    return jnp.zeros((*mask.shape, self.units), jnp.float32)
 
   def update(self, coverage, weights, query, prepared, mask) -> jax.Array:
     """C_t from C_{t−1} `[batch, src_len, units]`, a_t `[batch, src_len]`, the query

@@ -95,10 +95,6 @@ def prepare_data(
       f"{_verb(built)} the training split's token ids ({len(splits['train']):,} pairs) in "
       f"{cache.directory}."
     )
-  if config.train.guided_alignment:
-    splits["train"] = splits["train"].with_alignments(
-      _train_alignments(name, data_dir, files, raw), "train"
-    )
   buckets = Buckets(tuple(config.data.source_buckets), tuple(config.data.target_buckets))
   gold = {
     name: {k: v for k, v in s.items() if k not in ("source", "target")} for name, s in raw.items()
@@ -109,19 +105,22 @@ def prepare_data(
 _SIDES = ("source", "target")
 
 
-def _train_alignments(name, data_dir, files, raw) -> list[str]:
-  """The training split's gold alignment lines (sure links), read into memory.
+def with_train_alignments(data: Data, dataset: ml_collections.ConfigDict) -> Data:
+  """`data` whose training split carries its gold alignments (read into memory), for
+  `train.guided_alignment`.
 
   Raises:
-    ConfigError: the dataset has none.
+    ConfigError: the dataset has none, or they do not fit its sentences.
   """
-  train = raw.get("train") or datasets.load(name, data_dir, files, splits=("train",))["train"]
+  name = dataset.name
+  train = datasets.load(name, dataset.data_dir, dataset.files, splits=("train",))["train"]
   if "alignment" not in train:
     raise ConfigError(
       f"train.guided_alignment needs gold alignments of the training split, which {name!r} "
       "has not; use a synthetic dataset or dataset.files.train=SRC,TGT,ALIGN (Pharaoh lines)."
     )
-  return train["alignment"]
+  aligned = data.splits["train"].with_alignments(train["alignment"], "train")
+  return dataclasses.replace(data, splits={**data.splits, "train": aligned})
 
 
 def _verb(built: bool) -> str:

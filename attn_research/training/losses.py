@@ -29,12 +29,16 @@ class Objective:
   Attributes:
     label_smoothing: ε of the cross-entropy (`train.label_smoothing`).
     coverage: λ of See et al. 2017's coverage loss (`train.coverage_loss`; 0: none).
+    coverage_start: the optimizer step (0-based) from which it counts
+      (`train.coverage_loss_start`): See et al. trained without it until convergence,
+      then a short phase with it.
     guided_alignment: λ of the guided alignment loss (`train.guided_alignment`; 0: none).
     guided_alignment_loss: its distance, "ce" or "mse" (`train.guided_alignment_loss`).
   """
 
   label_smoothing: float = 0.0
   coverage: float = 0.0
+  coverage_start: int = 0
   guided_alignment: float = 0.0
   guided_alignment_loss: str = "ce"
 

@@ -16,7 +16,7 @@ from attn_research.data.pipeline import TrainBatches
 from attn_research.model import ModelConfig, Seq2Seq
 from attn_research.training import losses, optimizers, parallel, steps
 from attn_research.training.checkpointing import Checkpointer
-from attn_research.training.data import Data, prepare_data
+from attn_research.training.data import Data, prepare_data, with_train_alignments
 
 
 def validate(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
@@ -74,6 +74,8 @@ def prepare(
 ) -> Prepared:
   """Data, model and the state of the newest checkpoint that restores (else a fresh one)."""
   data = prepare_data(config, run, note=note)
+  if config.train.guided_alignment:
+    data = with_train_alignments(data, config.dataset)
   model, state = build(config, data, mesh)
   checkpointer = Checkpointer(run.file(runs.CHECKPOINTS), config.train.keep_checkpoints)
   restored = restore_newest(checkpointer, state, note)
@@ -120,6 +122,7 @@ def jit_train_step(config: ml_collections.ConfigDict, model: Seq2Seq, mesh: Mesh
   objective = losses.Objective(
     label_smoothing=config.train.label_smoothing,
     coverage=config.train.coverage_loss,
+    coverage_start=config.train.coverage_loss_start,
     guided_alignment=config.train.guided_alignment,
     guided_alignment_loss=config.train.guided_alignment_loss,
   )

@@ -28,10 +28,12 @@ def loss(
   model: Seq2Seq,
   objective: Objective = CROSS_ENTROPY,
   dtype: str = "float32",
+  step: jax.Array | int = 0,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """The batch's mean per-token `objective`, computed in `dtype` (`precision.DTYPES`) from
-  float32 `params`, and its sums: NLL, token count and each attention term (unweighted)
-  that the objective has."""
+  """The batch's mean per-token `objective` at optimizer step `step` (0-based), computed
+  in `dtype` (`precision.DTYPES`) from float32 `params`, and its sums: NLL, token count
+  and each attention term (unweighted, also before a term's start step) that the
+  objective has."""
   features, output_matrix, weights = model.apply(
     {"params": compute_params(params, dtype)},
     batch["src"],
@@ -48,7 +50,8 @@ def loss(
   total = nll
   if objective.coverage:
     sums["coverage_sum"] = coverage_loss(weights, batch["tgt_mask"])
-    total += objective.coverage * sums["coverage_sum"]
+    weight = jnp.where(step >= objective.coverage_start, objective.coverage, 0.0)
+    total += weight * sums["coverage_sum"]
   if objective.guided_alignment:
     sums["guided_alignment_sum"] = guided_alignment_loss(
       weights, batch["alignment"], batch["tgt_mask"], objective.guided_alignment_loss
@@ -71,7 +74,7 @@ def train_step(
 ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
   """One optimizer step on the batch's `gradients`."""
   dropout_rng = jax.random.fold_in(rng, state.step)
-  grads, sums = gradients(state.params, batch, dropout_rng, model, objective, dtype)
+  grads, sums = gradients(state.params, batch, dropout_rng, model, objective, dtype, state.step)
   return state.apply_gradients(grads=grads), {**sums, "grad_norm": optax.tree.norm(grads)}
 
 
@@ -89,7 +92,7 @@ def accumulate_gradients(
   the gradient of its summed objective and its sums. Summing before dividing by the
   tokens of all micro-batches weighs every token equally, as one large batch would."""
   dropout_rng = jax.random.fold_in(jax.random.fold_in(rng, state.step), index)
-  grads, sums = gradients(state.params, batch, dropout_rng, model, objective, dtype)
+  grads, sums = gradients(state.params, batch, dropout_rng, model, objective, dtype, state.step)
   weight = jnp.maximum(sums["tokens"], 1.0)  # `gradients` divided by it
   return {
     "grads": jax.tree.map(lambda a, g: a + g * weight, accumulated["grads"], grads),

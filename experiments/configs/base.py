@@ -93,6 +93,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.label_smoothing = 0.0
   # λ of See 2017's coverage loss Σ_t Σ_j min(a_tj, Σ_{t'<t} a_t'j), per target token.
   config.train.coverage_loss = 0.0
+  # The step from which it counts: See et al. added it for a short last phase only.
+  config.train.coverage_loss_start = 0
   # λ of a loss pulling the attention towards gold alignments (the training split's
   # alignment: synthetic's, or dataset.files.train=SRC,TGT,ALIGN); ce | mse, per target token.
   config.train.guided_alignment = 0.0

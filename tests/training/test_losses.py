@@ -92,11 +92,11 @@ def test_the_coverage_loss_weight_scales_its_term_linearly():
   }
   params = model.init(jax.random.key(0), src, batch["src_mask"], tgt)["params"]
 
-  def loss(weight):
-    objective = Objective(coverage=weight)
-    value, sums = jax.jit(lambda p: steps.loss(p, batch, jax.random.key(1), model, objective))(
-      params
-    )
+  def loss(weight, start=0, step=0):
+    objective = Objective(coverage=weight, coverage_start=start)
+    value, sums = jax.jit(
+      lambda p, step: steps.loss(p, batch, jax.random.key(1), model, objective, step=step)
+    )(params, step)
     return float(value), sums
 
   plain, plain_sums = loss(0.0)
@@ -106,6 +106,11 @@ def test_the_coverage_loss_weight_scales_its_term_linearly():
   per_token = float(sums["coverage_sum"]) / float(sums["tokens"])
   np.testing.assert_allclose(half - plain, 0.5 * per_token, rtol=1e-5)
   np.testing.assert_allclose(double - plain, 2.0 * per_token, rtol=1e-5)
+  # Before train.coverage_loss_start the term is reported but not trained on.
+  before, before_sums = loss(0.5, start=100, step=99)
+  after, _ = loss(0.5, start=100, step=100)
+  assert before == plain and after == half
+  assert float(before_sums["coverage_sum"]) == float(sums["coverage_sum"])
 
 
 def test_guided_alignment_against_numpy():

@@ -50,8 +50,16 @@ def test_compute_params_casts_floating_leaves_only():
     dict(decoder_input_feeding=True, dropout=0.3),
     dict(attention_alignment="local_p", attention_window=2),
     dict(decoder_type="bahdanau", encoder_cell="gru", attention_score="additive"),
+    dict(
+      decoder_type="bahdanau",
+      encoder_cell="gru",
+      attention_score="additive",
+      attention_coverage="tu_nn",
+      attention_heads=2,
+      attention_init="default",  # Tu's 0 and 1e-3 starts give gradients below bf16's grain
+    ),
   ],
-  ids=["luong+feed", "local_p", "bahdanau-gru"],
+  ids=["luong+feed", "local_p", "bahdanau-gru", "bahdanau-tu_nn-heads"],
 )
 def test_bfloat16_train_step_matches_float32(overrides):
   model = tiny_seq2seq(**overrides)
