@@ -15,16 +15,15 @@ from attn_research.errors import ConfigError
 from tests.attention.test_zoo import (
   DIM,
   LENGTHS,
-  MAX_LEN,
   B,
   D,
-  N,
   S,
   T,
   _inputs,
   _np,
   _softmax,
 )
+from tests.attention.test_zoo import _build as zoo_build
 
 UNITS = 3  # tu_nn's coverage size here
 
@@ -34,16 +33,7 @@ def _sigmoid(x):
 
 
 def _build(score, alignment, coverage):
-  config = AttentionConfig(
-    score,
-    alignment,
-    window=D,
-    size=N,
-    max_source_length=MAX_LEN,
-    coverage=coverage,
-    coverage_size=UNITS,
-  )
-  return Attention(config, query_size=DIM)
+  return zoo_build(score, alignment, coverage=coverage, coverage_size=UNITS)
 
 
 def _run(module, queries, values, mask):

@@ -38,7 +38,8 @@ def _apply(module, query, values, mask, positions):
   return context, weights
 
 
-def _build(score, alignment, sigma=0.0, normalizer="softmax", alpha=1.5, heads=1, size=N):
+def _build(score, alignment, sigma=0.0, normalizer="softmax", alpha=1.5, size=N, **fields):
+  """The layer of the tests' sizes; `fields` are more `AttentionConfig` fields."""
   config = AttentionConfig(
     score,
     alignment,
@@ -48,7 +49,7 @@ def _build(score, alignment, sigma=0.0, normalizer="softmax", alpha=1.5, heads=1
     sigma=sigma,
     normalizer=normalizer,
     entmax_alpha=alpha,
-    heads=heads,
+    **fields,
   )
   return Attention(config, query_size=DIM)
 
