@@ -322,7 +322,7 @@ def beam_ours(workload: dict, workdir: str, exported: dict, dtype: str) -> dict:
   config.decode.beam_size = BEAM_SIZE
   mesh = parallel.make_mesh()
   run = runs.Workdir(workdir, writer=False)
-  data = prepare_data(config, run)
+  data = prepare_data(config, run, eval_splits=("test",))
   model, state = setup.build(config, data, mesh)
   checkpointer = Checkpointer(run.file(runs.CHECKPOINTS), keep=1)
   _, state, _ = setup.restore_newest(checkpointer, state, print, fix="")
