@@ -140,7 +140,7 @@ class Attention(nn.Module):
       values: `[batch, src_len, hidden]` encoder states.
       mask: `[batch, src_len]` bool, True on real positions.
     """
-    covered = self.coverage_fn.prepare(values) if self.config.covered else None
+    covered = self.coverage_fn.prepare(values, mask) if self.config.covered else None
     keys = self.score_fn.prepare(values)
     return Memory(values=values, keys=keys, mask=mask, coverage=covered)
 

@@ -44,9 +44,10 @@ class Coverage(nn.Module):
   def units(self) -> int:
     return 1
 
-  def prepare(self, values: jax.Array) -> jax.Array | None:
-    """The per-source part of the update from `[batch, src_len, hidden]` states."""
-    del values
+  def prepare(self, values: jax.Array, mask: jax.Array) -> jax.Array | None:
+    """The per-source part of the update from `[batch, src_len, hidden]` states and their
+    `[batch, src_len]` mask."""
+    del values, mask
     return None
 
   def initial(self, mask: jax.Array) -> jax.Array:
@@ -72,20 +73,20 @@ class SeeCoverage(Coverage):
 @COVERAGES.register("tu_linguistic")
 class TuLinguisticCoverage(Coverage):
   """C_t = C_{t−1} + a_t / Φ with fertility Φ_j = N σ(U_f h̄_j), N = 2 (Tu et al. 2016,
-  Eq. 8); U_f without bias."""
+  Eq. 8); U_f without bias. `prepare` returns 1/Φ, 0 on padding."""
 
   def setup(self):
     init = luong_uniform if self.initialization == "paper" else nn.initializers.lecun_normal()
     self.u_f = nn.Dense(1, use_bias=False, kernel_init=init, name="u_f")
 
-  def prepare(self, values):
-    return MAX_FERTILITY * jax.nn.sigmoid(self.u_f(values))  # Φ: [batch, src_len, 1]
+  def prepare(self, values, mask):
+    fertility = MAX_FERTILITY * jax.nn.sigmoid(self.u_f(values))  # Φ: [batch, src_len, 1]
+    # Padding may have Φ = 0 (σ underflows on any values there): divide by 1 instead.
+    return jnp.where(mask[..., None], 1.0 / jnp.where(mask[..., None], fertility, 1.0), 0.0)
 
   def update(self, coverage, weights, query, prepared, mask):
-    del query
-    # Padding (a = 0) may have Φ = 0 (σ underflows on any values there): divide by 1.
-    fertility = jnp.where(mask[..., None], prepared, 1.0)
-    return coverage + (weights[..., None] / fertility).astype(coverage.dtype)
+    del query, mask
+    return coverage + (weights[..., None] * prepared).astype(coverage.dtype)
 
 
 @COVERAGES.register("tu_nn")
@@ -114,7 +115,8 @@ class TuNeuralCoverage(Coverage):
     self.w_q = dense(bahdanau_normal)
     self.u = dense(luong_uniform)
 
-  def prepare(self, values):
+  def prepare(self, values, mask):
+    del mask
     return self.w_h(values)  # [batch, src_len, 3·size]
 
   def update(self, coverage, weights, query, prepared, mask):

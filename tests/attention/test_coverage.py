@@ -170,7 +170,8 @@ def test_fertility_is_n_over_two_at_zero_and_coverage_starts_at_zero():
   params = layer.init(jax.random.key(0), jnp.zeros((B, T, DIM)), v, mask, method=_run)
   zero = jax.tree.map(jnp.zeros_like, params)
   memory = layer.apply(zero, v, mask, method=Attention.prepare)
-  np.testing.assert_allclose(memory.coverage, MAX_FERTILITY / 2)  # Φ = N σ(0) = N / 2
+  # 1/Φ with Φ = N σ(0) = N / 2 on real positions, 0 on padding.
+  np.testing.assert_allclose(memory.coverage[..., 0], np.where(mask, 2 / MAX_FERTILITY, 0.0))
   assert np.all(np.asarray(layer.apply(zero, memory, method=Attention.initial_coverage)) == 0)
 
 
