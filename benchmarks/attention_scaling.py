@@ -5,7 +5,10 @@ r"""Times one decoder attention step against the source length.
 For each alignment and source length: a jit-compiled call of the attention layer for one
 decoder step (`[batch, hidden]` query over a prepared memory; the per-source `prepare`
 runs once per sentence and is not timed), batch 64, hidden 512, window D = 10, every
-source position real. Compile and warm-up calls are excluded; the median of `--repeats`
+source position real, the step at the middle of the source. Monotonic alignments run
+their test-time (hard) step from that position with r = +4, so that the search stops
+within its first block, as a trained model's does after moving on a few positions (a
+search that reads on costs one more block per `LOOKAHEAD` positions passed). Compile and warm-up calls are excluded; the median of `--repeats`
 timed calls is reported. Writes
 `{"device": ..., "results": [{"alignment", "score", "src_len", "seconds_per_step"}, ...]}`.
 """
@@ -21,7 +24,7 @@ _OUT = flags.DEFINE_string("out", None, "Where to write the JSON results.")
 _REPEATS = flags.DEFINE_integer("repeats", 200, "Timed calls per point.")
 _SCORE = flags.DEFINE_string("score", "general", "Score function.")
 _ALIGNMENTS = flags.DEFINE_list(
-  "alignments", ["global", "local_m", "local_p"], "Alignments to time."
+  "alignments", ["global", "local_m", "local_p", "monotonic", "mocha"], "Alignments to time."
 )
 _LENGTHS = flags.DEFINE_list(
   "src_lens", ["16", "32", "50", "100", "200", "400", "800"], "Source lengths."
@@ -29,6 +32,7 @@ _LENGTHS = flags.DEFINE_list(
 _BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 _HIDDEN = flags.DEFINE_integer("hidden", 512, "Query and key size.")
 _WINDOW = flags.DEFINE_integer("window", 10, "D of local alignments.")
+HARD_ENERGY_BIAS = 4.0  # monotonic energies' r: σ(score + 4) fires where the search starts
 
 
 def main(argv: list[str]) -> None:
@@ -36,7 +40,7 @@ def main(argv: list[str]) -> None:
   import jax
   import jax.numpy as jnp
 
-  from attn_research.attention import Attention, AttentionConfig
+  from attn_research.attention import Attention, AttentionConfig, AttentionState
   from benchmarks.report import write_report
 
   batch, hidden = _BATCH.value, _HIDDEN.value
@@ -44,7 +48,11 @@ def main(argv: list[str]) -> None:
   for alignment in _ALIGNMENTS.value:
     for src_len in map(int, _LENGTHS.value):
       config = AttentionConfig(
-        _SCORE.value, alignment, window=_WINDOW.value, max_source_length=src_len
+        _SCORE.value,
+        alignment,
+        window=_WINDOW.value,
+        max_source_length=src_len,
+        energy_bias=HARD_ENERGY_BIAS,
       )
       layer = Attention(config, query_size=hidden)
       keys = jax.random.split(jax.random.key(src_len), 3)
@@ -63,13 +71,14 @@ def main(argv: list[str]) -> None:
       memory = jax.jit(functools.partial(layer.apply, method=Attention.prepare))(
         params, values, mask
       )
+      state = AttentionState(position=position) if config.monotonic else None
       step = jax.jit(layer.apply)
       for _ in range(5):
-        jax.block_until_ready(step(params, query, memory, position))
+        jax.block_until_ready(step(params, query, memory, position, state))
       times = []
       for _ in range(_REPEATS.value):
         start = time.perf_counter()
-        jax.block_until_ready(step(params, query, memory, position))
+        jax.block_until_ready(step(params, query, memory, position, state))
         times.append(time.perf_counter() - start)
       results.append(
         {

@@ -3,6 +3,7 @@
 import dataclasses
 
 import flax.linen as nn
+import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -10,6 +11,7 @@ import ml_collections
 from attn_research.attention.alignments import ALIGNMENTS
 from attn_research.attention.coverage import COVERAGES, NO_COVERAGE
 from attn_research.attention.memory import Memory
+from attn_research.attention.monotonic import EXPECTATIONS
 from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import INITS, SCORES
 from attn_research.constraints import NON_NEGATIVE, POSITIVE, Choice, Float, Int, field
@@ -34,6 +36,11 @@ class AttentionConfig:
     heads: H of multi-head attention; 1 is single-head attention.
     coverage: "none" or a name in `COVERAGES`.
     coverage_size: units of the `tu_nn` coverage (Tu et al.'s 10).
+    chunk: w, the chunk MoChA attends over (`mocha`).
+    energy_bias: the initial offset r of monotonic energies (`monotonic`, `mocha`).
+    sigmoid_noise: σ_n of the noise added to monotonic energies while training.
+    expectation: how training computes the expected monotonic alignment: `parallel`
+      (the paper's cumulative-product form) or `recursive` (exact).
   """
 
   score: str = field(Choice(names=SCORES))
@@ -48,6 +55,10 @@ class AttentionConfig:
   heads: int = field(POSITIVE, 1)
   coverage: str = field(Choice(names=(NO_COVERAGE, *COVERAGES)), NO_COVERAGE)
   coverage_size: int = field(POSITIVE, 10)
+  chunk: int = field(POSITIVE, 2)
+  energy_bias: float = field(Float(), -4.0)
+  sigmoid_noise: float = field(Float(low=0), 1.0)
+  expectation: str = field(Choice(names=EXPECTATIONS), "parallel")
 
   @classmethod
   def from_config(
@@ -59,7 +70,9 @@ class AttentionConfig:
     Raises:
       ConfigError: a positive `max_source_length` shorter than `longest_source`, which
         would refuse the longest batches only once training reaches them; local-p with
-        a Gaussian of width 0; coverage with a score that has no tanh layer to add it to.
+        a Gaussian of width 0; coverage with a score that has no tanh layer to add it to;
+        a monotonic alignment with several heads, coverage, or (plain `monotonic`, which
+        normalises nothing) a normaliser other than softmax.
     """
     config = cls(**attention.to_dict())
     if 0 < config.max_source_length < longest_source:
@@ -79,6 +92,22 @@ class AttentionConfig:
         f"layer, which model.attention.score={config.score!r} has not; use a score among "
         f"{accepting} or coverage='none'."
       )
+    if config.monotonic:
+      for key, value, plain in (
+        ("heads", config.heads, 1),
+        ("coverage", config.coverage, NO_COVERAGE),
+        (
+          "normalizer",
+          config.normalizer if config.alignment == "monotonic" else "softmax",
+          "softmax",
+        ),
+      ):
+        if value != plain:
+          raise ConfigError(
+            f"model.attention.alignment={config.alignment!r} attends to one position (or one "
+            f"chunk) per step and does not take model.attention.{key}={value!r}; set "
+            f"model.attention.{key}={plain!r}."
+          )
     return dataclasses.replace(config, max_source_length=config.max_source_length or longest_source)
 
   def validate(self, hidden_size: int) -> None:
@@ -95,6 +124,29 @@ class AttentionConfig:
   @property
   def covered(self) -> bool:
     return self.coverage != NO_COVERAGE
+
+  @property
+  def monotonic(self) -> bool:
+    """Whether the alignment carries a monotonic state (`monotonic`, `mocha`)."""
+    return getattr(ALIGNMENTS.get(self.alignment), "stateful", False)
+
+
+@flax.struct.dataclass
+class AttentionState:
+  """What an attention carries from one decoder step to the next; beam search reorders
+  it with the rest of the decoder state.
+
+  Attributes:
+    coverage: C_{t−1} `[batch, src_len, units]` of a coverage model.
+    alignment: α_{t−1} `[batch, src_len]`, a monotonic alignment's expected attention
+      (training and teacher-forced evaluation).
+    position: t_{t−1} `[batch]` int32, the hard monotonic process's position
+      (decoding); the padded source length once it has stopped.
+  """
+
+  coverage: jax.Array | None = None
+  alignment: jax.Array | None = None
+  position: jax.Array | None = None
 
 
 class Attention(nn.Module):
@@ -118,16 +170,35 @@ class Attention(nn.Module):
       heads=c.heads,
       name="score",
     )
-    self.align_fn = ALIGNMENTS.get(c.alignment)(
-      window=c.window,
-      size=c.size,
-      initialization=c.init,
-      sigma=c.sigma,
-      normalizer=c.normalizer,
-      entmax_alpha=c.entmax_alpha,
-      heads=c.heads,
-      name="alignment",
-    )
+    alignment = ALIGNMENTS.get(c.alignment)
+    if c.monotonic:
+      self.align_fn = alignment(
+        chunk=c.chunk,
+        energy_bias=c.energy_bias,
+        sigmoid_noise=c.sigmoid_noise,
+        expectation=c.expectation,
+        normalizer=c.normalizer,
+        name="alignment",
+      )
+      if alignment.chunk_energy:
+        self.chunk_fn = SCORES.get(c.score)(
+          query_size=self.query_size,
+          size=c.size,
+          max_length=c.max_source_length,
+          initialization=c.init,
+          name="chunk_score",
+        )
+    else:
+      self.align_fn = alignment(
+        window=c.window,
+        size=c.size,
+        initialization=c.init,
+        sigma=c.sigma,
+        normalizer=c.normalizer,
+        entmax_alpha=c.entmax_alpha,
+        heads=c.heads,
+        name="alignment",
+      )
     if c.covered:
       self.coverage_fn = COVERAGES.get(c.coverage)(
         size=c.coverage_size, initialization=c.init, name="coverage"
@@ -141,48 +212,67 @@ class Attention(nn.Module):
       mask: `[batch, src_len]` bool, True on real positions.
     """
     covered = self.coverage_fn.prepare(values, mask) if self.config.covered else None
+    chunk_keys = self.chunk_fn.prepare(values) if hasattr(self, "chunk_fn") else None
     keys = self.score_fn.prepare(values)
-    return Memory(values=values, keys=keys, mask=mask, coverage=covered)
+    return Memory(values=values, keys=keys, mask=mask, coverage=covered, chunk_keys=chunk_keys)
 
-  def initial_coverage(self, memory: Memory) -> jax.Array | None:
-    """C₀ `[batch, src_len, coverage units]` of a coverage model, else None."""
-    if not self.config.covered:
+  def initial_state(self, memory: Memory, hard: bool = False) -> AttentionState | None:
+    """The state before the first step: C₀ of a coverage model; α₀ (or, `hard`, the
+    position t₀) of a monotonic alignment; None when the attention carries nothing."""
+    c = self.config
+    if not (c.covered or c.monotonic):
       return None
-    return self.coverage_fn.initial(memory.mask)
+    coverage = self.coverage_fn.initial(memory.mask) if c.covered else None
+    start = self.align_fn.initial(memory.mask, hard) if c.monotonic else None
+    if hard:
+      return AttentionState(coverage=coverage, position=start)
+    return AttentionState(coverage=coverage, alignment=start)
 
   def __call__(
     self,
     query: jax.Array,
     memory: Memory,
     positions: jax.Array | int = 0,
-    coverage: jax.Array | None = None,
-  ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    state: AttentionState | None = None,
+    train: bool = False,
+  ) -> tuple[jax.Array, jax.Array, AttentionState | None]:
     """Attends from `[batch, ..., query_size]` queries.
 
     Args:
       query: one query per decoder step (`[batch, query_size]`) or several
-        (`[batch, tgt_len, query_size]`); one per step under coverage.
+        (`[batch, tgt_len, query_size]`, consecutive steps); one per step under coverage.
       memory: from `prepare`.
       positions: 0-based target step of each query, broadcastable to `query.shape[:-1]`
         (read by local-m).
-      coverage: C_{t−1} of a coverage model (`initial_coverage` at the first step).
+      state: from `initial_state` or the previous step (None: the first step's, expected).
+      train: whether training (monotonic alignments add their pre-sigmoid noise).
 
     Returns:
       context `[batch, ..., hidden]`, weights `[batch, ..., src_len]` (exactly 0 on
       padding and outside a local window; a fully padded source gives zero weights and a
-      zero context) and C_t (None without coverage).
+      zero context) and the state after the last query (None when it carries nothing).
     """
     batch, *middle, size = query.shape
     flat = query.reshape(batch, -1, size)
-    pos = jnp.broadcast_to(jnp.asarray(positions, jnp.int32), query.shape[:-1]).reshape(batch, -1)
-    attended = memory
-    if coverage is not None:
-      if middle:
-        raise ValueError("Coverage attends from one query per decoder step: [batch, query_size].")
-      attended = memory.replace(keys=self.score_fn.cover(memory.keys, coverage))
-    context, weights = self.align_fn(self.score_fn, flat, attended, pos)
+    if state is None:
+      state = self.initial_state(memory)
+    if self.config.monotonic:
+      hard = state.position is not None
+      previous = state.position if hard else state.alignment
+      chunk_fn = getattr(self, "chunk_fn", None)
+      context, weights, last = self.align_fn(self.score_fn, flat, memory, previous, train, chunk_fn)
+      state = state.replace(**{"position" if hard else "alignment": last})
+    else:
+      pos = jnp.broadcast_to(jnp.asarray(positions, jnp.int32), query.shape[:-1])
+      attended = memory
+      if self.config.covered:
+        if middle:
+          raise ValueError("Coverage attends from one query per decoder step: [batch, query_size].")
+        attended = memory.replace(keys=self.score_fn.cover(memory.keys, state.coverage))
+      context, weights = self.align_fn(self.score_fn, flat, attended, pos.reshape(batch, -1))
     src_len = memory.mask.shape[1]
     weights = weights.reshape(batch, *middle, src_len)
-    if coverage is not None:
-      coverage = self.coverage_fn.update(coverage, weights, query, memory.coverage, memory.mask)
-    return context.reshape(batch, *middle, -1), weights, coverage
+    if self.config.covered:
+      update = self.coverage_fn.update(state.coverage, weights, query, memory.coverage, memory.mask)
+      state = state.replace(coverage=update)
+    return context.reshape(batch, *middle, -1), weights, state

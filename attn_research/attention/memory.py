@@ -15,9 +15,11 @@ class Memory:
     mask: `[batch, src_len]` bool, True on real source positions.
     coverage: what the coverage model precomputed from the states (`tu_linguistic`'s
       fertilities, `tu_nn`'s input projection), or None.
+    chunk_keys: what MoChA's chunk score precomputed from the states, or None.
   """
 
   values: jax.Array
   keys: jax.Array
   mask: jax.Array
   coverage: jax.Array | None = None
+  chunk_keys: jax.Array | None = None

@@ -100,7 +100,7 @@ def beam_search(
   batch, src_len = src.shape
   k = beam_size
   variables = {"params": params}
-  memory, state = model.apply(variables, src, src_mask, method=Seq2Seq.encode)
+  memory, state = model.apply(variables, src, src_mask, hard=True, method=Seq2Seq.encode)
   repeat = lambda x: jnp.repeat(x, k, axis=0)  # noqa: E731
 
   if max_len_a > 0 or max_len_b > 0:

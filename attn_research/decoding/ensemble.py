@@ -31,10 +31,10 @@ class Ensemble:
     self.models = tuple(models)
     self.config = self.models[0].config
 
-  def apply(self, variables, *args, method):
+  def apply(self, variables, *args, method, **kwargs):
     members = tuple(zip(self.models, variables["params"], strict=True))
     if method is Seq2Seq.encode:
-      outputs = [m.apply({"params": p}, *args, method=method) for m, p in members]
+      outputs = [m.apply({"params": p}, *args, method=method, **kwargs) for m, p in members]
       return tuple(o[0] for o in outputs), tuple(o[1] for o in outputs)
     if method is Seq2Seq.decode_step:
       memories, states, tokens = args

@@ -20,7 +20,7 @@ def greedy_decode(
     weights `[batch, max_len, src_len]` (zero after `</s>`).
   """
   variables = {"params": params}
-  memory, state = model.apply(variables, src, src_mask, method=Seq2Seq.encode)
+  memory, state = model.apply(variables, src, src_mask, hard=True, method=Seq2Seq.encode)
   batch, src_len = src.shape
 
   def running(carry):

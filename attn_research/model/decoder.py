@@ -22,7 +22,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import Attention, AttentionConfig, Memory
+from attn_research.attention import Attention, AttentionConfig, AttentionState, Memory
 from attn_research.constraints import POSITIVE, Bool, Choice, Int, field
 from attn_research.errors import ConfigError
 from attn_research.model.encoder import EncoderConfig, EncoderOutput
@@ -82,14 +82,15 @@ class DecoderState:
     (luong with input feeding), the bottom layer's previous output (gnmt), the encoder
     summary (none_input); zeros otherwise.
   position: `[batch]` int32, the 0-based target step about to be predicted.
-  coverage: `[batch, src_len, units]` the attention's coverage vector C_{t−1}, or None
-    (`model.attention.coverage`); beam search reorders it with the rest of the state.
+  attention: what the attention carries between steps (a coverage vector, a monotonic
+    alignment's α_{t−1} or position), or None; beam search reorders it with the rest of
+    the state.
   """
 
   carries: tuple[Carry, ...]
   feed: jax.Array
   position: jax.Array
-  coverage: jax.Array | None = None
+  attention: AttentionState | None = None
 
 
 def logits(features: jax.Array, matrix: jax.Array) -> jax.Array:
@@ -183,19 +184,24 @@ class RecurrentDecoder(nn.Module):
     return Memory(values=states, keys=states, mask=src_mask)
 
   def prepare(
-    self, encoded: EncoderOutput, src_mask: jax.Array, carries: tuple[Carry, ...]
+    self,
+    encoded: EncoderOutput,
+    src_mask: jax.Array,
+    carries: tuple[Carry, ...],
+    hard: bool = False,
   ) -> tuple[Memory, DecoderState]:
+    """`hard`: monotonic alignments run their hard (test-time) process."""
     memory = self.memory(encoded.states, src_mask)
     state = DecoderState(
       carries=carries,
       feed=self.initial_feed(encoded, carries),
       position=jnp.zeros((src_mask.shape[0],), jnp.int32),
-      coverage=self.initial_coverage(memory),
+      attention=self.initial_attention(memory, hard),
     )
     return memory, state
 
-  def initial_coverage(self, memory: Memory) -> jax.Array | None:
-    del memory
+  def initial_attention(self, memory: Memory, hard: bool) -> AttentionState | None:
+    del memory, hard
     return None
 
   def stack_step(self, carries, x, train, context=None, residual_from=None):
@@ -307,8 +313,8 @@ class AttentionalDecoder(RecurrentDecoder):
   def memory(self, states: jax.Array, src_mask: jax.Array) -> Memory:
     return self.attention.prepare(states, src_mask)
 
-  def initial_coverage(self, memory: Memory) -> jax.Array | None:
-    return self.attention.initial_coverage(memory)
+  def initial_attention(self, memory: Memory, hard: bool) -> AttentionState | None:
+    return self.attention.initial_state(memory, hard)
 
 
 @DECODERS.register("luong")
@@ -320,7 +326,7 @@ class LuongDecoder(AttentionalDecoder):
   With input feeding, h̃_{t−1} joins the step's input and teacher forcing runs step by
   step; without it, the recurrent pass runs over all target steps first and attention is
   one batched operation (step by step under coverage, whose C_t feeds the next step's
-  score). `tfnmt_compat` uses tensorflow/nmt's `W [h_t; c_t]` instead.
+  score; a monotonic alignment runs its own loop over the steps). `tfnmt_compat` uses tensorflow/nmt's `W [h_t; c_t]` instead.
   """
 
   @property
@@ -331,27 +337,27 @@ class LuongDecoder(AttentionalDecoder):
     super().setup()
     self.w_c = nn.Dense(self.hidden_size, use_bias=False, name="w_c")
 
-  def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array, coverage=None):
-    context, weights, coverage = self.attention(h, memory, positions, coverage)
+  def _attend(self, memory: Memory, h: jax.Array, positions: jax.Array, state, train: bool):
+    context, weights, state = self.attention(h, memory, positions, state, train)
     if self.config.tfnmt_compat:
       h_tilde = self.w_c(jnp.concatenate([h, context], axis=-1))
     else:
       h_tilde = jnp.tanh(self.w_c(jnp.concatenate([context, h], axis=-1)))
-    return h_tilde, weights, coverage
+    return h_tilde, weights, state
 
   def step_outputs(self, memory, state, x, train):
     if self.config.input_feeding:
       x = jnp.concatenate([x, state.feed], axis=-1)
     carries, h = self.stack_step(state.carries, x, train)
-    h_tilde, weights, coverage = self._attend(memory, h, state.position, state.coverage)
-    return DecoderState(carries, h_tilde, state.position + 1, coverage), h_tilde, weights
+    h_tilde, weights, attention = self._attend(memory, h, state.position, state.attention, train)
+    return DecoderState(carries, h_tilde, state.position + 1, attention), h_tilde, weights
 
   def recurrent_outputs(self, memory, state, xs, train):
-    if self.config.input_feeding or state.coverage is not None:
+    if self.config.input_feeding or self.attention_config.covered:
       return self.scan_steps(memory, state, xs, train)
     hs, _ = self.stack_scan(xs, state.carries, train)
     positions = state.position[:, None] + jnp.arange(xs.shape[1])
-    h_tilde, weights, _ = self._attend(memory, hs, positions)
+    h_tilde, weights, _ = self._attend(memory, hs, positions, state.attention, train)
     return h_tilde, weights
 
 
@@ -390,10 +396,12 @@ class BahdanauDecoder(AttentionalDecoder):
 
   def step_outputs(self, memory, state, x, train):
     s_prev = CELLS.get(self.cell).output(state.carries[-1])
-    context, weights, coverage = self.attention(s_prev, memory, state.position, state.coverage)
+    context, weights, attention = self.attention(
+      s_prev, memory, state.position, state.attention, train
+    )
     carries, s_t = self.stack_step(state.carries, jnp.concatenate([x, context], -1), train)
     outputs = (s_prev, context) if self.config.deep_output else s_t
-    return DecoderState(carries, state.feed, state.position + 1, coverage), outputs, weights
+    return DecoderState(carries, state.feed, state.position + 1, attention), outputs, weights
 
   def readout(self, outputs, x):
     if not self.config.deep_output:
@@ -422,11 +430,13 @@ class GNMTDecoder(AttentionalDecoder):
     return CELLS.get(self.cell).output(carries[0])
 
   def step_outputs(self, memory, state, x, train):
-    context, weights, coverage = self.attention(state.feed, memory, state.position, state.coverage)
+    context, weights, attention = self.attention(
+      state.feed, memory, state.position, state.attention, train
+    )
     x = jnp.concatenate([x, context], axis=-1)
     carries, h = self.stack_step(state.carries, x, train, context=context, residual_from=2)
     bottom = CELLS.get(self.cell).output(carries[0])
-    return DecoderState(carries, bottom, state.position + 1, coverage), h, weights
+    return DecoderState(carries, bottom, state.position + 1, attention), h, weights
 
 
 @DECODERS.register("none_state")

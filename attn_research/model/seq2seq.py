@@ -58,6 +58,12 @@ class ModelConfig:
       attention=AttentionConfig.from_config(model.attention, longest_source),
     )
 
+  @property
+  def monotonic(self) -> bool:
+    """Whether the decoder attends with a monotonic alignment, whose test-time (hard)
+    attention is not the expectation it trains with."""
+    return DECODERS.get(self.decoder.type).attentional and self.attention.monotonic
+
   def validate(self) -> None:
     """Raises a one-line `ConfigError` for an architecture that cannot be built; needs no
     data and no model init.
@@ -113,11 +119,14 @@ class Seq2Seq(nn.Module):
     )
 
   def encode(
-    self, src: jax.Array, src_mask: jax.Array, train: bool = False
+    self, src: jax.Array, src_mask: jax.Array, train: bool = False, hard: bool = False
   ) -> tuple[Memory, DecoderState]:
-    """`[batch, src_len]` ids and bool mask → attention memory and initial decoder state."""
+    """`[batch, src_len]` ids and bool mask → attention memory and initial decoder state.
+
+    `hard`: monotonic alignments run their test-time process (decoding always does);
+    otherwise their expectation, as in training."""
     encoded = self.encoder(src, src_mask, train)
-    return self.decoder.prepare(encoded, src_mask, self.bridge(encoded))
+    return self.decoder.prepare(encoded, src_mask, self.bridge(encoded), hard)
 
   def decode_step(
     self, memory: Memory, state: DecoderState, tokens: jax.Array
@@ -126,23 +135,34 @@ class Seq2Seq(nn.Module):
     return self.decoder.step(memory, state, tokens)
 
   def features(
-    self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array, train: bool = False
+    self,
+    src: jax.Array,
+    src_mask: jax.Array,
+    tgt_in: jax.Array,
+    train: bool = False,
+    hard: bool = False,
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Teacher forcing up to the output layer, for a loss that applies it in chunks.
+    """Teacher forcing up to the output layer, for a loss that applies it in chunks
+    (`hard` as in `encode`).
 
     Returns:
       the output layer's inputs `[batch, tgt_len, features]` (dropout applied when
       training), its matrix W_s `[features, vocab]` and the attention weights
       `[batch, tgt_len, src_len]`.
     """
-    memory, state = self.encode(src, src_mask, train)
+    memory, state = self.encode(src, src_mask, train, hard)
     features, weights = self.decoder.features(memory, state, tgt_in, train)
     return features, self.decoder.output_matrix(), weights
 
   def __call__(
-    self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array, train: bool = False
+    self,
+    src: jax.Array,
+    src_mask: jax.Array,
+    tgt_in: jax.Array,
+    train: bool = False,
+    hard: bool = False,
   ) -> tuple[jax.Array, jax.Array]:
     """Teacher forcing: `[batch, tgt_len]` inputs → logits `[batch, tgt_len, vocab]` and
-    attention weights `[batch, tgt_len, src_len]`."""
-    features, output_matrix, weights = self.features(src, src_mask, tgt_in, train)
+    attention weights `[batch, tgt_len, src_len]` (`hard` as in `encode`)."""
+    features, output_matrix, weights = self.features(src, src_mask, tgt_in, train, hard)
     return logits(features, output_matrix), weights

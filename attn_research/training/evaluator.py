@@ -64,7 +64,9 @@ class DeviceOutputs:
       weight) summed over the same tokens.
     decoded: decoded ids `[max_len]` (up to and past `</s>`).
     weights: decoding's attention `[max_len, src_len]`, for the examples that need it.
-    forced: the most attended source position per reference token (forced decoding).
+    forced: the most attended source position per reference token (forced decoding;
+      −1: none).
+    hard: the same from a monotonic alignment's test-time process, else empty.
   """
 
   nll_sum: float
@@ -73,6 +75,7 @@ class DeviceOutputs:
   decoded: dict[int, np.ndarray]
   weights: dict[int, np.ndarray]
   forced: dict[int, np.ndarray]
+  hard: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def _real_rows(host_batch):
@@ -136,7 +139,9 @@ class Evaluator:
       out.tokens += float(sums["tokens"])
       out.support_sum += float(sums["support_sum"])
       for row, index in _real_rows(host_batch):
-        out.forced[index] = links[row, : len(targets[index])]
+        out.forced[index] = links["forced"][row, : len(targets[index])]
+        if "hard" in links:
+          out.hard[index] = links["hard"][row, : len(targets[index])]
     for host_batch in decoding:
       batch = parallel.shard_batch(host_batch, self.mesh)
       decoded, weights = jax.device_get(self._decode(params, batch["src"], batch["src_mask"]))
@@ -166,12 +171,21 @@ class Evaluator:
       result["attention_support"] = outputs.support_sum / outputs.tokens
     gold = self.data.gold.get(split, {})
     if "alignment" in gold and self.attentional:
-      predicted = [{(int(s), t) for t, s in enumerate(outputs.forced[i])} for i in range(len(hyps))]
-      result["aer"] = alignment.aer(
-        predicted,
-        [alignment.parse_pharaoh(a) for a in gold["alignment"]],
-        [alignment.parse_pharaoh(a) for a in gold.get("possible_alignment", gold["alignment"])],
-      )
+      sure = [alignment.parse_pharaoh(a) for a in gold["alignment"]]
+      possible = [
+        alignment.parse_pharaoh(a) for a in gold.get("possible_alignment", gold["alignment"])
+      ]
+
+      def aer(links: dict[int, np.ndarray]) -> float:
+        predicted = [
+          {(int(s), t) for t, s in enumerate(links[i]) if s >= 0} for i in range(len(hyps))
+        ]
+        return alignment.aer(predicted, sure, possible)
+
+      # A monotonic alignment is evaluated as it decodes (hard), and as it trains.
+      result["aer"] = aer(outputs.hard or outputs.forced)
+      if outputs.hard:
+        result["aer_expected"] = aer(outputs.forced)
     attention = {}
     for index in range(min(num_attention, len(split_data))):
       ids = list(outputs.decoded[index])

@@ -119,9 +119,16 @@ def apply_accumulated(
   return state.apply_gradients(grads=grads), {**sums, "grad_norm": optax.tree.norm(grads)}
 
 
+def _links(weights: jax.Array) -> jax.Array:
+  """The most attended source position of each target position `[batch, tgt_len]`, −1
+  where nothing is attended (an empty source, a stopped monotonic process)."""
+  top = jnp.argmax(weights, axis=-1).astype(jnp.int32)
+  return jnp.where(jnp.sum(weights, axis=-1) > 0, top, -1)
+
+
 def eval_step(
   params, batch: dict[str, jax.Array], model: Seq2Seq | Ensemble, dtype: str = "float32"
-) -> tuple[dict[str, jax.Array], jax.Array]:
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
   """Teacher forcing (forced decoding of the reference) over a batch; an `Ensemble`'s
   (`params`: its members') scores the reference by its members' mean probability.
 
@@ -129,7 +136,8 @@ def eval_step(
     sums over the real tokens (filler rows have empty masks): NLL, tokens and the attention
     support (source positions with a nonzero weight) of each; and per target position the
     most attended source position `[batch, tgt_len]` (Luong et al. 2015 §5.4's alignments
-    for AER).
+    for AER, `_links`): `forced` from the attention the loss is computed with and, for a
+    monotonic alignment, `hard` from its test-time process.
   """
   if isinstance(model, Ensemble):
     gold, weights = model.forced_log_probs(
@@ -156,4 +164,14 @@ def eval_step(
     sums = {"nll_sum": nll, "tokens": tokens}
   support = jnp.sum(weights > 0, axis=-1, dtype=jnp.float32)
   sums["support_sum"] = jnp.sum(jnp.where(batch["tgt_mask"], support, 0.0))
-  return sums, jnp.argmax(weights, axis=-1).astype(jnp.int32)
+  links = {"forced": _links(weights)}
+  if isinstance(model, Seq2Seq) and model.config.monotonic:
+    _, hard = model.apply(
+      {"params": compute_params(params, dtype)},
+      batch["src"],
+      batch["src_mask"],
+      batch["tgt_in"],
+      hard=True,
+    )
+    links["hard"] = _links(hard)
+  return sums, links

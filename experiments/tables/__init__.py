@@ -8,8 +8,10 @@ from attn_research.registry import Registry
 from experiments.tables import (
   bahdanau2015,
   britz2017,
+  chiu2018,
   luong2015,
   peters2019,
+  raffel2017,
   textbook,
   tfnmt,
   tu2016,
@@ -27,5 +29,7 @@ for _table in (
   textbook.TABLE,
   peters2019.TABLE,
   tu2016.TABLE,
+  raffel2017.TABLE,
+  chiu2018.TABLE,
 ):
   TABLES.register(_table.name)(_table)

@@ -9,12 +9,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from attn_research.attention import ALIGNMENTS, Attention, AttentionConfig, alignments
+from attn_research.attention import Attention, AttentionConfig, alignments
 from attn_research.attention.coverage import COVERAGES, MAX_FERTILITY
 from attn_research.errors import ConfigError
 from tests.attention.test_zoo import (
   DIM,
   LENGTHS,
+  STATELESS,
   B,
   D,
   S,
@@ -39,13 +40,13 @@ def _build(score, alignment, coverage):
 def _run(module, queries, values, mask):
   """Every step in turn: contexts `[B, T, DIM]`, weights `[B, T, S]`, final coverage."""
   memory = module.prepare(values, mask)
-  coverage = module.initial_coverage(memory)
+  state = module.initial_state(memory)
   contexts, weights = [], []
   for t in range(queries.shape[1]):
-    context, a_t, coverage = module(queries[:, t], memory, jnp.full((B,), t), coverage)
+    context, a_t, state = module(queries[:, t], memory, jnp.full((B,), t), state)
     contexts.append(context)
     weights.append(a_t)
-  return jnp.stack(contexts, 1), jnp.stack(weights, 1), coverage
+  return jnp.stack(contexts, 1), jnp.stack(weights, 1), state.coverage
 
 
 def _energy(score, p, h, k, c):
@@ -112,7 +113,7 @@ def _reference(score, alignment, coverage, params, query, values):
   [
     (coverage, score, alignment)
     for coverage, score, alignment in itertools.product(
-      COVERAGES.names(), ("concat", "additive", "normed_additive"), ALIGNMENTS.names()
+      COVERAGES.names(), ("concat", "additive", "normed_additive"), STATELESS
     )
     # every coverage in every alignment, every score under global and one more
     if alignment == "global" or score == "additive" or (coverage, score) == ("see", "concat")
@@ -172,7 +173,8 @@ def test_fertility_is_n_over_two_at_zero_and_coverage_starts_at_zero():
   memory = layer.apply(zero, v, mask, method=Attention.prepare)
   # 1/Φ with Φ = N σ(0) = N / 2 on real positions, 0 on padding.
   np.testing.assert_allclose(memory.coverage[..., 0], np.where(mask, 2 / MAX_FERTILITY, 0.0))
-  assert np.all(np.asarray(layer.apply(zero, memory, method=Attention.initial_coverage)) == 0)
+  state = layer.apply(zero, memory, method=Attention.initial_state)
+  assert state.alignment is None and np.all(np.asarray(state.coverage) == 0)
 
 
 @pytest.mark.parametrize("score", ["dot", "general", "mul", "location", "cosine"])

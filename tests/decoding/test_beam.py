@@ -47,7 +47,7 @@ def _params(model, seed=0):
 
 def _teacher_forced(model, params, src, mask, hypothesis):
   tgt_in = jnp.asarray([[BOS_ID, *hypothesis[:-1]]], jnp.int32)
-  logits, weights = model.apply({"params": params}, src, mask, tgt_in)
+  logits, weights = model.apply({"params": params}, src, mask, tgt_in, hard=True)
   logp = jax.nn.log_softmax(logits[0])
   return float(sum(logp[i, y] for i, y in enumerate(hypothesis))), np.asarray(weights[0])
 
@@ -187,7 +187,11 @@ def test_beam_keeps_top_k_a_partial_sort():
 
 @pytest.mark.parametrize(
   "attention",
-  [{}, dict(attention_score="additive", attention_coverage="see", attention_heads=2)],
+  [
+    {},
+    dict(attention_score="additive", attention_coverage="see", attention_heads=2),
+    dict(attention_score="normed_additive", attention_alignment="mocha", attention_energy_bias=0.0),
+  ],
 )
 def test_beam_is_independent_of_the_batch_size_and_keeps_the_right_attention(attention):
   model = _model(**attention)
@@ -206,15 +210,20 @@ def test_beam_is_independent_of_the_batch_size_and_keeps_the_right_attention(att
     assert np.all(np.asarray(attention[row])[n:] == 0.0)
 
 
-def test_beam_reorders_the_coverage_with_its_hypotheses():
+@pytest.mark.parametrize(
+  "attention",
+  [
+    dict(attention_score="additive", attention_coverage="see", attention_heads=2),
+    dict(
+      attention_score="scaled_general", attention_alignment="monotonic", attention_energy_bias=0.0
+    ),
+  ],
+)
+def test_beam_reorders_the_attention_state_with_its_hypotheses(attention):
   # Every hypothesis's attention must be what teacher forcing gives it, which holds only
-  # if each slot's coverage C_t followed its back-pointers (the OpenNMT-py #2378 failure).
-  model = _model(
-    attention_score="additive",
-    attention_coverage="see",
-    attention_heads=2,
-    attention_init="default",
-  )
+  # if each slot's coverage C_t (or monotonic position t_i) followed its back-pointers
+  # (the OpenNMT-py #2378 failure).
+  model = _model(**attention, attention_init="default")
   params = _params(model, seed=5)
   src, mask = _sources(16, seed=6)
   tokens, attention, _ = jax.jit(
@@ -224,7 +233,7 @@ def test_beam_reorders_the_coverage_with_its_hypotheses():
   hyps = np.asarray(tokens).reshape(64, 6)
   tgt_in = np.concatenate([np.full((64, 1), BOS_ID), hyps[:, :-1]], axis=1)
   _, forced = model.apply(
-    {"params": params}, jnp.repeat(src, 4, axis=0), jnp.repeat(mask, 4, axis=0), tgt_in
+    {"params": params}, jnp.repeat(src, 4, axis=0), jnp.repeat(mask, 4, axis=0), tgt_in, hard=True
   )
   attention = np.asarray(attention).reshape(64, 6, -1)
   for row, hyp in enumerate(hyps.tolist()):

@@ -91,6 +91,35 @@ VARIANTS = {
     decoder_type="bahdanau", attention_score="mul", attention_heads=3, attention_alignment="local_p"
   ),
   "gnmt,heads=2": dict(decoder_type="gnmt", attention_score="scaled_dot", attention_heads=2),
+  # Monotonic attention and MoChA: α_{t−1} is decoder state (energies near 0 for the tests).
+  "luong,monotonic": dict(
+    decoder_type="luong",
+    attention_score="normed_additive",
+    attention_alignment="monotonic",
+    attention_energy_bias=0.0,
+  ),
+  "luong+feed,mocha": dict(
+    decoder_type="luong",
+    decoder_input_feeding=True,
+    attention_score="scaled_general",
+    attention_alignment="mocha",
+    attention_energy_bias=0.0,
+  ),
+  "bahdanau,mocha,recursive": dict(
+    decoder_type="bahdanau",
+    attention_score="additive",
+    attention_alignment="mocha",
+    attention_chunk=3,
+    attention_expectation="recursive",
+    attention_energy_bias=0.0,
+    attention_init="default",
+  ),
+  "gnmt,monotonic": dict(
+    decoder_type="gnmt",
+    attention_score="general",
+    attention_alignment="monotonic",
+    attention_energy_bias=0.0,
+  ),
   "none_state": dict(decoder_type="none_state"),
   "none_input,gru": dict(decoder_type="none_input", encoder_cell="gru"),
 }
@@ -109,21 +138,34 @@ def _batch(seed=0):
   return jnp.asarray(src), jnp.asarray(mask), jnp.asarray(tgt)
 
 
-@pytest.mark.parametrize("name", list(VARIANTS))
-def test_teacher_forcing_equals_step_by_step(name):
+MONOTONIC = [name for name in VARIANTS if "monotonic" in name or "mocha" in name]
+
+
+@pytest.mark.parametrize(
+  "name,hard", [(name, False) for name in VARIANTS] + [(name, True) for name in MONOTONIC]
+)
+def test_teacher_forcing_equals_step_by_step(name, hard):
+  # `hard`: monotonic alignments' test-time process, in teacher forcing and in steps.
   overrides = VARIANTS[name]
   model = _model(**overrides)
   src, mask, tgt = _batch()
   params = model.init(jax.random.key(0), src, mask, tgt)["params"]
-  logits, weights = model.apply({"params": params}, src, mask, tgt)
+  logits, weights = model.apply({"params": params}, src, mask, tgt, hard=hard)
   assert logits.shape == (3, 6, 17) and weights.shape == (3, 6, 9)
-  memory, state = model.apply({"params": params}, src, mask, method=Seq2Seq.encode)
+  memory, state = model.apply({"params": params}, src, mask, hard=hard, method=Seq2Seq.encode)
   for t in range(tgt.shape[1]):
     state, step_logits, step_weights = model.apply(
       {"params": params}, memory, state, tgt[:, t], method=Seq2Seq.decode_step
     )
     np.testing.assert_allclose(step_logits, logits[:, t], atol=1e-5)
     np.testing.assert_allclose(step_weights, weights[:, t], atol=1e-6)
+  if name in MONOTONIC:  # α of a monotonic process: mass ≤ 1, moving forward when hard
+    weights = np.asarray(weights)
+    padding = np.broadcast_to(~np.asarray(mask)[:, None], weights.shape)
+    assert np.all(weights.sum(-1) <= 1.0 + 1e-5) and np.all(weights[padding] == 0)
+    if hard:
+      first = np.where(weights.sum(-1) > 0, np.argmax(weights > 0, axis=-1), 99)
+      assert np.all(np.diff(first, axis=1) >= 0) and (first < 99).any()
   if not name.startswith("none") and overrides.get("attention_alignment", "global") == "global":
     np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, atol=1e-5)
     assert np.all(
