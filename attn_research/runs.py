@@ -303,7 +303,7 @@ ADDED_KEYS = {
   "model.attention.coverage": "none",
   "model.attention.coverage_size": 10,
   "model.attention.chunk": 2,
-  "model.attention.energy_bias": -4.0,
+  "model.attention.energy_bias": -1.0,
   "model.attention.sigmoid_noise": 1.0,
   "model.attention.expectation": "parallel",
   "train.coverage_loss": 0.0,

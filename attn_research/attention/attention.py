@@ -56,7 +56,7 @@ class AttentionConfig:
   coverage: str = field(Choice(names=(NO_COVERAGE, *COVERAGES)), NO_COVERAGE)
   coverage_size: int = field(POSITIVE, 10)
   chunk: int = field(POSITIVE, 2)
-  energy_bias: float = field(Float(), -4.0)
+  energy_bias: float = field(Float(), -1.0)
   sigmoid_noise: float = field(Float(low=0), 1.0)
   expectation: str = field(Choice(names=EXPECTATIONS), "parallel")
 

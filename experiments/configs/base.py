@@ -76,7 +76,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.attention.coverage_size = 10  # units of the tu_nn coverage (Tu's 10)
   # alignment=monotonic | mocha (Raffel 2017, Chiu & Raffel 2018): energy = score + r
   config.model.attention.chunk = 2  # MoChA's chunk w
-  config.model.attention.energy_bias = -4.0  # r's initial value (Raffel's negative start)
+  config.model.attention.energy_bias = -1.0  # r's initial value (Lingvo's; Raffel suggests -4)
   config.model.attention.sigmoid_noise = 1.0  # σ of the pre-sigmoid noise while training
   config.model.attention.expectation = "parallel"  # parallel (the paper's) | recursive (exact)
 

@@ -124,7 +124,7 @@ TABLE = Table(
   caption="One model, its attention soft (a softmax over every source position) or hard "
   "monotonic (Raffel et al.: the decoder reads the source forward from its last position "
   "and attends to the first one whose energy fires). The monotonic rows train with the "
-  "expected alignment (parallel form, pre-sigmoid noise N(0, 1), r from −4) and decode with "
+  "expected alignment (parallel form, pre-sigmoid noise N(0, 1), r from −1) and decode with "
   "the hard process; 'AER, expected' is the AER of the expected alignments under teacher "
   "forcing, 'AER, hard' of the hard ones. Greedy decoding.",
 )
