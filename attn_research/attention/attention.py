@@ -178,6 +178,7 @@ class Attention(nn.Module):
         sigmoid_noise=c.sigmoid_noise,
         expectation=c.expectation,
         normalizer=c.normalizer,
+        entmax_alpha=c.entmax_alpha,
         name="alignment",
       )
       if alignment.chunk_energy:

@@ -28,7 +28,9 @@ al. Eqs. 9–14): with α₀ one-hot at the first position,
       α_i = p_i ⊙ cumprod_excl(1 − p_i) ⊙ cumsum(α_{i−1} / cumprod_excl(1 − p_i)),
     with TF-Addons' stability measures: the cumulative product taken in log space over
     factors clipped to [tiny, 1] (`safe_cumprod`), and the divisor clipped to [1e−10, 1].
-    It is inexact once a p comes within ~1e−10 of 1 (the divisor underflows).
+    It is inexact wherever Π_{l<k} (1 − p_l) falls below 1e−10 at a position k that holds
+    mass of α_{i−1}: after a p of 1 (a saturated sigmoid), or after enough positions (at
+    p ≈ 0.27, r = −1's start, about 74); use `recursive` for long sources.
   * `recursive`: the recursion itself, exact, evaluated as a parallel prefix scan over the
     affine maps q ↦ (1 − p_{j−1}) q + α_{i−1,j} (log-depth, no division).
 While training, Gaussian noise N(0, σ_n²) (`model.attention.sigmoid_noise`) is added to e
@@ -161,11 +163,12 @@ class Monotonic(nn.Module):
   """Raffel et al. 2017's hard monotonic attention (the module docstring).
 
   Attributes:
-    chunk: MoChA's w (`model.attention.chunk`); 1 for plain monotonic attention.
+    chunk: MoChA's w (`model.attention.chunk`); plain monotonic attention ignores it.
     energy_bias: r's initial value (`model.attention.energy_bias`).
     sigmoid_noise: σ_n of the pre-sigmoid noise while training.
     expectation: `parallel` or `recursive` (the module docstring).
     normalizer: MoChA's chunk normaliser, a name in `NORMALIZERS`.
+    entmax_alpha: α of the `entmax` normaliser.
   """
 
   chunk: int = 1
@@ -173,6 +176,7 @@ class Monotonic(nn.Module):
   sigmoid_noise: float = 1.0
   expectation: str = "parallel"
   normalizer: str = "softmax"
+  entmax_alpha: float = 1.5
 
   stateful = True  # carries α_{i−1} (expected) or t_{i−1} (hard) between steps
   chunk_energy = False  # whether it needs a second, chunk score
@@ -189,7 +193,7 @@ class Monotonic(nn.Module):
     return jnp.where(mask, jax.nn.one_hot(0, mask.shape[1], dtype=jnp.float32), 0.0)
 
   def normalize(self, energies: jax.Array, mask: jax.Array) -> jax.Array:
-    return NORMALIZERS.get(self.normalizer)(energies, mask, 1.5)
+    return NORMALIZERS.get(self.normalizer)(energies, mask, self.entmax_alpha)
 
   def __call__(
     self,
@@ -255,7 +259,9 @@ class Monotonic(nn.Module):
       chosen = first_firing(energy, position, lengths, src_len)
       if self.chunk_energy:
         index = chosen[:, None] + jnp.arange(1 - self.chunk, 1)
-        real = (index >= 0) & (index < lengths[:, None])
+        # Nothing once stopped (chosen = src_len), even where the chunk would reach back
+        # into the sentence.
+        real = (index >= 0) & (index < lengths[:, None]) & (chosen < lengths)[:, None]
         safe = jnp.clip(index, 0, src_len - 1)[:, None]  # [batch, 1, w]
         chunk = chunk_score.compare(q, _gather(memory.chunk_keys, safe))
         weights = self.normalize(chunk, real[:, None]).astype(memory.values.dtype)

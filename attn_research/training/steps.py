@@ -137,7 +137,8 @@ def eval_step(
     support (source positions with a nonzero weight) of each; and per target position the
     most attended source position `[batch, tgt_len]` (Luong et al. 2015 §5.4's alignments
     for AER, `_links`): `forced` from the attention the loss is computed with and, for a
-    monotonic alignment, `hard` from its test-time process.
+    monotonic alignment, `hard` from its test-time process (MoChA's: the most attended
+    position of its chunk).
   """
   if isinstance(model, Ensemble):
     gold, weights = model.forced_log_probs(

@@ -103,21 +103,25 @@ def test_saturated_probabilities_give_the_hard_process(form):
   # The parallel form only where no p = 1 precedes the previous position (there its
   # divisor underflows, the case above); the recursive form everywhere.
   rng = np.random.default_rng(2)
-  for _ in range(20):
-    fires = rng.random((6, 11)) < 0.3
-    length = int(rng.integers(1, 12))
-    fires[:, length:] = False
-    alpha = jnp.asarray(_one_hot_start(11))
-    position = jnp.zeros((1,), jnp.int32)
-    for i in range(6):
-      if form == "parallel":
-        fires[i, : int(position[0])] = False
-      alpha = monotonic.expected_alignment(jnp.asarray(fires[i], jnp.float32), alpha, form)
-      row = jnp.asarray(fires[i])
-      energy = lambda index, row=row: jnp.where(row[index], 1.0, -1.0)  # noqa: E731
-      position = monotonic.first_firing(energy, position, jnp.array([length]), 11)
-      hard = np.eye(12)[int(position[0])][:11]  # position 11: stopped, no attention
-      np.testing.assert_array_equal(alpha, hard)
+  rows, src_len = 20, 11
+  fires = rng.random((6, rows, src_len)) < 0.3
+  lengths = rng.integers(1, src_len + 1, rows)
+  fires &= np.arange(src_len) < lengths[:, None]
+  alpha = jnp.asarray(np.tile(_one_hot_start(src_len), (rows, 1)))
+  position = jnp.zeros((rows,), jnp.int32)
+  for i in range(6):
+    if form == "parallel":
+      fires[i] &= np.arange(src_len) >= np.asarray(position)[:, None]
+    alpha = monotonic.expected_alignment(jnp.asarray(fires[i], jnp.float32), alpha, form)
+    table = jnp.asarray(np.where(fires[i], 1.0, -1.0))
+    position = monotonic.first_firing(
+      lambda index, table=table: jnp.take_along_axis(table, index, axis=1),
+      position,
+      jnp.asarray(lengths),
+      src_len,
+    )
+    hard = np.eye(src_len + 1)[np.asarray(position)][:, :src_len]  # src_len: stopped
+    np.testing.assert_array_equal(alpha, hard)
 
 
 def test_hard_search_reads_past_its_lookahead_block():
@@ -238,6 +242,18 @@ def test_layer_matches_the_papers_formulas(score, alignment, hard):
     c_t, a_t, state = layer.apply(params, args[0][:, t], memory, t, state)
     np.testing.assert_allclose(a_t, weights[:, t], atol=1e-6)
     np.testing.assert_allclose(c_t, context[:, t], atol=1e-5)
+
+
+@pytest.mark.parametrize("alignment", ["monotonic", "mocha"])
+def test_a_process_that_never_fires_attends_to_nothing(alignment):
+  # Every row stops at once, the full-length one too: a MoChA chunk ending past the
+  # source must not reach back into it.
+  query, values, mask = _inputs()
+  layer = _build("normed_additive", alignment, energy_bias=-50.0, chunk=3)
+  args = (jnp.asarray(query, jnp.float32), jnp.asarray(values, jnp.float32), mask)
+  params = layer.init(jax.random.key(1), *args, method=_apply)
+  context, weights = layer.apply(params, *args, True, method=_apply)
+  assert np.all(np.asarray(weights) == 0.0) and np.all(np.asarray(context) == 0.0)
 
 
 @pytest.mark.parametrize("alignment", ["monotonic", "mocha"])
