@@ -42,8 +42,8 @@ def dataset_rows(
 
 COLUMNS = (
   Column("exact match", "metrics.{split}.exact_match", decimals=3),
-  Column("AER, hard", "metrics.{split}.aer", decimals=3),
-  Column("AER, expected", "metrics.{split}.aer_expected", decimals=3),
+  Column("AER", "metrics.{split}.aer", decimals=3),
+  Column("AER, expected alignment", "metrics.{split}.aer_expected", decimals=3),
   Column("ppl", "metrics.{split}.ppl", decimals=3),
 )
 
@@ -125,6 +125,8 @@ TABLE = Table(
   "monotonic (Raffel et al.: the decoder reads the source forward from its last position "
   "and attends to the first one whose energy fires). The monotonic rows train with the "
   "expected alignment (parallel form, pre-sigmoid noise N(0, 1), r from −1) and decode with "
-  "the hard process; 'AER, expected' is the AER of the expected alignments under teacher "
-  "forcing, 'AER, hard' of the hard ones. Greedy decoding.",
+  "the hard process. 'AER' is that of the attention the model decodes with (the hard "
+  "process's; soft attention's most attended positions), 'AER, expected alignment' that "
+  "of the monotonic rows' training-time expectation, both under teacher forcing. Greedy "
+  "decoding.",
 )
