@@ -51,7 +51,13 @@ def test_variants_lists_every_family():
     "cosine",
     "location",
   }
-  assert lines["model.attention.alignment"].split() == ["global", "local_m", "local_p"]
+  assert lines["model.attention.alignment"].split() == [
+    "global",
+    "local_m",
+    "local_p",
+    "monotonic",
+    "mocha",
+  ]
   assert lines["model.decoder.type"].split() == [
     "luong",
     "bahdanau",
