@@ -66,3 +66,34 @@ def test_greedy_pads_every_step_after_all_rows_finish():
   np.testing.assert_array_equal(np.asarray(tokens[:, 1:]), PAD_ID)
   np.testing.assert_allclose(np.asarray(weights[:, 0]).sum(-1), 1.0, rtol=1e-5)
   assert not np.asarray(weights[:, 1:]).any()
+
+
+def test_hard_monotonic_greedy_is_independent_of_the_batch_and_moves_forward():
+  # Decoding runs the hard process: one attended position per step (or none once
+  # stopped), never moving back, whatever else the batch holds.
+  model = tiny_seq2seq(
+    src_vocab_size=11,
+    tgt_vocab_size=7,
+    encoder_num_layers=1,
+    decoder_num_layers=1,
+    encoder_hidden_size=8,
+    decoder_input_feeding=True,
+    attention_score="normed_additive",
+    attention_alignment="monotonic",
+    attention_energy_bias=0.0,
+    attention_init="default",
+  )
+  rng = np.random.default_rng(1)
+  src = jnp.asarray(rng.integers(4, 11, (6, 7)), jnp.int32)
+  mask = jnp.asarray(np.arange(7)[None] < np.array([7, 6, 4, 3, 1, 7])[:, None])
+  params = model.init(jax.random.key(5), src, mask, src)["params"]
+  decode = jax.jit(greedy_decode, static_argnums=(0, 4))
+  tokens, weights = decode(model, params, src, mask, 8)
+  weights = np.asarray(weights)
+  assert set(np.unique(weights)) == {0.0, 1.0}
+  attended = np.where(weights.sum(-1) > 0, weights.argmax(-1), 99)
+  assert np.all(np.diff(attended, axis=1) >= 0) and (attended < 99).sum() > 6
+  for row in range(6):
+    alone, alone_weights = decode(model, params, src[row : row + 1], mask[row : row + 1], 8)
+    np.testing.assert_array_equal(alone[0], tokens[row])
+    np.testing.assert_array_equal(alone_weights[0], weights[row])
