@@ -162,14 +162,7 @@ class Attention(nn.Module):
 
   def setup(self):
     c = self.config
-    self.score_fn = SCORES.get(c.score)(
-      query_size=self.query_size,
-      size=c.size,
-      max_length=c.max_source_length,
-      initialization=c.init,
-      heads=c.heads,
-      name="score",
-    )
+    self.score_fn = self._score("score", c.heads)
     alignment = ALIGNMENTS.get(c.alignment)
     if c.monotonic:
       self.align_fn = alignment(
@@ -181,14 +174,8 @@ class Attention(nn.Module):
         entmax_alpha=c.entmax_alpha,
         name="alignment",
       )
-      if alignment.chunk_energy:
-        self.chunk_fn = SCORES.get(c.score)(
-          query_size=self.query_size,
-          size=c.size,
-          max_length=c.max_source_length,
-          initialization=c.init,
-          name="chunk_score",
-        )
+      if alignment.chunk_energy:  # MoChA's: a second score of the same kind
+        self.chunk_fn = self._score("chunk_score")
     else:
       self.align_fn = alignment(
         window=c.window,
@@ -204,6 +191,17 @@ class Attention(nn.Module):
       self.coverage_fn = COVERAGES.get(c.coverage)(
         size=c.coverage_size, initialization=c.init, name="coverage"
       )
+
+  def _score(self, name: str, heads: int = 1):
+    c = self.config
+    return SCORES.get(c.score)(
+      query_size=self.query_size,
+      size=c.size,
+      max_length=c.max_source_length,
+      initialization=c.init,
+      heads=heads,
+      name=name,
+    )
 
   def prepare(self, values: jax.Array, mask: jax.Array) -> Memory:
     """Precomputes the per-source part of the score, once per source batch.
