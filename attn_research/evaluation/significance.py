@@ -1,0 +1,142 @@
+"""Paired bootstrap resampling (Koehn 2004) of a system against a baseline, seeds pooled.
+
+Every metric is a corpus score computed from per-sentence sufficient statistics (n-gram
+matches for BLEU, character and word n-grams for chrF, a 0/1 match for exact match, link
+counts for AER), so a resampled test set is scored by summing its sentences' rows. Each
+of `samples` draws takes n sentence indices with replacement; the same draw scores the
+baseline and the system, and every seed of each (a system's score on a draw is the mean
+over its seeds' hypotheses, each resampled at those sentences). The p-value is that of
+Moses' `bootstrap-hypothesis-difference-significance.pl` as sacreBLEU computes it: the
+share of draws whose |difference|, centred on its bootstrap mean, exceeds the observed
+|difference|, (c + 1) / (samples + 1).
+
+BLEU and chrF statistics and scores are sacreBLEU's own (its metrics' sufficient
+statistics), and with one seed per system the test is sacreBLEU's `paired_bs` exactly:
+the same indices from a generator seeded 12345 (sacreBLEU's default `SACREBLEU_SEED`),
+observed scores from the exact statistics and resampled ones from float32 sums, the same
+p-value and 95% interval.
+"""
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import sacrebleu
+from sacrebleu.significance import estimate_ci
+
+from attn_research.evaluation.alignment import Links
+
+SAMPLES = 1000
+SEED = 12345  # sacreBLEU's default SACREBLEU_SEED
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  """A corpus metric as per-sentence statistics and a score of their sum.
+
+  Attributes:
+    statistics: (hypotheses, references) → `[sentences, k]` statistics.
+    score: summed statistics `[k]` → the corpus score.
+  """
+
+  statistics: Callable[[Sequence[str], Sequence[str]], np.ndarray]
+  score: Callable[[np.ndarray], float]
+
+
+def _sacrebleu(metric) -> Metric:
+  return Metric(
+    statistics=lambda hyps, refs: np.asarray(
+      metric._extract_corpus_statistics(list(hyps), [list(refs)]), np.float64
+    ),
+    score=lambda summed: metric._compute_score_from_stats(summed).score,
+  )
+
+
+def _exact_match_statistics(hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
+  return np.asarray([[h == r, 1] for h, r in zip(hyps, refs, strict=True)], np.float64)
+
+
+METRICS: dict[str, Callable[[], Metric]] = {
+  # sacreBLEU's defaults, as `metrics.bleu` and `metrics.chrf` report them.
+  "bleu": lambda: _sacrebleu(sacrebleu.metrics.BLEU()),
+  "chrf": lambda: _sacrebleu(sacrebleu.metrics.CHRF()),
+  "exact_match": lambda: Metric(_exact_match_statistics, lambda s: float(s[0] / s[1])),
+}
+
+
+def aer_statistics(
+  predicted: Sequence[Links], sure: Sequence[Links], possible: Sequence[Links]
+) -> np.ndarray:
+  """`[sentences, 2]` rows (|A∩S| + |A∩P|, |A| + |S|) of `alignment.aer`; `aer_score`
+  scores their sum."""
+  return np.asarray(
+    [
+      [len(a & s) + len(a & (p | s)), len(a) + len(s)]
+      for a, s, p in zip(predicted, sure, possible, strict=True)
+    ],
+    np.float64,
+  )
+
+
+def aer_score(summed: np.ndarray) -> float:
+  return float(1.0 - summed[0] / summed[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+  """A system against the baseline.
+
+  Attributes:
+    score, baseline: their corpus scores (means over seeds).
+    p_value: of the difference under the paired bootstrap.
+    mean, ci: the system's bootstrap mean and the half-width of its 95% interval
+      (sacreBLEU's `μ ± CI`).
+    difference: the observed system − baseline.
+    difference_interval: the 2.5th and 97.5th percentiles of the resampled differences.
+  """
+
+  score: float
+  baseline: float
+  p_value: float
+  mean: float
+  ci: float
+  difference: float
+  difference_interval: tuple[float, float]
+
+
+def paired_bootstrap(
+  baseline: Sequence[np.ndarray],
+  system: Sequence[np.ndarray],
+  score: Callable[[np.ndarray], float],
+  samples: int = SAMPLES,
+  seed: int = SEED,
+) -> Comparison:
+  """Compares per-seed sentence statistics (`[sentences, k]` each, the same sentences in
+  the same order for every seed of both systems) under `score`."""
+  n = baseline[0].shape[0]
+  if any(s.shape[0] != n for s in (*baseline, *system)):
+    raise ValueError("Every seed of both systems must score the same sentences.")
+  index = np.random.default_rng(seed).choice(n, size=(samples, n), replace=True)
+
+  def observed(seeds):
+    return float(np.mean([score(s.sum(0)) for s in seeds]))
+
+  def resampled(seeds):  # float32 sums, as sacreBLEU resamples
+    single = [s.astype(np.float32) for s in seeds]
+    return np.mean([[score(s[i].sum(0)) for i in index] for s in single], axis=0)
+
+  base, ours = resampled(baseline), resampled(system)
+  difference = observed(system) - observed(baseline)
+  spread = np.abs(ours - base)
+  p_value = (np.sum(spread - spread.mean() > abs(difference)).item() + 1) / (samples + 1)
+  mean, ci = estimate_ci(ours)
+  low, high = np.percentile(ours - base, [2.5, 97.5])
+  return Comparison(
+    score=observed(system),
+    baseline=observed(baseline),
+    p_value=p_value,
+    mean=float(mean),
+    ci=float(ci),
+    difference=difference,
+    difference_interval=(float(low), float(high)),
+  )

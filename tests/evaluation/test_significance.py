@@ -1,0 +1,85 @@
+"""The paired bootstrap against sacreBLEU's, and on differences known to be real or null."""
+
+import numpy as np
+import pytest
+import sacrebleu
+from sacrebleu.significance import PairedTest
+
+from attn_research.evaluation import alignment, significance
+
+WORDS = ["the", "a", "cat", "dog", "sat", "ran", "on", "under", "mat", "rug", "red", "big"]
+
+
+def _corpus(seed, n=200):
+  rng = np.random.default_rng(seed)
+  return [" ".join(rng.choice(WORDS, rng.integers(4, 12))) for _ in range(n)]
+
+
+def _corrupt(refs, share, seed):
+  """The references with `share` of the sentences (chosen at random) garbled."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for ref in refs:
+    words = ref.split()
+    if rng.random() < share:
+      words = list(rng.permutation(words))[: max(1, len(words) - 2)]
+    out.append(" ".join(words))
+  return out
+
+
+@pytest.mark.parametrize("name", ["bleu", "chrf"])
+def test_one_seed_equals_sacrebleus_paired_bootstrap(name):
+  refs = _corpus(0)
+  baseline, system = _corrupt(refs, 0.5, 1), _corrupt(refs, 0.4, 2)
+  metric = significance.METRICS[name]()
+  ours = significance.paired_bootstrap(
+    [metric.statistics(baseline, refs)], [metric.statistics(system, refs)], metric.score
+  )
+  sacre = {"bleu": sacrebleu.metrics.BLEU(), "chrf": sacrebleu.metrics.CHRF()}[name]
+  test = PairedTest([("baseline", baseline), ("system", system)], {name: sacre}, [refs], "bs", 1000)
+  _, results = test()
+  (scores,) = (value for key, value in results.items() if key != "System")
+  base, theirs = scores
+  assert ours.score == pytest.approx(theirs.score, abs=1e-9)
+  assert ours.p_value == theirs.p_value
+  assert ours.mean == pytest.approx(theirs.mean, abs=1e-6)
+  assert ours.ci == pytest.approx(theirs.ci, abs=1e-6)
+  assert ours.baseline == pytest.approx(base.score, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["bleu", "chrf", "exact_match"])
+def test_a_real_difference_is_significant_and_a_null_one_is_not(name):
+  refs = _corpus(3, 300)
+  metric = significance.METRICS[name]()
+
+  def stats(share, seeds):
+    return [metric.statistics(_corrupt(refs, share, s), refs) for s in seeds]
+
+  real = significance.paired_bootstrap(stats(0.6, [10, 11]), stats(0.3, [12, 13]), metric.score)
+  assert real.p_value < 0.01 and real.difference > 0
+  assert real.difference_interval[0] > 0  # the interval excludes 0
+  null = significance.paired_bootstrap(stats(0.45, [20, 21]), stats(0.45, [22, 23]), metric.score)
+  assert null.p_value > 0.05
+  assert null.difference_interval[0] < 0 < null.difference_interval[1]
+
+
+def test_seeds_pool_by_their_mean_and_one_seed_repeated_is_one_seed():
+  refs = _corpus(4)
+  metric = significance.METRICS["exact_match"]()
+  a, b, c = (metric.statistics(_corrupt(refs, share, 30), refs) for share in (0.2, 0.5, 0.7))
+  once = significance.paired_bootstrap([a], [b], metric.score)
+  twice = significance.paired_bootstrap([a, a], [b, b], metric.score)
+  assert twice == once
+  pooled = significance.paired_bootstrap([a], [b, c], metric.score)
+  assert pooled.score == pytest.approx((metric.score(b.sum(0)) + metric.score(c.sum(0))) / 2)
+  with pytest.raises(ValueError, match="same sentences"):
+    significance.paired_bootstrap([a], [b[:-1]], metric.score)
+
+
+def test_aer_statistics_sum_to_the_corpus_aer():
+  predicted = [{(0, 0), (1, 1)}, {(2, 0)}, set()]
+  sure = [{(0, 0)}, {(1, 0)}, {(0, 0)}]
+  possible = [{(1, 1)}, set(), set()]
+  stats = significance.aer_statistics(predicted, sure, possible)
+  expected = alignment.aer(predicted, sure, possible)
+  assert significance.aer_score(stats.sum(0)) == pytest.approx(expected)
