@@ -6,9 +6,8 @@ For each alignment and source length: a jit-compiled call of the attention layer
 decoder step (`[batch, hidden]` query over a prepared memory; the per-source `prepare`
 runs once per sentence and is not timed), batch 64, hidden 512, window D = 10, every
 source position real, the step at the middle of the source. Monotonic alignments run
-their test-time (hard) step from that position with r = +4, so that the search stops
-within its first block, as a trained model's does after moving on a few positions (a
-search that reads on costs one more block per `LOOKAHEAD` positions passed). Compile and warm-up calls are excluded; the median of `--repeats`
+their test-time (hard) step from that position with r = +4 added to the random energies;
+a search costs one block of `LOOKAHEAD` scored positions per block it reads. Compile and warm-up calls are excluded; the median of `--repeats`
 timed calls is reported. Writes
 `{"device": ..., "results": [{"alignment", "score", "src_len", "seconds_per_step"}, ...]}`.
 """
@@ -32,7 +31,7 @@ _LENGTHS = flags.DEFINE_list(
 _BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 _HIDDEN = flags.DEFINE_integer("hidden", 512, "Query and key size.")
 _WINDOW = flags.DEFINE_integer("window", 10, "D of local alignments.")
-HARD_ENERGY_BIAS = 4.0  # monotonic energies' r: σ(score + 4) fires where the search starts
+HARD_ENERGY_BIAS = 4.0  # monotonic energies' r: pushes random energies to fire early
 
 
 def main(argv: list[str]) -> None:

@@ -55,7 +55,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention.alignments import ALIGNMENTS, _gather, _scatter
+from attn_research.attention.alignments import ALIGNMENTS, _context, _gather, _scatter
 from attn_research.attention.memory import Memory
 from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import Score
@@ -242,8 +242,8 @@ class Monotonic(nn.Module):
     if self.chunk_energy:
       chunk = chunk_score.compare(query, memory.chunk_keys)
       weights = chunkwise(weights, chunk, mask, self.chunk, self.normalize)
-    context = jnp.einsum("bqs,bsd->bqd", weights.astype(memory.values.dtype), memory.values)
-    return context, weights.astype(memory.values.dtype), last
+    weights = weights.astype(memory.values.dtype)
+    return _context(weights, memory.values), weights, last
 
   def _hard(self, score, query, memory, previous, chunk_score):
     lengths = memory.mask.sum(axis=-1).astype(jnp.int32)
@@ -265,7 +265,7 @@ class Monotonic(nn.Module):
         safe = jnp.clip(index, 0, src_len - 1)[:, None]  # [batch, 1, w]
         chunk = chunk_score.compare(q, _gather(memory.chunk_keys, safe))
         weights = self.normalize(chunk, real[:, None]).astype(memory.values.dtype)
-        context = jnp.einsum("bqw,bqwd->bqd", weights, _gather(memory.values, safe))[:, 0]
+        context = _context(weights, _gather(memory.values, safe))[:, 0]
         row = _scatter(weights, safe, src_len)[:, 0]
       else:
         picked = (chosen < lengths).astype(memory.values.dtype)
