@@ -7,7 +7,8 @@ A run directory holds:
   failed.json      left by a launcher for a run that exited with an error;
   train.log        a launcher's log of the run's output (appended by every attempt);
   tensorboard/     TensorBoard event files of the same numbers as metrics.jsonl;
-  vocab.*.json, checkpoints/, best/, heatmaps/, hypotheses.<split>.txt, … .
+  vocab.*.json, checkpoints/, best/, heatmaps/, hypotheses.<split>.txt,
+  statistics.<split>.npz, … .
 Every file is replaced atomically (a temporary file, then a rename), so a run killed at
 any moment leaves the old or the new version, never a torn file.
 
@@ -53,7 +54,9 @@ RUN_FILES = (
   TENSORBOARD,
   AVERAGED,
 )
-REPORT_PREFIXES = ("hypotheses.", "bleu_by_length.")  # per-split reports of the final evaluation
+STATISTICS = "statistics.{split}.npz"  # per-sentence metric statistics (evaluation.significance)
+# Per-split reports of the final evaluation.
+REPORT_PREFIXES = ("hypotheses.", "bleu_by_length.", "statistics.")
 
 # What a run directory says about its run.
 NEW, UNFINISHED, COMPLETED, DIVERGED, FAILED_STATUS = (

@@ -1,7 +1,7 @@
 r"""Runs a paper table's sweep and prints our numbers beside the paper's.
 
   python -m experiments.reproduce --table=luong2015_table4 --scale=tiny --root=runs/tables \
-      [--fetch] [--parallel=N] [--dry_run]
+      [--seeds=N] [--fetch] [--parallel=N] [--dry_run]
 
 Trials run in ROOT/<table>/<scale>/<row>[_seed=<s>] through `launch.local`; rerunning the
 command skips finished trials and resumes the others; by default as many run at once as
@@ -32,6 +32,12 @@ _SCALE = flags.DEFINE_enum("scale", None, list(tables.SCALES), "How big the runs
 _ROOT = flags.DEFINE_string("root", None, "Output directory: tables, figures and trial runs.")
 _PARALLEL = flags.DEFINE_integer(
   "parallel", 0, "Trials at a time; 0: one per GPU, or without GPUs one per CPU core."
+)
+_SEEDS = flags.DEFINE_integer(
+  "seeds",
+  0,
+  "Trials per row (seeds 0 … N-1; 1: the config's own seed); 0: the table's default "
+  f"({tables.DEFAULT_SEEDS['tiny']} at tiny scale, else 1 unless the table says otherwise).",
 )
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the trials and their commands, run nothing.")
 _FETCH = flags.DEFINE_bool(
@@ -126,7 +132,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   table = TABLES.get(_TABLE.value)
-  trials = tables.plan(table, _SCALE.value)
+  trials = tables.plan(table, _SCALE.value, _SEEDS.value)
   if _DRY_RUN.value:
     print(dry_run(table, _SCALE.value, trials, _ROOT.value))
     return

@@ -39,17 +39,25 @@ def bleu(
   """
   metric = sacrebleu.metrics.BLEU()
   score = metric.corpus_score(list(hypotheses), [list(references)])
-  tokenize = functools.partial(
-    _moses(lang or "en").tokenize, escape=False, aggressive_dash_splits=True, return_str=True
-  )
-  tokenized = sacrebleu.metrics.BLEU(tokenize="none", smooth_method="none", force=True)
   return {
     "bleu": score.score,
     "bleu_signature": str(metric.get_signature()),
-    "tokenized_bleu": tokenized.corpus_score(
-      [tokenize(h) for h in hypotheses], [[tokenize(r) for r in references]]
+    "tokenized_bleu": TOKENIZED_BLEU.corpus_score(
+      moses_tokenize(hypotheses, lang), [moses_tokenize(references, lang)]
     ).score,
   }
+
+
+# multi-bleu.perl's BLEU: of already tokenised text, unsmoothed.
+TOKENIZED_BLEU = sacrebleu.metrics.BLEU(tokenize="none", smooth_method="none", force=True)
+
+
+def moses_tokenize(texts: Sequence[str], lang: str = "") -> list[str]:
+  """`tokenizer.perl -a -no-escape` for `lang` (default English): `tokenized_bleu`'s input."""
+  tokenizer = _moses(lang or "en")
+  return [
+    tokenizer.tokenize(t, escape=False, aggressive_dash_splits=True, return_str=True) for t in texts
+  ]
 
 
 @functools.cache

@@ -15,59 +15,75 @@ statistics), and with one seed per system the test is sacreBLEU's `paired_bs` ex
 the same indices from a generator seeded 12345 (sacreBLEU's default `SACREBLEU_SEED`),
 observed scores from the exact statistics and resampled ones from float32 sums, the same
 p-value and 95% interval.
+
+A run's final evaluation leaves each split's statistics beside its hypotheses
+(`runs.STATISTICS`, written by `save`), so that leaderboards and paper tables test runs
+without decoding again. Perplexity and loss have no per-sentence statistics there.
 """
 
 import dataclasses
+import hashlib
+import io
+import zipfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import sacrebleu
 from sacrebleu.significance import estimate_ci
 
+from attn_research import runs
+from attn_research.errors import ConfigError
+from attn_research.evaluation import metrics
 from attn_research.evaluation.alignment import Links
 
 SAMPLES = 1000
 SEED = 12345  # sacreBLEU's default SACREBLEU_SEED
+_BLEU, _CHRF = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()  # as `metrics` reports them
 
 
-@dataclasses.dataclass(frozen=True)
-class Metric:
-  """A corpus metric as per-sentence statistics and a score of their sum.
-
-  Attributes:
-    statistics: (hypotheses, references) → `[sentences, k]` statistics.
-    score: summed statistics `[k]` → the corpus score.
-  """
-
-  statistics: Callable[[Sequence[str], Sequence[str]], np.ndarray]
-  score: Callable[[np.ndarray], float]
+def _sacrebleu_score(metric) -> Callable[[np.ndarray], float]:
+  return lambda summed: metric._compute_score_from_stats(summed).score
 
 
-def _sacrebleu(metric) -> Metric:
-  return Metric(
-    statistics=lambda hyps, refs: np.asarray(
-      metric._extract_corpus_statistics(list(hyps), [list(refs)]), np.float64
-    ),
-    score=lambda summed: metric._compute_score_from_stats(summed).score,
-  )
-
-
-def _exact_match_statistics(hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
-  return np.asarray([[h == r, 1] for h, r in zip(hyps, refs, strict=True)], np.float64)
-
-
-METRICS: dict[str, Callable[[], Metric]] = {
-  # sacreBLEU's defaults, as `metrics.bleu` and `metrics.chrf` report them.
-  "bleu": lambda: _sacrebleu(sacrebleu.metrics.BLEU()),
-  "chrf": lambda: _sacrebleu(sacrebleu.metrics.CHRF()),
-  "exact_match": lambda: Metric(_exact_match_statistics, lambda s: float(s[0] / s[1])),
+# Metric → the corpus score of summed per-sentence statistics.
+SCORES: dict[str, Callable[[np.ndarray], float]] = {
+  "bleu": _sacrebleu_score(_BLEU),
+  "tokenized_bleu": _sacrebleu_score(metrics.TOKENIZED_BLEU),
+  "chrf": _sacrebleu_score(_CHRF),
+  "exact_match": lambda summed: float(summed[0] / summed[1]),
+  "aer": lambda summed: float(1.0 - summed[0] / summed[1]),
 }
+
+
+def _sacrebleu_statistics(metric, hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
+  return np.asarray(metric._extract_corpus_statistics(list(hyps), [list(refs)]), np.float64)
+
+
+def text_statistics(
+  hypotheses: Sequence[str], references: Sequence[str], lang: str = ""
+) -> dict[str, np.ndarray]:
+  """`[sentences, k]` statistics of every text metric of `SCORES` (`lang`: the target
+  language, for `tokenized_bleu`'s Moses tokeniser)."""
+  if len(hypotheses) != len(references):
+    raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references.")
+  return {
+    "bleu": _sacrebleu_statistics(_BLEU, hypotheses, references),
+    "tokenized_bleu": _sacrebleu_statistics(
+      metrics.TOKENIZED_BLEU,
+      metrics.moses_tokenize(hypotheses, lang),
+      metrics.moses_tokenize(references, lang),
+    ),
+    "chrf": _sacrebleu_statistics(_CHRF, hypotheses, references),
+    "exact_match": np.asarray(
+      [[h == r, 1] for h, r in zip(hypotheses, references, strict=True)], np.float64
+    ),
+  }
 
 
 def aer_statistics(
   predicted: Sequence[Links], sure: Sequence[Links], possible: Sequence[Links]
 ) -> np.ndarray:
-  """`[sentences, 2]` rows (|A∩S| + |A∩P|, |A| + |S|) of `alignment.aer`; `aer_score`
+  """`[sentences, 2]` rows (|A∩S| + |A∩P|, |A| + |S|) of `alignment.aer`; `SCORES["aer"]`
   scores their sum."""
   return np.asarray(
     [
@@ -75,11 +91,47 @@ def aer_statistics(
       for a, s, p in zip(predicted, sure, possible, strict=True)
     ],
     np.float64,
-  )
+  ).reshape(-1, 2)
 
 
-def aer_score(summed: np.ndarray) -> float:
-  return float(1.0 - summed[0] / summed[1])
+# ----------------------------------------------------------------------------------------
+# The statistics file of an evaluated split (`runs.STATISTICS`).
+
+_REFERENCES = "references_sha256"
+
+
+@dataclasses.dataclass(frozen=True)
+class SentenceStatistics:
+  """A split's per-sentence statistics, metric → `[sentences, k]`, and a fingerprint of
+  its references (runs can be compared only on the same sentences in the same order)."""
+
+  references: str
+  metrics: dict[str, np.ndarray]
+
+
+def fingerprint(references: Sequence[str]) -> str:
+  return hashlib.sha256("".join(r + "\n" for r in references).encode("utf-8")).hexdigest()
+
+
+def save(path: str, statistics: dict[str, np.ndarray], references: Sequence[str]) -> None:
+  """Writes `statistics` and the references' fingerprint to `path` (.npz), atomically."""
+  buffer = io.BytesIO()
+  np.savez_compressed(buffer, **statistics, **{_REFERENCES: np.asarray(fingerprint(references))})
+  runs.atomic_write(path, buffer.getvalue())
+
+
+def load(path: str) -> SentenceStatistics:
+  """What `save` wrote; an unreadable file is a `ConfigError` naming it."""
+  try:
+    with np.load(path) as data:
+      arrays = {name: data[name] for name in data.files}
+    references = str(arrays.pop(_REFERENCES))
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    raise ConfigError(
+      f"Cannot read {path} ({e}); delete it and re-evaluate the run "
+      "(experiments.evaluate --reports_dir=<its directory>)."
+    ) from e
+  return SentenceStatistics(references, arrays)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from attn_research.data.pipeline import decode_batches, eval_batches
 from attn_research.data.vocab import EOS_ID
 from attn_research.decoding import beam_search, greedy_decode
 from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
-from attn_research.evaluation import alignment, metrics
+from attn_research.evaluation import alignment, metrics, significance
 from attn_research.model import DECODERS, Seq2Seq
 from attn_research.training import parallel, steps
 from attn_research.training.data import Data
@@ -169,30 +169,31 @@ class Evaluator:
     }
     if self.attentional:  # sparse normalisers attend to fewer positions than softmax
       result["attention_support"] = outputs.support_sum / outputs.tokens
-    gold = self.data.gold.get(split, {})
+    gold, aer_statistics = self.data.gold.get(split, {}), None
     if "alignment" in gold and self.attentional:
       sure = [alignment.parse_pharaoh(a) for a in gold["alignment"]]
       possible = [
         alignment.parse_pharaoh(a) for a in gold.get("possible_alignment", gold["alignment"])
       ]
 
-      def aer(links: dict[int, np.ndarray]) -> float:
+      def link_statistics(links: dict[int, np.ndarray]) -> np.ndarray:
         predicted = [
           {(int(s), t) for t, s in enumerate(links[i]) if s >= 0} for i in range(len(hyps))
         ]
-        return alignment.aer(predicted, sure, possible)
+        return significance.aer_statistics(predicted, sure, possible)
 
       # A monotonic alignment is evaluated as it decodes (hard), and as it trains.
-      result["aer"] = aer(outputs.hard or outputs.forced)
+      aer_statistics = link_statistics(outputs.hard or outputs.forced)
+      result["aer"] = significance.SCORES["aer"](aer_statistics.sum(0))
       if outputs.hard:
-        result["aer_expected"] = aer(outputs.forced)
+        result["aer_expected"] = significance.SCORES["aer"](link_statistics(outputs.forced).sum(0))
     attention = {}
     for index in range(min(num_attention, len(split_data))):
       ids = list(outputs.decoded[index])
       length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
       target_tokens = [self.data.tgt_vocab.tokens[i] for i in ids[:length]]
       attention[index] = (target_tokens, outputs.weights[index][:length])
-    return Evaluation(result, hyps, attention)
+    return Evaluation(result, hyps, attention, refs, self.data.target_lang, aer_statistics)
 
   def _detokenise(self, split: str, index: int, outputs: DeviceOutputs) -> str:
     decoded = outputs.decoded[index]

@@ -8,9 +8,9 @@ import ml_collections
 import numpy as np
 
 from attn_research.data.vocab import Vocabulary
-from attn_research.evaluation import plots
+from attn_research.evaluation import plots, significance
 from attn_research.model import DECODERS
-from attn_research.runs import HEATMAPS, atomic_write
+from attn_research.runs import HEATMAPS, STATISTICS, atomic_write
 
 
 @dataclasses.dataclass
@@ -23,11 +23,17 @@ class Evaluation:
     hypotheses: detokenised hypotheses in split order.
     attention: example index → (decoded target tokens with `</s>`, attention weights
       `[len(tokens), src_len]`) for the first examples of the split, when asked for.
+    references: the split's references, in its order.
+    target_lang: their language (`tokenized_bleu`'s Moses tokeniser).
+    aer_statistics: `[examples, 2]` per-sentence statistics of `aer`, when it has one.
   """
 
   metrics: dict
   hypotheses: list[str]
   attention: dict[int, tuple[list[str], np.ndarray]]
+  references: list[str]
+  target_lang: str = ""
+  aer_statistics: np.ndarray | None = None
 
 
 def run_label(config: ml_collections.ConfigDict) -> str:
@@ -46,7 +52,8 @@ def write_reports(
   src_vocab: Vocabulary,
   label: str,
 ) -> list[str]:
-  """Writes `hypotheses.<split>.txt`, `bleu_by_length.<split>.png` and
+  """Writes `hypotheses.<split>.txt`, `statistics.<split>.npz` (the per-sentence statistics
+  of its metrics, for significance tests), `bleu_by_length.<split>.png` and
   `heatmaps/<split>/<index>.png` into `directory`.
 
   Returns:
@@ -55,6 +62,13 @@ def write_reports(
   os.makedirs(directory, exist_ok=True)
   written = [os.path.join(directory, f"hypotheses.{split}.txt")]
   atomic_write(written[-1], "".join(h + "\n" for h in evaluation.hypotheses))
+  statistics = significance.text_statistics(
+    evaluation.hypotheses, evaluation.references, evaluation.target_lang
+  )
+  if evaluation.aer_statistics is not None:
+    statistics["aer"] = evaluation.aer_statistics
+  written.append(os.path.join(directory, STATISTICS.format(split=split)))
+  significance.save(written[-1], statistics, evaluation.references)
   written.append(os.path.join(directory, f"bleu_by_length.{split}.png"))
   plots.save_bleu_by_length(
     written[-1], {label: evaluation.metrics["bleu_by_length"]}, f"{split}: BLEU by source length"

@@ -23,6 +23,7 @@ from experiments.configs import debian_l10n
 from launch.sweep import Overrides, Trial, make_trials
 
 SCALES = ("tiny", "small", "paper")
+DEFAULT_SEEDS = {"tiny": 3, "small": 1, "paper": 1}  # trials per row: tiny ones are cheap
 CAVEAT = (
   "Different data and a different scale: our numbers are not expected to match the paper's. "
   "What a small run can show is the ordering between rows."
@@ -74,7 +75,8 @@ class Setup:
     data: what our numbers are measured on, for the column headers.
     overrides: config overrides shared by every row at this scale.
     split: the split our columns read.
-    seeds: trials per row (seeds 0 … n-1); 1 trains the config's own seed only.
+    seeds: trials per row (seeds 0 … n-1); 1 trains the config's own seed only; 0 takes
+      the scale's default (`DEFAULT_SEEDS`).
     per_row: row name → overrides added to that row at this scale (e.g. its step count).
     note: what this scale approximates, for the caption.
   """
@@ -83,7 +85,7 @@ class Setup:
   data: str
   overrides: Overrides
   split: str = "test"
-  seeds: int = 1
+  seeds: int = 0
   per_row: Mapping[str, Overrides] = dataclasses.field(default_factory=dict)
   note: str = ""
 
@@ -153,20 +155,29 @@ class Table:
     return self.setups[scale]
 
 
-def plan(table: Table, scale: str) -> dict[str, list[Trial]]:
-  """Row name → its trials (one per seed) at `scale`; rows we do not run are absent.
+def num_seeds(table: Table, scale: str, seeds: int = 0) -> int:
+  """Trials per row: `seeds`, else the setup's, else the scale's default."""
+  if seeds < 0:
+    raise ConfigError(f"--seeds={seeds}: pass a positive number of seeds (0: the default).")
+  return seeds or table.setup(scale).seeds or DEFAULT_SEEDS[scale]
+
+
+def plan(table: Table, scale: str, seeds: int = 0) -> dict[str, list[Trial]]:
+  """Row name → its trials (one per seed, `num_seeds`) at `scale`; rows we do not run are
+  absent.
 
   Raises:
     ConfigError: an override names no config field or has the wrong type.
   """
   setup = table.setup(scale)
-  seeds: list[int | None] = list(range(setup.seeds)) if setup.seeds > 1 else [None]
+  count = num_seeds(table, scale, seeds)
+  seed_values: list[int | None] = list(range(count)) if count > 1 else [None]
   keyed = []
   for row in table.rows:
     if row.overrides is None:
       continue
     overrides = {**setup.overrides, **row.overrides, **setup.per_row.get(row.name, {})}
-    for seed in seeds:
+    for seed in seed_values:
       name = row.name if seed is None else f"{row.name}_seed={seed}"
       keyed.append((row.name, name, overrides if seed is None else {**overrides, "seed": seed}))
   trials = make_trials(setup.config, runs.load_config(setup.config), [o for _, _, o in keyed])
@@ -262,7 +273,8 @@ def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: st
           seed = o.trial.overrides.get("seed")
           curves[row.label if seed is None else f"{row.label} (seed {seed})"] = bins
     rows.append([row.label, *row.paper, *cells])
-  seeds = f"mean ± std over {setup.seeds} seeds" if setup.seeds > 1 else "one run per row"
+  count = max((len(t) for t in trials.values()), default=1)
+  seeds = f"mean ± std over {count} seeds" if count > 1 else "one run per row"
   text = [
     f"# {table.title} — scale `{scale}`",
     "",

@@ -5,7 +5,8 @@ import pytest
 import sacrebleu
 from sacrebleu.significance import PairedTest
 
-from attn_research.evaluation import alignment, significance
+from attn_research.errors import ConfigError
+from attn_research.evaluation import alignment, metrics, significance
 
 WORDS = ["the", "a", "cat", "dog", "sat", "ran", "on", "under", "mat", "rug", "red", "big"]
 
@@ -31,9 +32,10 @@ def _corrupt(refs, share, seed):
 def test_one_seed_equals_sacrebleus_paired_bootstrap(name):
   refs = _corpus(0)
   baseline, system = _corrupt(refs, 0.5, 1), _corrupt(refs, 0.4, 2)
-  metric = significance.METRICS[name]()
   ours = significance.paired_bootstrap(
-    [metric.statistics(baseline, refs)], [metric.statistics(system, refs)], metric.score
+    [significance.text_statistics(baseline, refs)[name]],
+    [significance.text_statistics(system, refs)[name]],
+    significance.SCORES[name],
   )
   sacre = {"bleu": sacrebleu.metrics.BLEU(), "chrf": sacrebleu.metrics.CHRF()}[name]
   test = PairedTest([("baseline", baseline), ("system", system)], {name: sacre}, [refs], "bs", 1000)
@@ -50,30 +52,33 @@ def test_one_seed_equals_sacrebleus_paired_bootstrap(name):
 @pytest.mark.parametrize("name", ["bleu", "chrf", "exact_match"])
 def test_a_real_difference_is_significant_and_a_null_one_is_not(name):
   refs = _corpus(3, 300)
-  metric = significance.METRICS[name]()
+  score = significance.SCORES[name]
 
   def stats(share, seeds):
-    return [metric.statistics(_corrupt(refs, share, s), refs) for s in seeds]
+    return [significance.text_statistics(_corrupt(refs, share, s), refs)[name] for s in seeds]
 
-  real = significance.paired_bootstrap(stats(0.6, [10, 11]), stats(0.3, [12, 13]), metric.score)
+  real = significance.paired_bootstrap(stats(0.6, [10, 11]), stats(0.3, [12, 13]), score)
   assert real.p_value < 0.01 and real.difference > 0
   assert real.difference_interval[0] > 0  # the interval excludes 0
-  null = significance.paired_bootstrap(stats(0.45, [20, 21]), stats(0.45, [22, 23]), metric.score)
+  null = significance.paired_bootstrap(stats(0.45, [20, 21]), stats(0.45, [22, 23]), score)
   assert null.p_value > 0.05
   assert null.difference_interval[0] < 0 < null.difference_interval[1]
 
 
 def test_seeds_pool_by_their_mean_and_one_seed_repeated_is_one_seed():
   refs = _corpus(4)
-  metric = significance.METRICS["exact_match"]()
-  a, b, c = (metric.statistics(_corrupt(refs, share, 30), refs) for share in (0.2, 0.5, 0.7))
-  once = significance.paired_bootstrap([a], [b], metric.score)
-  twice = significance.paired_bootstrap([a, a], [b, b], metric.score)
+  score = significance.SCORES["exact_match"]
+  a, b, c = (
+    significance.text_statistics(_corrupt(refs, share, 30), refs)["exact_match"]
+    for share in (0.2, 0.5, 0.7)
+  )
+  once = significance.paired_bootstrap([a], [b], score)
+  twice = significance.paired_bootstrap([a, a], [b, b], score)
   assert twice == once
-  pooled = significance.paired_bootstrap([a], [b, c], metric.score)
-  assert pooled.score == pytest.approx((metric.score(b.sum(0)) + metric.score(c.sum(0))) / 2)
+  pooled = significance.paired_bootstrap([a], [b, c], score)
+  assert pooled.score == pytest.approx((score(b.sum(0)) + score(c.sum(0))) / 2)
   with pytest.raises(ValueError, match="same sentences"):
-    significance.paired_bootstrap([a], [b[:-1]], metric.score)
+    significance.paired_bootstrap([a], [b[:-1]], score)
 
 
 def test_aer_statistics_sum_to_the_corpus_aer():
@@ -82,4 +87,34 @@ def test_aer_statistics_sum_to_the_corpus_aer():
   possible = [{(1, 1)}, set(), set()]
   stats = significance.aer_statistics(predicted, sure, possible)
   expected = alignment.aer(predicted, sure, possible)
-  assert significance.aer_score(stats.sum(0)) == pytest.approx(expected)
+  assert significance.SCORES["aer"](stats.sum(0)) == pytest.approx(expected)
+
+
+def test_summed_statistics_score_what_the_metrics_report():
+  refs = ["Das ist ein Test.", "Hallo, Welt!", "Ein (kleiner) Satz -- mit Zeichen.", "x"]
+  hyps = ["Das ist kein Test.", "Hallo Welt!", "Ein kleiner Satz -- mit Zeichen.", "x"]
+  stats = significance.text_statistics(hyps, refs, "de")
+  reported = {
+    **metrics.bleu(hyps, refs, "de"),
+    "chrf": metrics.chrf(hyps, refs),
+    "exact_match": metrics.exact_match(hyps, refs),
+  }
+  for name, rows in stats.items():
+    assert rows.shape[0] == len(refs)
+    assert significance.SCORES[name](rows.sum(0)) == pytest.approx(reported[name], abs=1e-9)
+
+
+def test_statistics_files_round_trip_and_a_corrupt_one_names_the_fix(tmp_path):
+  refs = _corpus(5, 20)
+  stats = significance.text_statistics(_corrupt(refs, 0.5, 6), refs)
+  path = str(tmp_path / "statistics.test.npz")
+  significance.save(path, stats, refs)
+  loaded = significance.load(path)
+  assert loaded.references == significance.fingerprint(refs) != significance.fingerprint(refs[1:])
+  assert loaded.metrics.keys() == stats.keys()
+  for name, rows in stats.items():
+    np.testing.assert_array_equal(loaded.metrics[name], rows)
+  with open(path, "r+b") as f:
+    f.truncate(100)
+  with pytest.raises(ConfigError, match="re-evaluate the run"):
+    significance.load(path)

@@ -112,14 +112,15 @@ def test_forced_decoding_aer_matches_an_independent_computation(synthetic_data_d
     tgt_in[i, : len(t) + 1] = [BOS_ID, *t]
   _, weights = model.apply({"params": state.params}, src, src > 0, tgt_in)
   weights = np.asarray(jax.device_get(weights))
-  hits = total = 0
+  rows = []
   for i in range(n):
     best = weights[i].argmax(-1)[: len(split.targets[i])]
     predicted = {(int(s), t) for t, s in enumerate(best)}
     sure = {tuple(map(int, p.split("-"))) for p in gold["alignment"][i].split()}
-    hits += 2 * len(predicted & sure)  # P = S for reverse
-    total += len(predicted) + len(sure)
+    rows.append([2 * len(predicted & sure), len(predicted) + len(sure)])  # P = S for reverse
+  hits, total = np.sum(rows, axis=0)
   assert evaluation.metrics["aer"] == pytest.approx(1 - hits / total, abs=1e-9)
+  np.testing.assert_array_equal(evaluation.aer_statistics, rows)  # per sentence, for bootstrap
   assert sorted(evaluation.attention) == [0, 1, 2]
   tokens, weights = evaluation.attention[0]
   assert "</s>" not in tokens[:-1] and len(tokens) <= data.buckets.target[-1]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from attn_research.errors import ConfigError
+from attn_research.evaluation import significance
 from attn_research.runs import WorkdirConflictError
 from attn_research.training import parallel, trainer
 from tests.conftest import (
@@ -58,7 +59,15 @@ def test_tiny_run_learns_and_writes_its_files(tiny_run):
   assert sum(b["num_examples"] for b in bins) == 5000 and bins[0]["min_length"] == 1
   for split in ("validation", "test"):
     with open(os.path.join(workdir, f"hypotheses.{split}.txt")) as f:
-      assert len(f.read().splitlines()) == 5000
+      hypotheses = f.read().splitlines()
+    assert len(hypotheses) == 5000
+    # Per-sentence statistics, for significance tests: they sum to the reported metrics.
+    saved = significance.load(os.path.join(workdir, f"statistics.{split}.npz"))
+    assert sorted(saved.metrics) == ["bleu", "chrf", "exact_match", "tokenized_bleu"]
+    for name, rows in saved.metrics.items():
+      assert rows.shape[0] == 5000
+      score = significance.SCORES[name](rows.sum(0))
+      assert score == pytest.approx(result["metrics"][split][name], abs=1e-9)
     assert os.path.getsize(os.path.join(workdir, f"bleu_by_length.{split}.png")) > 1000
     heatmaps = sorted(os.listdir(os.path.join(workdir, "heatmaps", split)))
     assert heatmaps == ["00000.png", "00001.png", "00002.png", "00003.png"]
