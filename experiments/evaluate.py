@@ -6,8 +6,9 @@ r"""Decodes a split with a trained run's best (or latest) checkpoint.
 
 The config is the run's own (`config.json`); only `decode.*`, `eval.*`, `dataset.data_dir`
 and a `text` run's `dataset.files.{validation,test}` may be overridden. Writes one detokenised hypothesis per line (in the
-split's order) to --output, the BLEU-by-length plot and `eval.num_heatmaps` attention
-heatmaps to --reports_dir, and prints the metrics as JSON on the last line. --workdirs
+split's order) to --output; the hypotheses, their per-sentence metric statistics (for
+leaderboards' significance tests), the BLEU-by-length plot and `eval.num_heatmaps`
+attention heatmaps to --reports_dir, and prints the metrics as JSON on the last line. --workdirs
 evaluates several runs of one vocabulary as an ensemble, with the first run's data and
 config: each step's probability (teacher forcing's, for the perplexity, and the search's)
 is the mean of the runs'.
@@ -38,7 +39,9 @@ _CHECKPOINT = flags.DEFINE_enum(
 )
 _OUTPUT = flags.DEFINE_string("output", None, "File for the hypotheses, one per line.")
 _REPORTS_DIR = flags.DEFINE_string(
-  "reports_dir", "", "Directory for hypotheses, the BLEU-by-length plot and heatmaps."
+  "reports_dir",
+  "",
+  "Directory for hypotheses, per-sentence metric statistics, the BLEU-by-length plot and heatmaps.",
 )
 _CONFIG = config_flags.DEFINE_config_dict(
   "config", cli.stored_run_config(sys.argv), "The run's config.", lock_config=True

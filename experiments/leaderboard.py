@@ -1,11 +1,18 @@
-r"""Ranks the variants of finished runs by one metric, seeds pooled into mean ± std.
+r"""Ranks the variants of finished runs by one metric, seeds pooled into mean ± std, and
+tests each against a baseline variant.
 
   python -m experiments.leaderboard runs/sweep_scores runs/sweep_align \
-      [--metric=test.bleu] [--format=markdown|csv|html] [--output=leaderboard.html]
+      [--metric=test.bleu] [--baseline=VARIANT] [--format=markdown|csv|html] \
+      [--output=leaderboard.html]
 
 Reads every `result.json` under the directories; runs whose configs differ only by seed
 (or data location) are one variant. Unfinished and failed runs are listed, not ranked.
-Diverged runs are listed unranked too. HTML links each seed's plots relative to --output.
+Diverged runs are listed unranked too. Each variant gets a paired bootstrap test against
+the baseline (default: the first row) on the metric, over its runs' per-sentence
+statistics (`statistics.<split>.npz`; bleu, tokenized_bleu, chrf, exact_match, aer): the
+95% interval of its mean, its difference from the baseline and a p-value (a `p_value`
+column in CSV). HTML draws each variant's seeds, mean and interval, and links each seed's
+plots relative to --output.
 """
 
 import os
@@ -20,6 +27,11 @@ from experiments import cli, report
 _METRIC = flags.DEFINE_string(
   "metric", "test.bleu", "split.metric to rank by, e.g. test.bleu or validation.ppl."
 )
+_BASELINE = flags.DEFINE_string(
+  "baseline",
+  "",
+  "Variant to test the others against (its name or a unique part); empty: the first row.",
+)
 _FORMAT = flags.DEFINE_enum("format", "markdown", report.FORMATS, "Output format.")
 _OUTPUT = flags.DEFINE_string("output", "", "File to write; empty: stdout.")
 
@@ -27,7 +39,7 @@ _OUTPUT = flags.DEFINE_string("output", "", "File to write; empty: stdout.")
 def main(argv: list[str]) -> None:
   if len(argv) < 2:
     raise app.UsageError("Pass one or more run or sweep directories.")
-  board = leaderboard.rank(leaderboard.collect(argv[1:]), _METRIC.value)
+  board = leaderboard.rank(leaderboard.collect(argv[1:]), _METRIC.value, _BASELINE.value)
   link_base = os.path.dirname(os.path.abspath(_OUTPUT.value)) if _OUTPUT.value else os.getcwd()
   text = report.render_leaderboard(board, _FORMAT.value, link_base)
   left_out = ", ".join(f"{len(items)} {title.lower()}" for title, items in board.skipped)

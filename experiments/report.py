@@ -16,9 +16,18 @@ from typing import Any
 
 from attn_research import runs
 from attn_research.errors import ConfigError
-from attn_research.evaluation.leaderboard import Entry, Leaderboard, Run, Stat, seed
+from attn_research.evaluation import significance
+from attn_research.evaluation.leaderboard import (
+  HIGHER_IS_BETTER,
+  Entry,
+  Leaderboard,
+  Run,
+  Stat,
+  seed,
+)
 
 FORMATS = ("markdown", "csv", "html")
+TEST_HEADERS = ("95% CI", "vs baseline", "p")  # leaderboard columns of significance tests
 DECIMALS = {"bleu": 2, "tokenized_bleu": 2, "chrf": 2}  # the rest: 4
 
 
@@ -78,6 +87,26 @@ def _duration(seconds: float | None) -> str:
   return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _signed(value: float, decimals: int) -> str:
+  return f"{value:+,.{decimals}f}".replace("-", "−")
+
+
+def _tests(board: Leaderboard, entry: Entry) -> list[str]:
+  """The 95% interval of the entry's mean, its difference from the baseline with the
+  difference's interval, and the p-value; "—" where there is none."""
+  c, decimals = entry.comparison, DECIMALS.get(board.metric, 4)
+  if c is None:
+    return ["—"] * 3
+  interval = f"{number(c.mean, decimals)} ± {number(c.ci, decimals)}"
+  if entry.name == board.baseline:
+    return [interval, "baseline", "—"]
+  low, high = c.difference_interval
+  difference = (
+    f"{_signed(c.difference, decimals)} [{_signed(low, decimals)}, {_signed(high, decimals)}]"
+  )
+  return [interval, difference, f"{c.p_value:.3f}"]
+
+
 def _cells(board: Leaderboard, entry: Entry) -> list[str]:
   """Display text of one row, in the order of `_headers`."""
   ranked, *others = board.columns
@@ -85,6 +114,7 @@ def _cells(board: Leaderboard, entry: Entry) -> list[str]:
     str(entry.rank),
     entry.name,
     mean_std(entry.metrics[ranked], DECIMALS.get(ranked, 4)),
+    *(_tests(board, entry) if board.baseline else ()),
     str(len(entry.runs)),
     *(number(entry.metrics[m].mean, DECIMALS.get(m, 4)) for m in others),
     "—" if entry.num_params is None else f"{entry.num_params:,}",
@@ -99,6 +129,7 @@ def _headers(board: Leaderboard) -> list[str]:
     "rank",
     "variant",
     f"{board.split}.{ranked}",
+    *(TEST_HEADERS if board.baseline else ()),
     "seeds",
     *others,
     "params",
@@ -107,10 +138,23 @@ def _headers(board: Leaderboard) -> list[str]:
   ]
 
 
+def _test_caption(board: Leaderboard) -> list[str]:
+  """What the test columns mean, and why tests are missing."""
+  lines = []
+  if board.baseline:
+    lines.append(
+      f"Baseline: {board.baseline}. 95% CI: the bootstrap mean ± half-width of the 95% "
+      f"interval; vs baseline: the difference in {board.split}.{board.metric} with the 2.5–97.5 "
+      f"percentiles of its resamples; p: paired bootstrap ({significance.SAMPLES} resamples "
+      "of the test sentences, seeds pooled; Koehn 2004)."
+    )
+  return lines + list(board.notes)
+
+
 def _markdown(board: Leaderboard) -> str:
   headers = _headers(board)
   text = markdown_table(headers, [_cells(board, e) for e in board.entries], text_columns=(1,))
-  lines = []
+  lines = [line for caption in _test_caption(board) for line in ("", caption)]
   for title, items in board.skipped:
     if items:
       lines += [
@@ -132,6 +176,12 @@ def _csv(board: Leaderboard) -> str:
       "variant",
       "seeds",
       *(f"{c}_{s}" for c in columns for s in ("mean", "std")),
+      f"{columns[0]}_ci95",
+      "baseline",
+      "difference",
+      "difference_low",
+      "difference_high",
+      "p_value",
       "num_params",
       "wall_seconds_mean",
       "train_tokens_per_second_mean",
@@ -139,6 +189,8 @@ def _csv(board: Leaderboard) -> str:
   )
   for e in board.entries:
     stats = [e.metrics[m] for m in board.columns]
+    c = e.comparison
+    tested = c is not None and e.name != board.baseline
     writer.writerow(
       _blank_none(
         [
@@ -146,6 +198,9 @@ def _csv(board: Leaderboard) -> str:
           e.name,
           len(e.runs),
           *(v for s in stats for v in (s.mean, s.std)),
+          c and c.ci,
+          int(e.name == board.baseline),
+          *((c.difference, *c.difference_interval, c.p_value) if tested else [None] * 4),
           e.num_params,
           e.wall_seconds.mean,
           e.tokens_per_second.mean,
@@ -166,6 +221,13 @@ th, td { padding: .3em .7em; border-bottom: 1px solid #ddd; text-align: right; }
 th { cursor: pointer; background: #f4f4f4; user-select: none; }
 th[data-order=asc]::after { content: " ▲"; } th[data-order=desc]::after { content: " ▼"; }
 td.text, th.text { text-align: left; }
+svg.chart text { font: 12px system-ui, sans-serif; fill: #222; }
+svg.chart .seed { fill: #222; fill-opacity: .55; }
+svg.chart .mean { stroke: #222; stroke-width: 2.5; }
+svg.chart .ci { stroke-width: 7; stroke-linecap: butt; stroke-opacity: .45; stroke: #999; }
+svg.chart .ci.better { stroke: #1f5fbf; } svg.chart .ci.worse { stroke: #c62828; }
+svg.chart .baseline { stroke: #555; stroke-dasharray: 4 3; }
+svg.chart .axis { stroke: #aaa; }
 """
 
 # Click a header to sort by it; numbers compare by their unrounded data-value, blanks last.
@@ -194,10 +256,14 @@ def _html(board: Leaderboard, link_base: str) -> str:
   head += '<th class="text">runs</th>'
   rows = []
   for entry in board.entries:
+    c = entry.comparison
+    tested = c is not None and entry.name != board.baseline
+    tests = [c and c.mean, c.difference if tested else None, c.p_value if tested else None]
     values = [
       entry.rank,
       entry.name,
       entry.metrics[ranked].mean,
+      *(tests if board.baseline else ()),
       len(entry.runs),
       *(entry.metrics[m].mean for m in others),
       entry.num_params,
@@ -220,12 +286,105 @@ def _html(board: Leaderboard, link_base: str) -> str:
     if items
   )
   title = e(f"Leaderboard: {board.split}.{ranked}")
+  captions = "".join(f"<p>{e(line)}</p>" for line in _test_caption(board))
   return (
     f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
     f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
     f'<table class="leaderboard">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
     + "\n".join(rows)
-    + f"\n</tbody>\n</table>\n{skipped}\n<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+    + f"\n</tbody>\n</table>\n{captions}\n{_chart(board)}\n{skipped}\n"
+    f"<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+  )
+
+
+_CHART_LABEL, _CHART_PLOT, _CHART_ROW = 300, 480, 24  # px: label column, plot width, row
+_SIGNIFICANCE = 0.05
+
+
+def _chart(board: Leaderboard) -> str:
+  """An inline SVG, one line per variant in rank order: each seed's value (dots), the
+  mean over seeds (a tick), the bootstrap 95% interval of the mean (a bar: blue where the
+  variant is significantly better than the baseline, red where worse, grey otherwise) and
+  the baseline's mean (a dashed line)."""
+  e, metric = html.escape, board.metric
+  points = {entry.name: entry.values(board.split, metric) for entry in board.entries}
+  bounds = [v for values in points.values() for v in values]
+  for entry in board.entries:
+    if entry.comparison is not None:
+      c = entry.comparison
+      bounds += [c.mean - c.ci, c.mean + c.ci]
+  if not bounds:
+    return ""
+  low, high = min(bounds), max(bounds)
+  pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
+  low, high = low - pad, high + pad
+
+  def x(value: float) -> float:
+    return _CHART_LABEL + (value - low) / (high - low) * _CHART_PLOT
+
+  higher = HIGHER_IS_BETTER[metric]
+  parts, height = [], _CHART_ROW * (len(board.entries) + 2)
+  for i, entry in enumerate(board.entries):
+    y = _CHART_ROW * (i + 0.5)
+    name = e(entry.name)
+    short = e(entry.name if len(entry.name) <= 44 else entry.name[:43] + "…")
+    parts.append(
+      f'<text x="{_CHART_LABEL - 8}" y="{y + 4:.1f}" text-anchor="end">'
+      f"<title>{name}</title>{short}</text>"
+    )
+    c = entry.comparison
+    if c is not None:
+      verdict = "ns"
+      if entry.name == board.baseline:
+        verdict = "baseline"
+      elif c.p_value < _SIGNIFICANCE:
+        verdict = "better" if (c.difference > 0) == higher else "worse"
+      parts.append(
+        f'<line class="ci {verdict}" data-variant="{name}" x1="{x(c.mean - c.ci):.2f}" '
+        f'x2="{x(c.mean + c.ci):.2f}" y1="{y:.1f}" y2="{y:.1f}"/>'
+      )
+    mean = entry.metrics[metric].mean
+    if mean is not None:
+      parts.append(
+        f'<line class="mean" data-variant="{name}" data-value="{mean!r}" x1="{x(mean):.2f}" '
+        f'x2="{x(mean):.2f}" y1="{y - 7:.1f}" y2="{y + 7:.1f}"/>'
+      )
+    parts += [
+      f'<circle class="seed" data-variant="{name}" data-value="{v!r}" cx="{x(v):.2f}" '
+      f'cy="{y:.1f}" r="3.5"/>'
+      for v in points[entry.name]
+    ]
+  baseline = next((b for b in board.entries if b.name == board.baseline), None)
+  if baseline is not None and baseline.metrics[metric].mean is not None:
+    xb = x(baseline.metrics[metric].mean)
+    parts.append(
+      f'<line class="baseline" x1="{xb:.2f}" x2="{xb:.2f}" y1="0" '
+      f'y2="{_CHART_ROW * len(board.entries):.1f}"/>'
+    )
+  axis_y = _CHART_ROW * len(board.entries) + 4
+  parts.append(
+    f'<line class="axis" x1="{_CHART_LABEL}" x2="{_CHART_LABEL + _CHART_PLOT}" '
+    f'y1="{axis_y}" y2="{axis_y}"/>'
+  )
+  decimals = DECIMALS.get(metric, 4)
+  for k in range(5):
+    value = low + (high - low) * (k + 0.5) / 5
+    parts.append(
+      f'<text x="{x(value):.1f}" y="{axis_y + 16}" text-anchor="middle">'
+      f"{e(number(value, decimals))}</text>"
+    )
+  legend = f"{board.split}.{metric}: dots are seeds, a tick their mean" + (
+    f", a bar the 95% interval of the mean (blue: better than the baseline at p < "
+    f"{_SIGNIFICANCE}, red: worse, grey: not significant); the dashed line is the "
+    "baseline's mean."
+    if board.baseline
+    else "."
+  )
+  width = _CHART_LABEL + _CHART_PLOT + 20
+  return (
+    f"<h2>{e(board.split)}.{e(metric)} by variant</h2>\n<p>{e(legend)}</p>\n"
+    f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+    f'height="{height}" viewBox="0 0 {width} {height}">\n' + "\n".join(parts) + "\n</svg>"
   )
 
 

@@ -255,3 +255,36 @@ def finished_sweep(tmp_path):
     {"status": "diverged", "step": 40, "error": "the training loss is nan at step 40; lower"},
   )
   return root
+
+
+# variant (its attention score) → the share of the test sentences each seed gets right.
+TESTED = {"general": (0.50, 0.52), "dot": (0.49, 0.51), "location": (0.70, 0.72)}
+TESTED_SENTENCES = 300
+
+
+@pytest.fixture
+def tested_sweep(tmp_path):
+  """Runs with per-sentence exact-match statistics (`statistics.test.npz`), 2 seeds per
+  variant: `dot` no different from `general`, `location` clearly better."""
+  from attn_research.evaluation import significance
+
+  root = tmp_path / "tested"
+  references = [f"reference {i}" for i in range(TESTED_SENTENCES)]
+  for score, shares in TESTED.items():
+    for seed, share in enumerate(shares):
+      rng = np.random.default_rng([seed, ord(score[0])])
+      right = rng.permutation(TESTED_SENTENCES) < round(share * TESTED_SENTENCES)
+      rows = np.stack([right, np.ones_like(right)], axis=1).astype(np.float64)
+      run = root / f"{score}_s{seed}"
+      metrics = {"exact_match": float(right.mean()), "ppl": 2.0 - right.mean()}
+      _write(
+        run,
+        "result.json",
+        {
+          "status": "completed",
+          "config": _leaderboard_config(score, "global", seed),
+          "metrics": {"test": metrics},
+        },
+      )
+      significance.save(str(run / "statistics.test.npz"), {"exact_match": rows}, references)
+  return root

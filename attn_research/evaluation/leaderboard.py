@@ -1,8 +1,12 @@
-"""Ranks finished runs: seeds of one variant pooled into mean ± std of a chosen metric.
+"""Ranks finished runs: seeds of one variant pooled into mean ± std of a chosen metric,
+each variant tested against a baseline variant.
 
 `collect` finds runs under sweep or run directories, `rank` groups them by config (seed
 and data location aside) and orders the variants. Every number comes from the runs' own
-`result.json`; nothing is recomputed. Rendering (markdown, CSV, HTML) is the caller's.
+`result.json`; nothing is decoded again. The paired bootstrap of each variant against the
+baseline (`evaluation.significance`, seeds pooled) resamples the per-sentence statistics
+its runs' final evaluations left (`runs.STATISTICS`). Rendering (markdown, CSV, HTML) is
+the caller's.
 """
 
 import dataclasses
@@ -13,8 +17,11 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from attn_research import runs as run_files
 from attn_research.errors import ConfigError
+from attn_research.evaluation import significance
 
 IGNORED_KEYS = ("seed", "dataset.data_dir")  # config keys that do not change the experiment
 HIGHER_IS_BETTER = {
@@ -75,6 +82,11 @@ class Entry:
   num_params: int | None
   wall_seconds: Stat
   tokens_per_second: Stat
+  comparison: significance.Comparison | None = None  # against the board's baseline
+
+  def values(self, split: str, metric: str) -> list[float]:
+    """`split.metric` of each seed run that has it, in seed order."""
+    return [float(v) for r in self.runs if (v := _split(r, split).get(metric)) is not None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +100,8 @@ class Leaderboard:
   unfinished: list[Skipped]
   failed: list[Skipped]
   diverged: list[Skipped] = dataclasses.field(default_factory=list)
+  baseline: str = ""  # the variant every other is tested against; "" = no tests
+  notes: list[str] = dataclasses.field(default_factory=list)  # why a test is missing
 
   @property
   def skipped(self) -> list[tuple[str, list[Skipped]]]:
@@ -166,8 +180,11 @@ def group(runs: Sequence[Run]) -> dict[str, list[Run]]:
   }
 
 
-def rank(collection: Collection, metric: str) -> Leaderboard:
-  """Variants ordered best first by the mean of `metric` (`split.name`, e.g. `test.bleu`)."""
+def rank(collection: Collection, metric: str, baseline: str = "") -> Leaderboard:
+  """Variants ordered best first by the mean of `metric` (`split.name`, e.g. `test.bleu`),
+  each tested against `baseline` (a variant's name, or a part of one name; "": the first
+  row). Without per-sentence statistics the board has no tests and says why in `notes`;
+  for an explicit `baseline` that is an error."""
   split, _, name = metric.partition(".")
   available = sorted(
     {
@@ -211,7 +228,7 @@ def rank(collection: Collection, metric: str) -> Leaderboard:
         tokens_per_second=stat(r.result.get("train_tokens_per_second") for r in runs),
       )
     )
-  return Leaderboard(
+  board = Leaderboard(
     split,
     name,
     columns,
@@ -220,6 +237,89 @@ def rank(collection: Collection, metric: str) -> Leaderboard:
     collection.failed,
     collection.diverged,
   )
+  if not entries:
+    return board
+  chosen = _baseline(entries, baseline)
+  try:
+    return _tested(board, chosen)
+  except ConfigError as e:
+    if baseline:
+      raise
+    return dataclasses.replace(board, notes=[f"No p-values: {e}"])
+
+
+def _baseline(entries: Sequence[Entry], baseline: str) -> Entry:
+  if not baseline:
+    return entries[0]
+  exact = [e for e in entries if e.name == baseline]
+  matches = exact or [e for e in entries if baseline in e.name]
+  if len(matches) != 1:
+    found = "matches several" if matches else "names none"
+    raise ConfigError(
+      f"--baseline={baseline} {found} of the variants; pass one of: "
+      + "; ".join(e.name for e in entries)
+    )
+  return matches[0]
+
+
+def _tested(board: Leaderboard, baseline: Entry) -> Leaderboard:
+  """`board` with each entry's paired bootstrap against `baseline` (the baseline's own
+  comparison is with itself: its interval, p = 1)."""
+  if board.metric not in significance.SCORES:
+    raise ConfigError(
+      f"{board.metric} has no per-sentence statistics; rank by one of "
+      f"{', '.join(f'{board.split}.{m}' for m in significance.SCORES)}."
+    )
+  statistics = {
+    e.name: sentence_statistics(e.runs, board.split, board.metric) for e in board.entries
+  }
+  references, base = statistics[baseline.name]
+  score = significance.SCORES[board.metric]
+  entries, notes = [], []
+  for entry in board.entries:
+    fingerprint, seeds = statistics[entry.name]
+    if fingerprint != references:
+      notes.append(f"{entry.name}: not tested, its runs scored other {board.split} references.")
+      entries.append(entry)
+      continue
+    comparison = significance.paired_bootstrap(base, seeds, score)
+    entries.append(dataclasses.replace(entry, comparison=comparison))
+  return dataclasses.replace(board, entries=entries, baseline=baseline.name, notes=notes)
+
+
+def sentence_statistics(
+  runs: Sequence[Run], split: str, metric: str
+) -> tuple[str, list[np.ndarray]]:
+  """The references' fingerprint and each run's `[sentences, k]` statistics of `metric`
+  on `split`, read from the files their final evaluations wrote.
+
+  Raises:
+    ConfigError: a file is missing or unreadable, lacks `metric`, or the runs scored
+      different references.
+  """
+  fingerprints, seeds = set(), []
+  for run in runs:
+    path = os.path.join(run.path, run_files.STATISTICS.format(split=split))
+    if not os.path.exists(path):
+      raise ConfigError(
+        f"{path} is missing (the run was evaluated without per-sentence statistics); "
+        f"write it with experiments.evaluate --workdir={run.path} --split={split} "
+        f"--checkpoint=latest --reports_dir={run.path}."
+      )
+    loaded = significance.load(path)
+    if metric not in loaded.metrics:
+      raise ConfigError(
+        f"{path} has no {metric} statistics (it has {', '.join(sorted(loaded.metrics))}); "
+        "rank by one of those."
+      )
+    fingerprints.add(loaded.references)
+    seeds.append(loaded.metrics[metric])
+  if len(fingerprints) != 1:
+    raise ConfigError(
+      f"The seeds of {', '.join(r.path for r in runs)} scored different {split} references; "
+      "compare runs of one dataset."
+    )
+  return fingerprints.pop(), seeds
 
 
 def _value(value: Any) -> str:

@@ -5,7 +5,7 @@ Paper numbers are copied from a third-party transcription of
 the paper's table (WMT'15 En→De, newstest2013 BLEU as mean ± std (max), parameters).
 """
 
-from experiments.tables.table import Column, Row, Setup, Table, tiny_l10n
+from experiments.tables.table import Claim, Column, Row, Setup, Table, tiny_l10n
 from launch.sweep import Overrides
 
 TINY_STEPS = 800  # train steps per trial at --scale=tiny (10 rows × TINY_SEEDS trials)
@@ -148,4 +148,10 @@ TABLE = Table(
   "Luong's attentional output and input feeding (google/seq2seq feeds the raw context "
   "instead). Our bidirectional encoder splits its state size over the two directions. "
   "None-State / None-Input are the attention-free baselines.",
+  claims=(
+    Claim("additive-512", "mul-512", "tokenized_bleu", "22.47 vs 21.78 (means)"),
+    Claim("mul-128", "mul-1024", "tokenized_bleu", "22.03 vs 18.22 (means)"),
+    Claim("additive-128", "none_state", "tokenized_bleu", "22.23 vs 9.98 (means)"),
+    Claim("none_input", "none_state", "tokenized_bleu", "11.57 vs 9.98 (means)"),
+  ),
 )

@@ -11,7 +11,7 @@ en→vi.
 """
 
 from experiments.tables.raffel2017 import COLUMNS, SMALL, TINY, dataset_rows, paper_setup
-from experiments.tables.table import Table
+from experiments.tables.table import Claim, Table
 
 CHUNK = 2  # w: the paper's best WSJ chunk (unverified); swap needs 2
 
@@ -58,4 +58,5 @@ TABLE = Table(
   "of the attention the model decodes with, 'AER, expected alignment' that of the "
   "monotonic rows' training-time expectation, both under teacher forcing. Greedy "
   "decoding.",
+  claims=(Claim("mocha_dates", "monotonic_dates", "exact_match", "CNN/DM ROUGE-1 35.46 vs 31.14"),),
 )

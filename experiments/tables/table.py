@@ -17,7 +17,7 @@ import ml_collections
 
 from attn_research import runs
 from attn_research.errors import ConfigError
-from attn_research.evaluation import leaderboard
+from attn_research.evaluation import leaderboard, significance
 from experiments import report
 from experiments.configs import debian_l10n
 from launch.sweep import Overrides, Trial, make_trials
@@ -110,6 +110,23 @@ class Row:
 
 
 @dataclasses.dataclass(frozen=True)
+class Claim:
+  """A comparison the paper makes: row `better` beats row `worse` on `metric`.
+
+  Attributes:
+    better, worse: row names.
+    metric: one of `evaluation.significance.SCORES` (lower is better for aer), on the
+      setup's split.
+    paper: the paper's evidence, e.g. "19.0 vs 17.3"; "" where it states the order only.
+  """
+
+  better: str
+  worse: str
+  metric: str
+  paper: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Table:
   """A paper table and how to reproduce it at each of `SCALES`.
 
@@ -123,6 +140,7 @@ class Table:
     setups: scale → setup.
     caption: what the table compares and what is approximated at every scale.
     figure: title of a BLEU-by-source-length plot of every row; "" = no figure.
+    claims: the paper's comparisons between rows, each given a verdict from our runs.
   """
 
   name: str
@@ -134,11 +152,15 @@ class Table:
   setups: Mapping[str, Setup]
   caption: str
   figure: str = ""
+  claims: tuple[Claim, ...] = ()
 
   def __post_init__(self):
     names = [row.name for row in self.rows]
     if len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
       raise ValueError(f"{self.name}: row names must be unique and file-name safe: {names}")
+    for claim in self.claims:
+      if {claim.better, claim.worse} - set(names) or claim.metric not in significance.SCORES:
+        raise ValueError(f"{self.name}: a claim names an unknown row or metric: {claim}")
     for row in self.rows:
       if len(row.paper) != len(self.paper_columns):
         raise ValueError(f"{self.name}: row {row.name} needs one paper value per paper column")
@@ -201,6 +223,7 @@ class Outcome:
   """A trial's completed result, or why there is none."""
 
   trial: Trial
+  trial_path: str
   result: dict[str, Any] | None
   problem: str = ""
 
@@ -208,7 +231,7 @@ class Outcome:
 def outcome(trial: Trial, root: str) -> Outcome:
   run = runs.read_run(trial.workdir(root))
   if run.status == runs.COMPLETED:
-    return Outcome(trial, run.result)
+    return Outcome(trial, run.path, run.result)
   lines = [line.strip() for line in run.error.splitlines() if line.strip()]
   last = lines[-1] if lines else "no output"
   problems = {
@@ -217,7 +240,7 @@ def outcome(trial: Trial, root: str) -> Outcome:
     runs.UNFINISHED: f"unfinished: started, no {runs.RESULT} yet",
     runs.NEW: "not run yet",
   }
-  return Outcome(trial, None, problems[run.status])
+  return Outcome(trial, run.path, None, problems[run.status])
 
 
 def _lookup(result: dict[str, Any], key: str) -> float | None:
@@ -237,12 +260,92 @@ def cell(values: Sequence[float], column: Column) -> str:
   return report.mean_std(leaderboard.stat(scaled), column.decimals)
 
 
+SIGNIFICANCE = 0.05  # verdicts: agrees / disagrees where p < SIGNIFICANCE
+METRIC_LABELS = {
+  "bleu": "BLEU",
+  "tokenized_bleu": "tokenized BLEU",
+  "chrf": "chrF",
+  "exact_match": "exact match",
+  "aer": "AER",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+  """Our test of a claim: `comparison` is better row against worse row; `verdict` is
+  "agrees", "disagrees", "not significant", or why there is no test."""
+
+  claim: Claim
+  comparison: significance.Comparison | None
+  verdict: str
+
+
+def verdict(
+  claim: Claim, better: Sequence[Outcome], worse: Sequence[Outcome], split: str
+) -> Verdict:
+  """Tests `claim` by a paired bootstrap of the better row's seeds against the worse row's."""
+  done = [[o for o in outcomes if o.result is not None] for outcomes in (better, worse)]
+  if not all(done):
+    return Verdict(claim, None, "no test: a row has no finished run")
+  try:
+    (ours, theirs) = (
+      leaderboard.sentence_statistics(
+        [leaderboard.Run(o.trial_path, o.result) for o in row], split, claim.metric
+      )
+      for row in done
+    )
+  except ConfigError as e:
+    return Verdict(claim, None, f"no test: {e}")
+  if ours[0] != theirs[0]:
+    return Verdict(claim, None, "no test: the rows scored different references")
+  comparison = significance.paired_bootstrap(theirs[1], ours[1], significance.SCORES[claim.metric])
+  gain = comparison.difference * (1 if leaderboard.HIGHER_IS_BETTER[claim.metric] else -1)
+  if comparison.p_value >= SIGNIFICANCE:
+    return Verdict(claim, comparison, "not significant")
+  return Verdict(claim, comparison, "agrees" if gain > 0 else "disagrees")
+
+
+def _claims_table(table: Table, verdicts: Sequence[Verdict]) -> list[str]:
+  labels = {row.name: row.label for row in table.rows}
+  rows = []
+  for v in verdicts:
+    c, decimals = v.comparison, 3 if v.claim.metric in ("aer", "exact_match") else 2
+    claim = f"{labels[v.claim.better]} beats {labels[v.claim.worse]}"
+    if c is None:
+      ours = difference = p = "—"
+    else:
+      low, high = c.difference_interval
+      ours = f"{c.score:.{decimals}f} vs {c.baseline:.{decimals}f}"
+      difference = f"{c.difference:+.{decimals}f} [{low:+.{decimals}f}, {high:+.{decimals}f}]"
+      p = f"{c.p_value:.3f}"
+    rows.append(
+      [
+        claim,
+        METRIC_LABELS[v.claim.metric],
+        v.claim.paper or "(order only)",
+        ours,
+        difference,
+        p,
+        v.verdict,
+      ]
+    )
+  headers = ["paper's claim", "metric", "paper", "ours", "difference [95%]", "p", "verdict"]
+  return [
+    "Claims: each tested by a paired bootstrap of the better row's runs against the worse "
+    f"row's ({significance.SAMPLES} resamples of the test sentences, seeds pooled); "
+    f"agrees / disagrees at p < {SIGNIFICANCE}, else not significant.",
+    "",
+    report.markdown_table(headers, rows).rstrip(),
+  ]
+
+
 @dataclasses.dataclass(frozen=True)
 class Rendered:
   """The markdown table and the BLEU-by-length curves of its finished runs."""
 
   markdown: str
   curves: dict[str, list[dict[str, float]]]
+  verdicts: list[Verdict] = dataclasses.field(default_factory=list)
 
 
 def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: str) -> Rendered:
@@ -250,13 +353,13 @@ def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: st
   setup = table.setup(scale)
   ours = [f"ours: {c.label} ({setup.data}, {c.split or setup.split})" for c in table.columns]
   headers = ["system", *table.paper_columns, *ours, "runs"]
-  rows, notes, curves = [], [], {}
+  rows, notes, curves, outcomes_by_row = [], [], {}, {}
   for row in table.rows:
     if row.name not in trials:
       cells = ["—"] * len(table.columns) + ["not run"]
       notes.append(f"- **{row.label}**: not run here. {row.note}".rstrip())
     else:
-      outcomes = [outcome(t, root) for t in trials[row.name]]
+      outcomes = outcomes_by_row[row.name] = [outcome(t, root) for t in trials[row.name]]
       done = [o for o in outcomes if o.result is not None]
       cells = []
       for column in table.columns:
@@ -289,6 +392,12 @@ def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: st
     "",
     report.markdown_table(headers, rows).rstrip(),
   ]
+  verdicts = [
+    verdict(c, outcomes_by_row.get(c.better, []), outcomes_by_row.get(c.worse, []), setup.split)
+    for c in table.claims
+  ]
+  if verdicts:
+    text += ["", *_claims_table(table, verdicts)]
   if notes:
     text += ["", "Notes:", *notes]
   if table.figure:
@@ -298,7 +407,7 @@ def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: st
       if curves
       else "No finished run has BLEU by length yet, so no figure was drawn.",
     ]
-  return Rendered("\n".join(text) + "\n", curves)
+  return Rendered("\n".join(text) + "\n", curves, verdicts)
 
 
 def write(table: Table, scale: str, trials: Mapping[str, list[Trial]], out_dir: str) -> str:

@@ -5,7 +5,7 @@ Paper numbers are copied from tensorflow/nmt's README (tokenized BLEU on tst2012
 each the average of 2 models).
 """
 
-from experiments.tables.table import Column, Row, Setup, Table, tiny_l10n
+from experiments.tables.table import Claim, Column, Row, Setup, Table, tiny_l10n
 from launch.sweep import Overrides
 
 TINY_STEPS = 800  # train steps per trial at --scale=tiny
@@ -114,4 +114,5 @@ TABLE = Table(
   "starts from zeros (tensorflow/nmt passes the forward and backward final states to its two "
   "layers); weights use the codebase's initialisers, not uniform ±0.1. Our test column is "
   "tst2013 and our validation column tst2012 at paper scale.",
+  claims=(Claim("beam10", "greedy", "tokenized_bleu", "26.1 vs 25.5 (test)"),),
 )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from attn_research.errors import ConfigError
-from attn_research.evaluation import leaderboard
+from attn_research.evaluation import leaderboard, significance
 from tests.conftest import NAMES, VARIANTS
 
 
@@ -69,3 +69,74 @@ def test_unknown_metric_or_split_lists_the_available_ones(finished_sweep):
 def test_missing_directory_is_a_config_error(tmp_path):
   with pytest.raises(ConfigError, match="not a directory"):
     leaderboard.collect([str(tmp_path / "nope")])
+
+
+def _seeds(root, score: str) -> list[np.ndarray]:
+  """The exact-match rows of each seed of `score`, read with NumPy alone."""
+  paths = sorted(root.glob(f"{score}_s*/statistics.test.npz"))
+  return [np.load(path)["exact_match"] for path in paths]
+
+
+def test_variants_are_tested_against_the_baseline_with_seeds_pooled(tested_sweep):
+  board = leaderboard.rank(
+    leaderboard.collect([str(tested_sweep)]), "test.exact_match", baseline="general"
+  )
+  assert board.baseline == "model.attention.score=general" and not board.notes
+  tested = {e.name.split("=")[1]: e for e in board.entries}
+  assert [e.name.split("=")[1] for e in board.entries] == ["location", "general", "dot"]
+  score = significance.SCORES["exact_match"]
+  for name, entry in tested.items():
+    expected = significance.paired_bootstrap(
+      _seeds(tested_sweep, "general"), _seeds(tested_sweep, name), score
+    )
+    assert entry.comparison == expected
+    assert entry.comparison.score == pytest.approx(entry.metrics["exact_match"].mean)
+  assert tested["location"].comparison.p_value < 0.01  # 0.71 vs 0.51 on 300 sentences
+  assert tested["location"].comparison.difference == pytest.approx(0.2, abs=0.005)
+  assert tested["dot"].comparison.p_value > 0.05  # 0.50 vs 0.51
+  # By default the first row is the baseline; a unique part of a name selects one.
+  collection = leaderboard.collect([str(tested_sweep)])
+  assert leaderboard.rank(collection, "test.exact_match").baseline.endswith("location")
+  assert leaderboard.rank(collection, "test.exact_match", "=dot").baseline.endswith("dot")
+
+
+def test_a_baseline_that_names_no_single_variant_lists_them(tested_sweep):
+  collection = leaderboard.collect([str(tested_sweep)])
+  with pytest.raises(ConfigError, match=r"--baseline=luong names none .*score=general"):
+    leaderboard.rank(collection, "test.exact_match", "luong")
+  with pytest.raises(ConfigError, match=r"--baseline=model matches several"):
+    leaderboard.rank(collection, "test.exact_match", "model")
+
+
+def test_without_statistics_the_board_says_why_and_an_explicit_baseline_fails(
+  finished_sweep, tested_sweep
+):
+  board = leaderboard.rank(leaderboard.collect([str(finished_sweep)]), "test.bleu")
+  assert board.baseline == "" and all(e.comparison is None for e in board.entries)
+  assert "statistics.test.npz is missing" in board.notes[0]
+  assert "experiments.evaluate --workdir=" in board.notes[0]
+  with pytest.raises(ConfigError, match="is missing"):
+    leaderboard.rank(leaderboard.collect([str(finished_sweep)]), "test.bleu", "alignment=local_p")
+  collection = leaderboard.collect([str(tested_sweep)])
+  by_ppl = leaderboard.rank(collection, "test.ppl")  # no per-sentence statistics
+  assert by_ppl.baseline == ""
+  assert by_ppl.notes[0].startswith("No p-values: ppl has no per-sentence statistics; rank by")
+
+
+def test_other_references_are_not_tested(tested_sweep):
+  references = [f"other {i}" for i in range(300)]
+  for path in tested_sweep.glob("dot_s*/statistics.test.npz"):
+    saved = significance.load(str(path))
+    significance.save(str(path), saved.metrics, references)
+  board = leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match")
+  dot = next(e for e in board.entries if e.name.endswith("dot"))
+  assert dot.comparison is None
+  assert board.notes == [f"{dot.name}: not tested, its runs scored other test references."]
+  (next(tested_sweep.glob("dot_s0/statistics.test.npz"))).unlink()
+  significance.save(
+    str(tested_sweep / "dot_s0" / "statistics.test.npz"),
+    {"exact_match": np.zeros((300, 2))},
+    [f"reference {i}" for i in range(300)],
+  )
+  with pytest.raises(ConfigError, match="scored different test references"):
+    leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match", "dot")

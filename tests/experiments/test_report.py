@@ -1,6 +1,8 @@
 import csv
+import html
 import html.parser
 import io
+import json
 import os
 import re
 import shutil
@@ -120,3 +122,87 @@ def test_html_sorts_on_header_clicks_in_headless_chromium(
   # Each row links its seed-0 run's plot first: the rows in the order the browser left them.
   rows = re.findall(r"sweep/(?:nested/)?([abc])_s0/bleu_by_length", dom.stdout)
   assert "".join(rows) == order
+
+
+def test_csv_and_markdown_carry_the_tests_against_the_baseline(tested_sweep):
+  board = leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match", "general")
+  rows = {
+    r["variant"].split("=")[1]: r
+    for r in csv.DictReader(io.StringIO(report.render_leaderboard(board, "csv")))
+  }
+  tested = {e.name.split("=")[1]: e.comparison for e in board.entries}
+  assert (rows["general"]["baseline"], rows["general"]["p_value"]) == ("1", "")
+  for name in ("location", "dot"):
+    assert float(rows[name]["p_value"]) == tested[name].p_value
+    assert float(rows[name]["difference"]) == tested[name].difference
+    low, high = tested[name].difference_interval
+    assert (float(rows[name]["difference_low"]), float(rows[name]["difference_high"])) == (
+      low,
+      high,
+    )
+    assert float(rows[name]["test.exact_match_ci95"]) == tested[name].ci
+  assert float(rows["location"]["p_value"]) < 0.05 < float(rows["dot"]["p_value"])
+  text = report.render_leaderboard(board, "markdown")
+  header, _, *lines = [line for line in text.splitlines() if line.startswith("|")]
+  assert header.startswith(
+    "| rank | variant | test.exact_match | 95% CI | vs baseline | p | seeds |"
+  )
+  location = lines[0].split(" | ")
+  c = tested["location"]
+  assert location[3] == f"{c.mean:.4f} ± {c.ci:.4f}"
+  assert location[4].startswith(f"+{c.difference:.4f} [+") and location[5] == f"{c.p_value:.3f}"
+  assert lines[1].split(" | ")[4:6] == ["baseline", "—"]
+  assert "Baseline: model.attention.score=general." in text and "paired bootstrap" in text
+
+
+# After load, writes each chart mark's variant, class, value and on-screen x centre.
+_GEOMETRY = (
+  '<script>window.addEventListener("load", () => { const marks = [...document.querySelectorAll('
+  '"svg.chart line, svg.chart circle")].map(m => { const r = m.getBoundingClientRect(); '
+  "return [m.dataset.variant || null, m.getAttribute('class'), m.dataset.value || null, "
+  "r.left + r.width / 2, r.left, r.right]; }); const pre = document.createElement('pre'); "
+  "pre.id = 'geometry'; pre.textContent = JSON.stringify(marks); document.body.append(pre); });"
+  "</script>"
+)
+
+
+@pytest.mark.skipif(
+  shutil.which("chromium") is None, reason="needs Debian's chromium: apt-get install chromium"
+)
+def test_html_chart_draws_seeds_means_and_intervals_in_headless_chromium(tested_sweep, tmp_path):
+  """The drawn positions, as Chromium lays them out: seeds and means on one linear scale,
+  the significant variant's interval clear of the baseline's line, the null one's across it."""
+  board = leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match", "general")
+  path = tmp_path / "board.html"
+  page = report.render_leaderboard(board, "html", str(tmp_path))
+  path.write_text(page.replace("</body>", _GEOMETRY + "</body>"))
+  dom = subprocess.run(
+    ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert dom.returncode == 0, dom.stderr
+  marks = json.loads(
+    html.unescape(re.search(r'<pre id="geometry">(.*?)</pre>', dom.stdout).group(1))
+  )
+  valued = [(float(value), x) for _, cls, value, x, _, _ in marks if value is not None]
+  assert len(valued) == 3 * 2 + 3  # every seed and every mean
+  (v0, x0), (v1, x1) = valued[0], next(p for p in valued if abs(p[0] - valued[0][0]) > 0.05)
+  slope = (x1 - x0) / (v1 - v0)
+  assert slope > 0
+  for value, x in valued:
+    assert x == pytest.approx(x0 + slope * (value - v0), abs=0.6)
+  (baseline_x,) = [x for _, cls, _, x, _, _ in marks if cls == "baseline"]
+  general = board.entries[1].metrics["exact_match"].mean
+  assert baseline_x == pytest.approx(x0 + slope * (general - v0), abs=0.6)
+  bars = {
+    variant.split("=")[1]: (cls, left, right)
+    for variant, cls, _, _, left, right in marks
+    if cls and cls.startswith("ci")
+  }
+  assert bars["location"][0] == "ci better" and bars["location"][1] > baseline_x
+  assert bars["dot"][0] == "ci ns" and bars["dot"][1] < baseline_x < bars["dot"][2]
+  assert bars["general"][0] == "ci baseline"
+  c = board.entries[0].comparison
+  assert bars["location"][2] - bars["location"][1] == pytest.approx(2 * c.ci * slope, abs=1.0)

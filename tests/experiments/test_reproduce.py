@@ -95,9 +95,10 @@ def test_cli_dry_run_lists_trials_and_unknown_table_fails(tmp_path):
     "--dry_run",
   )
   assert result.returncode == 0, result.stderr
-  assert "luong2015_table4 at scale tiny: 7 trials (0 finished)" in result.stdout
-  assert "# local-p (general) — local_p-general\n" in result.stdout
-  assert f"--workdir={tmp_path}/luong2015_table4/tiny/global-dot " in result.stdout
+  assert "luong2015_table4 at scale tiny: 21 trials (0 finished)" in result.stdout  # 3 seeds
+  assert "# local-p (general) — local_p-general_seed=2\n" in result.stdout
+  assert f"--workdir={tmp_path}/luong2015_table4/tiny/global-dot_seed=1 " in result.stdout
+  assert "--config.seed=2\n" in result.stdout
   assert "--config.model.attention.score=location" in result.stdout
   assert not os.listdir(tmp_path)
   result = run_module("experiments.reproduce", "--table=nope", "--scale=tiny", f"--root={tmp_path}")
@@ -109,7 +110,7 @@ def test_cli_dry_run_lists_trials_and_unknown_table_fails(tmp_path):
 
 def test_table4_ours_beside_paper_with_failed_and_missing_trials(tmp_path):
   table = luong2015.TABLE4
-  trials = tables.plan(table, "tiny")
+  trials = tables.plan(table, "tiny", seeds=1)
   results = {
     "global-location": _result(3.5, 40.25),
     "global-dot": _result(4.125, 38.5),
@@ -173,7 +174,7 @@ def test_seeds_give_mean_and_sample_std(tmp_path):
 
 def test_missing_metric_is_not_applicable(tmp_path):
   table = luong2015.TABLE6
-  trials = tables.plan(table, "tiny")
+  trials = tables.plan(table, "tiny", seeds=1)
   results = {
     "global-location": _result(1.0, 2.0, exact_match=0.5),
     "local_m-general": _result(1.0, 2.0, exact_match=0.625, aer=0.125),
@@ -188,7 +189,7 @@ def test_missing_metric_is_not_applicable(tmp_path):
 
 def test_bahdanau_figure_and_length_filtered_rows(tmp_path):
   table = TABLES.get("bahdanau2015_table1")
-  trials = tables.plan(table, "tiny")
+  trials = tables.plan(table, "tiny", seeds=1)
   assert list(trials) == [
     "rnnencdec-30",
     "rnnsearch-30",
@@ -235,7 +236,7 @@ def test_fetch_downloads_only_what_can_be_fetched(tmp_path, monkeypatch):
 
 def test_stale_trial_directory_is_refused(tmp_path):
   table = TABLES.get("textbook_dates")
-  trials = tables.plan(table, "tiny")
+  trials = tables.plan(table, "tiny", seeds=1)
   trial = trials["attention"][0]
   root = reproduce.sweep_root(str(tmp_path), table, "tiny")
   config = tables.trial_config(runs.load_config(table.setup("tiny").config), trial)
@@ -245,3 +246,71 @@ def test_stale_trial_directory_is_refused(tmp_path):
     json.dump(config.to_dict(), f)
   with pytest.raises(ConfigError, match=r"holds a run of another config .*train.num_steps"):
     reproduce.run(table, "tiny", trials, str(tmp_path), command=None)
+
+
+def _exact_match_run(workdir: str, share: float, seed: int, n: int = 400) -> None:
+  """A finished run whose `share` of n sentences (at random) are right, with its statistics."""
+  from attn_research.evaluation import significance
+
+  right = np.random.default_rng(seed).permutation(n) < round(share * n)
+  rows = np.stack([right, np.ones(n)], axis=1).astype(np.float64)
+  os.makedirs(workdir, exist_ok=True)
+  runs.write_json(
+    os.path.join(workdir, runs.RESULT),
+    {"status": "completed", "metrics": {"test": {"exact_match": right.mean(), "ppl": 1.5}}},
+  )
+  significance.save(
+    os.path.join(workdir, "statistics.test.npz"), {"exact_match": rows}, [str(i) for i in range(n)]
+  )
+
+
+@pytest.mark.parametrize(
+  ("seq2seq", "verdict"), [(0.6, "disagrees"), (0.31, "not significant"), (0.1, "agrees")]
+)
+def test_claims_get_verdicts_from_a_paired_bootstrap_of_the_seeds(tmp_path, seq2seq, verdict):
+  from attn_research.evaluation import significance
+
+  table = TABLES.get("textbook_dates")
+  trials = tables.plan(table, "tiny", seeds=2)
+  root = reproduce.sweep_root(str(tmp_path), table, "tiny")
+  shares = {"attention": 0.9, "peeky": 0.3, "seq2seq": seq2seq}
+  for row, row_trials in trials.items():
+    for i, trial in enumerate(row_trials):
+      _exact_match_run(trial.workdir(root), shares[row] + 0.01 * i, 10 * len(row) + i)
+  rendered = tables.render(table, "tiny", trials, root)
+  attention, peeky = rendered.verdicts
+  assert attention.verdict == "agrees" and attention.comparison.p_value < 0.01
+  assert peeky.verdict == verdict
+  stats = {
+    row: [np.load(f"{t.workdir(root)}/statistics.test.npz")["exact_match"] for t in ts]
+    for row, ts in trials.items()
+  }
+  expected = significance.paired_bootstrap(
+    stats["seq2seq"], stats["peeky"], significance.SCORES["exact_match"]
+  )
+  assert peeky.comparison == expected
+  line = _row(rendered.markdown, "peeky seq2seq beats seq2seq")
+  low, high = expected.difference_interval
+  assert line[1:] == [
+    "exact match",
+    "(order only)",
+    f"{expected.score:.3f} vs {expected.baseline:.3f}",
+    f"{expected.difference:+.3f} [{low:+.3f}, {high:+.3f}]",
+    f"{expected.p_value:.3f}",
+    verdict,
+  ]
+  assert "mean ± std over 2 seeds" in rendered.markdown
+
+
+def test_a_claim_without_statistics_says_how_to_get_them(tmp_path):
+  table = TABLES.get("textbook_dates")
+  trials = tables.plan(table, "tiny", seeds=1)
+  results = {name: _result(1.0, 2.0, exact_match=0.5) for name in ("seq2seq", "peeky", "attention")}
+  results["attention"] = None  # fails
+  reproduce.run(table, "tiny", trials, str(tmp_path), command=_fake(tmp_path, results))
+  attention, peeky = tables.render(
+    table, "tiny", trials, reproduce.sweep_root(str(tmp_path), table, "tiny")
+  ).verdicts
+  assert attention.verdict == "no test: a row has no finished run"
+  assert peeky.verdict.startswith("no test: ") and "statistics.test.npz is missing" in peeky.verdict
+  assert "experiments.evaluate --workdir=" in peeky.verdict
