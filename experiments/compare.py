@@ -1,9 +1,11 @@
-r"""Puts finished runs side by side: a metrics table and one BLEU-by-length plot.
+r"""Puts finished runs side by side: a metrics table, each run's paired bootstrap test
+against the first, and one BLEU-by-length plot.
 
   python -m experiments.compare --workdirs=runs/reverse_luong,runs/reverse_none_state \
-      --split=test --output=reverse_by_length.png
+      --split=test [--metric=bleu] --output=reverse_by_length.png
 
-Reads each run's `result.json` (nothing is recomputed); every number is the run's own.
+Reads each run's `result.json` and the per-sentence statistics of its final evaluation
+(`statistics.<split>.npz`); nothing is decoded again, and every number is the run's own.
 """
 
 import os
@@ -12,10 +14,17 @@ from absl import app, flags
 
 from attn_research import runs
 from attn_research.errors import ConfigError
+from attn_research.evaluation import significance
 from experiments import cli, report
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Run directories, comma-separated.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split whose metrics to compare.")
+_METRIC = flags.DEFINE_enum(
+  "metric",
+  "bleu",
+  list(significance.SCORES),
+  "Metric of the paired bootstrap test of each run against the first.",
+)
 _OUTPUT = flags.DEFINE_string("output", "", "PNG for BLEU by source length; empty: no plot.")
 flags.mark_flags_as_required(["workdirs"])
 
@@ -23,7 +32,7 @@ flags.mark_flags_as_required(["workdirs"])
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from attn_research.evaluation import plots
+  from attn_research.evaluation import leaderboard, plots
   from attn_research.training.reports import run_label
 
   labels, results, curves = [], [], {}
@@ -40,7 +49,23 @@ def main(argv: list[str]) -> None:
     labels.append(label)
     results.append(run.result)
     curves[label] = run.result["metrics"][_SPLIT.value]["bleu_by_length"]
-  print(report.compare_table(labels, results, _SPLIT.value), end="")
+  tests, problem = [], ""
+  try:
+    statistics = [
+      leaderboard.sentence_statistics([leaderboard.Run(p, r)], _SPLIT.value, _METRIC.value)
+      for p, r in zip(_WORKDIRS.value, results, strict=True)
+    ]
+  except ConfigError as e:
+    problem = f"No tests: {e}"
+  else:
+    (references, baseline), score = statistics[0], significance.SCORES[_METRIC.value]
+    for fingerprint, seeds in statistics:
+      same = fingerprint == references
+      tests.append(significance.paired_bootstrap(baseline, seeds, score) if same else None)
+      problem = problem or ("" if same else "Runs marked — scored other references: not tested.")
+  print(report.compare_table(labels, results, _SPLIT.value, _METRIC.value, tests), end="")
+  if problem:
+    print(problem)
   if _OUTPUT.value:
     plots.save_bleu_by_length(_OUTPUT.value, curves, f"{_SPLIT.value}: BLEU by source length")
     print(f"wrote {_OUTPUT.value}")

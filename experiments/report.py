@@ -9,6 +9,7 @@ markdown tables), lives here.
 import csv
 import html
 import io
+import math
 import os
 import urllib.parse
 from collections.abc import Sequence
@@ -65,14 +66,38 @@ def render_leaderboard(board: Leaderboard, fmt: str, link_base: str = ".") -> st
   raise ConfigError(f"Unknown format {fmt!r}; pass one of {', '.join(FORMATS)}.")
 
 
-def compare_table(labels: Sequence[str], results: Sequence[dict[str, Any]], split: str) -> str:
-  """Runs side by side: one markdown row per run, the headline metrics of `split`."""
+def compare_table(
+  labels: Sequence[str],
+  results: Sequence[dict[str, Any]],
+  split: str,
+  metric: str = "bleu",
+  tests: Sequence[significance.Comparison | None] = (),
+) -> str:
+  """Runs side by side: one markdown row per run, the headline metrics of `split`, and
+  with `tests` (each run against the first) the difference in `metric` and its p-value."""
   columns = ("bleu", "tokenized_bleu", "chrf", "exact_match", "ppl", "aer")
+  decimals = DECIMALS.get(metric, 4)
   rows = []
-  for label, result in zip(labels, results, strict=True):
+  for i, (label, result) in enumerate(zip(labels, results, strict=True)):
     metrics = result["metrics"][split]
-    rows.append([label, *(number(metrics.get(c), DECIMALS.get(c, 4)) for c in columns)])
-  return markdown_table(["run", *(f"{split}.{c}" for c in columns)], rows)
+    row = [label, *(number(metrics.get(c), DECIMALS.get(c, 4)) for c in columns)]
+    if tests:
+      c = tests[i]
+      if i == 0:
+        row += ["baseline", "—"]
+      elif c is None:
+        row += ["—", "—"]
+      else:
+        low, high = c.difference_interval
+        row += [
+          f"{_signed(c.difference, decimals)} [{_signed(low, decimals)}, {_signed(high, decimals)}]",
+          f"{c.p_value:.3f}",
+        ]
+    rows.append(row)
+  headers = ["run", *(f"{split}.{c}" for c in columns)]
+  if tests:
+    headers += [f"{metric} vs first [95%]", "p"]
+  return markdown_table(headers, rows)
 
 
 # ----------------------------------------------------------------------------------------
@@ -218,6 +243,7 @@ _STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; }
 th, td { padding: .3em .7em; border-bottom: 1px solid #ddd; text-align: right; }
+td:not(.text) { white-space: nowrap; }
 th { cursor: pointer; background: #f4f4f4; user-select: none; }
 th[data-order=asc]::after { content: " ▲"; } th[data-order=desc]::after { content: " ▼"; }
 td.text, th.text { text-align: left; }
@@ -301,6 +327,22 @@ _CHART_LABEL, _CHART_PLOT, _CHART_ROW = 300, 480, 24  # px: label column, plot w
 _SIGNIFICANCE = 0.05
 
 
+def _short_name(name: str, width: int = 44) -> str:
+  """A variant's name for a chart label: each `a.b.key=value` as `key=value`, then cut."""
+  parts = []
+  for part in name.split(", "):
+    key, equals, value = part.partition("=")
+    parts.append(f"{key.rpartition('.')[2]}={value}" if equals else part)
+  short = ", ".join(parts)
+  return short if len(short) <= width else short[: width - 1] + "…"
+
+
+def _tick_step(span: float) -> float:
+  """A step of 1, 2 or 5 × 10^k giving 3 to 7 ticks over `span`."""
+  magnitude = 10 ** math.floor(math.log10(span / 5))
+  return next(m * magnitude for m in (1, 2, 5, 10) if span / (m * magnitude) <= 7)
+
+
 def _chart(board: Leaderboard) -> str:
   """An inline SVG, one line per variant in rank order: each seed's value (dots), the
   mean over seeds (a tick), the bootstrap 95% interval of the mean (a bar: blue where the
@@ -326,8 +368,7 @@ def _chart(board: Leaderboard) -> str:
   parts, height = [], _CHART_ROW * (len(board.entries) + 2)
   for i, entry in enumerate(board.entries):
     y = _CHART_ROW * (i + 0.5)
-    name = e(entry.name)
-    short = e(entry.name if len(entry.name) <= 44 else entry.name[:43] + "…")
+    name, short = e(entry.name), e(_short_name(entry.name))
     parts.append(
       f'<text x="{_CHART_LABEL - 8}" y="{y + 4:.1f}" text-anchor="end">'
       f"<title>{name}</title>{short}</text>"
@@ -366,12 +407,12 @@ def _chart(board: Leaderboard) -> str:
     f'<line class="axis" x1="{_CHART_LABEL}" x2="{_CHART_LABEL + _CHART_PLOT}" '
     f'y1="{axis_y}" y2="{axis_y}"/>'
   )
-  decimals = DECIMALS.get(metric, 4)
-  for k in range(5):
-    value = low + (high - low) * (k + 0.5) / 5
+  step = _tick_step(high - low)
+  decimals = max(0, -math.floor(math.log10(step)))
+  for k in range(math.ceil(low / step), math.floor(high / step) + 1):
     parts.append(
-      f'<text x="{x(value):.1f}" y="{axis_y + 16}" text-anchor="middle">'
-      f"{e(number(value, decimals))}</text>"
+      f'<text x="{x(k * step):.1f}" y="{axis_y + 16}" text-anchor="middle">'
+      f"{e(number(k * step, decimals))}</text>"
     )
   legend = f"{board.split}.{metric}: dots are seeds, a tick their mean" + (
     f", a bar the 95% interval of the mean (blue: better than the baseline at p < "

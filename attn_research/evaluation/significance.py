@@ -8,7 +8,7 @@ baseline and the system, and every seed of each (a system's score on a draw is t
 over its seeds' hypotheses, each resampled at those sentences). The p-value is that of
 Moses' `bootstrap-hypothesis-difference-significance.pl` as sacreBLEU computes it: the
 share of draws whose |difference|, centred on its bootstrap mean, exceeds the observed
-|difference|, (c + 1) / (samples + 1).
+|difference|, (c + 1) / (samples + 1); 1 for identical systems.
 
 BLEU and chrF statistics and scores are sacreBLEU's own (its metrics' sufficient
 statistics), and with one seed per system the test is sacreBLEU's `paired_bs` exactly:
@@ -181,6 +181,8 @@ def paired_bootstrap(
   difference = observed(system) - observed(baseline)
   spread = np.abs(ours - base)
   p_value = (np.sum(spread - spread.mean() > abs(difference)).item() + 1) / (samples + 1)
+  if not spread.any():  # identical hypotheses (sacreBLEU would say 1 / (samples + 1))
+    p_value = 1.0
   mean, ci = estimate_ci(ours)
   low, high = np.percentile(ours - base, [2.5, 97.5])
   return Comparison(

@@ -335,7 +335,7 @@ def _claims_table(table: Table, verdicts: Sequence[Verdict]) -> list[str]:
     f"row's ({significance.SAMPLES} resamples of the test sentences, seeds pooled); "
     f"agrees / disagrees at p < {SIGNIFICANCE}, else not significant.",
     "",
-    report.markdown_table(headers, rows).rstrip(),
+    report.markdown_table(headers, rows, text_columns=(0, 1, 2, 6)).rstrip(),
   ]
 
 

@@ -124,6 +124,8 @@ def test_compare_tables_runs_and_plots_bleu_by_length(tiny_run, tmp_path):
   assert rows[2][0].endswith("(luong · global · general)") and len(rows) == 2 + 2 + 1
   assert rows[2][1] == f"{trained['metrics']['test']['bleu']:.2f}"
   assert rows[2][4] == f"{trained['metrics']['test']['exact_match']:.4f}"
+  assert rows[0][-2:] == ["bleu vs first [95%]", "p"]  # paired bootstrap against the first
+  assert rows[2][-2:] == ["baseline", "—"] and rows[3][-2:] == ["+0.00 [+0.00, +0.00]", "1.000"]
   assert output.read_bytes()[:4] == b"\x89PNG"
   missing = run_module("experiments.compare", f"--workdirs={tmp_path}")
   assert missing.returncode != 0 and "holds no completed run" in missing.stderr
