@@ -273,11 +273,13 @@ METRIC_LABELS = {
 @dataclasses.dataclass(frozen=True)
 class Verdict:
   """Our test of a claim: `comparison` is better row against worse row; `verdict` is
-  "agrees", "disagrees", "not significant", or why there is no test."""
+  "agrees", "disagrees", "not significant", or why there is no test; `seeds` counts the
+  seeds run in both rows, and those where the better row's run beats the worse row's."""
 
   claim: Claim
   comparison: significance.Comparison | None
   verdict: str
+  seeds: tuple[int, int] = (0, 0)
 
 
 def verdict(
@@ -298,11 +300,19 @@ def verdict(
     return Verdict(claim, None, f"no test: {e}")
   if ours[0] != theirs[0]:
     return Verdict(claim, None, "no test: the rows scored different references")
-  comparison = significance.paired_bootstrap(theirs[1], ours[1], significance.SCORES[claim.metric])
-  gain = comparison.difference * (1 if leaderboard.HIGHER_IS_BETTER[claim.metric] else -1)
+  score = significance.SCORES[claim.metric]
+  sign = 1 if leaderboard.HIGHER_IS_BETTER[claim.metric] else -1
+  comparison = significance.paired_bootstrap(theirs[1], ours[1], score)
+  by_seed = [
+    {o.trial.overrides.get("seed"): score(stats.sum(0)) for o, stats in zip(row, s, strict=True)}
+    for row, s in zip(done, (ours[1], theirs[1]), strict=True)
+  ]
+  common = by_seed[0].keys() & by_seed[1].keys()
+  seeds = (len(common), sum(sign * (by_seed[0][k] - by_seed[1][k]) > 0 for k in common))
   if comparison.p_value >= SIGNIFICANCE:
-    return Verdict(claim, comparison, "not significant")
-  return Verdict(claim, comparison, "agrees" if gain > 0 else "disagrees")
+    return Verdict(claim, comparison, "not significant", seeds)
+  gain = sign * comparison.difference
+  return Verdict(claim, comparison, "agrees" if gain > 0 else "disagrees", seeds)
 
 
 def _claims_table(table: Table, verdicts: Sequence[Verdict]) -> list[str]:
@@ -312,8 +322,9 @@ def _claims_table(table: Table, verdicts: Sequence[Verdict]) -> list[str]:
     c, decimals = v.comparison, 3 if v.claim.metric in ("aer", "exact_match") else 2
     claim = f"{labels[v.claim.better]} beats {labels[v.claim.worse]}"
     if c is None:
-      ours = difference = p = "—"
+      ours = difference = p = ordered = "—"
     else:
+      ordered = f"{v.seeds[1]} of {v.seeds[0]}"
       low, high = c.difference_interval
       ours = f"{c.score:.{decimals}f} vs {c.baseline:.{decimals}f}"
       difference = f"{c.difference:+.{decimals}f} [{low:+.{decimals}f}, {high:+.{decimals}f}]"
@@ -326,16 +337,28 @@ def _claims_table(table: Table, verdicts: Sequence[Verdict]) -> list[str]:
         ours,
         difference,
         p,
+        ordered,
         v.verdict,
       ]
     )
-  headers = ["paper's claim", "metric", "paper", "ours", "difference [95%]", "p", "verdict"]
+  headers = [
+    "paper's claim",
+    "metric",
+    "paper",
+    "ours",
+    "difference [95%]",
+    "p",
+    "seeds in that order",
+    "verdict",
+  ]
   return [
     "Claims: each tested by a paired bootstrap of the better row's runs against the worse "
     f"row's ({significance.SAMPLES} resamples of the test sentences, seeds pooled); "
-    f"agrees / disagrees at p < {SIGNIFICANCE}, else not significant.",
+    f"agrees / disagrees at p < {SIGNIFICANCE}, else not significant. The interval and p "
+    "measure the test set's sampling; 'seeds in that order' counts the seeds whose two "
+    "runs (same seed, both rows) are ordered as claimed, the spread over training runs.",
     "",
-    report.markdown_table(headers, rows, text_columns=(0, 1, 2, 6)).rstrip(),
+    report.markdown_table(headers, rows, text_columns=(0, 1, 2, 7)).rstrip(),
   ]
 
 

@@ -79,6 +79,8 @@ def test_seeds_pool_by_their_mean_and_one_seed_repeated_is_one_seed():
   assert pooled.score == pytest.approx((score(b.sum(0)) + score(c.sum(0))) / 2)
   with pytest.raises(ValueError, match="same sentences"):
     significance.paired_bootstrap([a], [b[:-1]], score)
+  itself = significance.paired_bootstrap([a, b], [a, b], score)
+  assert (itself.p_value, itself.difference, itself.difference_interval) == (1.0, 0.0, (0.0, 0.0))
 
 
 def test_aer_statistics_sum_to_the_corpus_aer():

@@ -290,6 +290,7 @@ def test_claims_get_verdicts_from_a_paired_bootstrap_of_the_seeds(tmp_path, seq2
   )
   assert peeky.comparison == expected
   line = _row(rendered.markdown, "peeky seq2seq beats seq2seq")
+  pairs = zip(stats["peeky"], stats["seq2seq"], strict=True)
   low, high = expected.difference_interval
   assert line[1:] == [
     "exact match",
@@ -297,6 +298,7 @@ def test_claims_get_verdicts_from_a_paired_bootstrap_of_the_seeds(tmp_path, seq2
     f"{expected.score:.3f} vs {expected.baseline:.3f}",
     f"{expected.difference:+.3f} [{low:+.3f}, {high:+.3f}]",
     f"{expected.p_value:.3f}",
+    f"{sum(a[:, 0].sum() > b[:, 0].sum() for a, b in pairs)} of 2",  # seed by seed
     verdict,
   ]
   assert "mean ± std over 2 seeds" in rendered.markdown
