@@ -316,3 +316,14 @@ def test_a_claim_without_statistics_says_how_to_get_them(tmp_path):
   assert attention.verdict == "no test: a row has no finished run"
   assert peeky.verdict.startswith("no test: ") and "statistics.test.npz is missing" in peeky.verdict
   assert "experiments.evaluate --workdir=" in peeky.verdict
+
+
+def test_seeds_default_to_three_at_tiny_scale_unless_a_table_or_the_flag_says_otherwise():
+  table4, britz = luong2015.TABLE4, britz2017.TABLE
+  assert [tables.num_seeds(table4, s) for s in tables.SCALES] == [3, 1, 1]
+  assert tables.num_seeds(britz, "tiny") == britz2017.TINY_SEEDS == 2
+  assert tables.num_seeds(britz, "tiny", 5) == 5
+  names = [t.name for t in tables.plan(table4, "tiny", seeds=1)["global-dot"]]
+  assert names == ["global-dot"]  # one seed: the config's own, no suffix
+  with pytest.raises(ConfigError, match=r"--seeds=-1: pass a positive number"):
+    tables.plan(table4, "tiny", seeds=-1)
