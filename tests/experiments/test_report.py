@@ -83,6 +83,20 @@ def test_cli_writes_csv(finished_sweep):
   assert "1 unfinished, 1 diverged, 1 failed" in result.stderr
 
 
+def _dump_dom(directory, page: str) -> str:
+  """The DOM headless Chromium leaves after loading `page` (and running its scripts)."""
+  path = directory / "board.html"
+  path.write_text(page)
+  dom = subprocess.run(
+    ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert dom.returncode == 0, dom.stderr
+  return dom.stdout
+
+
 # Clicks, after the page has loaded, the header whose text starts with `header`.
 _CLICK = (
   '<script>window.addEventListener("load", () => {{ const th = [...document.querySelectorAll('
@@ -110,17 +124,11 @@ def test_html_sorts_on_header_clicks_in_headless_chromium(
   page = report.render_leaderboard(
     leaderboard.rank(leaderboard.collect([str(finished_sweep)]), "test.bleu"), "html", str(tmp_path)
   )
-  path = tmp_path / "board.html"
-  path.write_text(page.replace("</body>", _CLICK.format(header=header, clicks=clicks) + "</body>"))
-  dom = subprocess.run(
-    ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
-    capture_output=True,
-    text=True,
-    timeout=120,
+  dom = _dump_dom(
+    tmp_path, page.replace("</body>", _CLICK.format(header=header, clicks=clicks) + "</body>")
   )
-  assert dom.returncode == 0, dom.stderr
   # Each row links its seed-0 run's plot first: the rows in the order the browser left them.
-  rows = re.findall(r"sweep/(?:nested/)?([abc])_s0/bleu_by_length", dom.stdout)
+  rows = re.findall(r"sweep/(?:nested/)?([abc])_s0/bleu_by_length", dom)
   assert "".join(rows) == order
 
 
@@ -173,19 +181,9 @@ def test_html_chart_draws_seeds_means_and_intervals_in_headless_chromium(tested_
   """The drawn positions, as Chromium lays them out: seeds and means on one linear scale,
   the significant variant's interval clear of the baseline's line, the null one's across it."""
   board = leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match", "general")
-  path = tmp_path / "board.html"
   page = report.render_leaderboard(board, "html", str(tmp_path))
-  path.write_text(page.replace("</body>", _GEOMETRY + "</body>"))
-  dom = subprocess.run(
-    ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
-    capture_output=True,
-    text=True,
-    timeout=120,
-  )
-  assert dom.returncode == 0, dom.stderr
-  marks = json.loads(
-    html.unescape(re.search(r'<pre id="geometry">(.*?)</pre>', dom.stdout).group(1))
-  )
+  dom = _dump_dom(tmp_path, page.replace("</body>", _GEOMETRY + "</body>"))
+  marks = json.loads(html.unescape(re.search(r'<pre id="geometry">(.*?)</pre>', dom).group(1)))
   valued = [(float(value), x) for _, cls, value, x, _, _ in marks if value is not None]
   assert len(valued) == 3 * 2 + 3  # every seed and every mean
   (v0, x0), (v1, x1) = valued[0], next(p for p in valued if abs(p[0] - valued[0][0]) > 0.05)
