@@ -59,7 +59,8 @@ def main(argv: list[str]) -> None:
     problem = f"No tests: {e}"
   else:
     (references, baseline), score = statistics[0], significance.SCORES[_METRIC.value]
-    for fingerprint, seeds in statistics:
+    tests.append(None)  # the first is the baseline
+    for fingerprint, seeds in statistics[1:]:
       same = fingerprint == references
       tests.append(significance.paired_bootstrap(baseline, seeds, score) if same else None)
       problem = problem or ("" if same else "Runs marked — scored other references: not tested.")

@@ -171,7 +171,7 @@ def _test_caption(board: Leaderboard) -> list[str]:
       f"Baseline: {board.baseline}. 95% CI: the bootstrap mean ± half-width of the 95% "
       f"interval; vs baseline: the difference in {board.split}.{board.metric} with the 2.5–97.5 "
       f"percentiles of its resamples; p: paired bootstrap ({significance.SAMPLES} resamples "
-      "of the test sentences, seeds pooled; Koehn 2004)."
+      f"of the {board.split} sentences, seeds pooled; Koehn 2004)."
     )
   return lines + list(board.notes)
 
@@ -201,7 +201,8 @@ def _csv(board: Leaderboard) -> str:
       "variant",
       "seeds",
       *(f"{c}_{s}" for c in columns for s in ("mean", "std")),
-      f"{columns[0]}_ci95",
+      f"{columns[0]}_ci95_low",
+      f"{columns[0]}_ci95_high",
       "baseline",
       "difference",
       "difference_low",
@@ -223,7 +224,8 @@ def _csv(board: Leaderboard) -> str:
           e.name,
           len(e.runs),
           *(v for s in stats for v in (s.mean, s.std)),
-          c and c.ci,
+          c and c.mean - c.ci,
+          c and c.mean + c.ci,
           int(e.name == board.baseline),
           *((c.difference, *c.difference_interval, c.p_value) if tested else [None] * 4),
           e.num_params,
@@ -324,7 +326,6 @@ def _html(board: Leaderboard, link_base: str) -> str:
 
 
 _CHART_LABEL, _CHART_PLOT, _CHART_ROW = 300, 480, 24  # px: label column, plot width, row
-_SIGNIFICANCE = 0.05
 
 
 def _short_name(name: str, width: int = 44) -> str:
@@ -349,12 +350,16 @@ def _chart(board: Leaderboard) -> str:
   variant is significantly better than the baseline, red where worse, grey otherwise) and
   the baseline's mean (a dashed line)."""
   e, metric = html.escape, board.metric
-  points = {entry.name: entry.values(board.split, metric) for entry in board.entries}
+  points = {
+    entry.name: [v for v in entry.values(board.split, metric) if math.isfinite(v)]
+    for entry in board.entries
+  }
   bounds = [v for values in points.values() for v in values]
   for entry in board.entries:
     if entry.comparison is not None:
       c = entry.comparison
       bounds += [c.mean - c.ci, c.mean + c.ci]
+  bounds = [b for b in bounds if math.isfinite(b)]
   if not bounds:
     return ""
   low, high = min(bounds), max(bounds)
@@ -377,15 +382,15 @@ def _chart(board: Leaderboard) -> str:
     if c is not None:
       verdict = "ns"
       if entry.name == board.baseline:
-        verdict = "baseline"
-      elif c.p_value < _SIGNIFICANCE:
+        verdict = "base"
+      elif c.p_value < significance.LEVEL:
         verdict = "better" if (c.difference > 0) == higher else "worse"
       parts.append(
         f'<line class="ci {verdict}" data-variant="{name}" x1="{x(c.mean - c.ci):.2f}" '
         f'x2="{x(c.mean + c.ci):.2f}" y1="{y:.1f}" y2="{y:.1f}"/>'
       )
     mean = entry.metrics[metric].mean
-    if mean is not None:
+    if mean is not None and math.isfinite(mean):
       parts.append(
         f'<line class="mean" data-variant="{name}" data-value="{mean!r}" x1="{x(mean):.2f}" '
         f'x2="{x(mean):.2f}" y1="{y - 7:.1f}" y2="{y + 7:.1f}"/>'
@@ -396,7 +401,7 @@ def _chart(board: Leaderboard) -> str:
       for v in points[entry.name]
     ]
   baseline = next((b for b in board.entries if b.name == board.baseline), None)
-  if baseline is not None and baseline.metrics[metric].mean is not None:
+  if baseline is not None and math.isfinite(baseline.metrics[metric].mean or math.nan):
     xb = x(baseline.metrics[metric].mean)
     parts.append(
       f'<line class="baseline" x1="{xb:.2f}" x2="{xb:.2f}" y1="0" '
@@ -415,9 +420,10 @@ def _chart(board: Leaderboard) -> str:
       f"{e(number(k * step, decimals))}</text>"
     )
   legend = f"{board.split}.{metric}: dots are seeds, a tick their mean" + (
-    f", a bar the 95% interval of the mean (blue: better than the baseline at p < "
-    f"{_SIGNIFICANCE}, red: worse, grey: not significant); the dashed line is the "
-    "baseline's mean."
+    f", a bar the 95% interval of the mean; the dashed line is the baseline's mean. A "
+    f"bar's colour is the paired test against the baseline (blue: better at p < "
+    f"{significance.LEVEL}, red: worse, grey: not significant), which resamples both on "
+    "the same sentences: it can be significant where the bars overlap."
     if board.baseline
     else "."
   )

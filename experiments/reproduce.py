@@ -36,7 +36,8 @@ _PARALLEL = flags.DEFINE_integer(
 _SEEDS = flags.DEFINE_integer(
   "seeds",
   0,
-  "Trials per row (seeds 0 … N-1; 1: the config's own seed); 0: the table's default "
+  "Trials per row: seeds 0 … N-1 in ROW_seed=S directories; 1: the config's own seed in ROW "
+  f"(where single-seed runs of earlier versions are); 0: the table's default "
   f"({tables.DEFAULT_SEEDS['tiny']} at tiny scale, else 1 unless the table says otherwise).",
 )
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the trials and their commands, run nothing.")

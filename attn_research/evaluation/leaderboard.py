@@ -238,6 +238,8 @@ def rank(collection: Collection, metric: str, baseline: str = "") -> Leaderboard
     collection.diverged,
   )
   if not entries:
+    if baseline:
+      raise ConfigError(f"--baseline={baseline}: there are no finished runs to test.")
     return board
   chosen = _baseline(entries, baseline)
   try:
@@ -264,22 +266,28 @@ def _baseline(entries: Sequence[Entry], baseline: str) -> Entry:
 
 def _tested(board: Leaderboard, baseline: Entry) -> Leaderboard:
   """`board` with each entry's paired bootstrap against `baseline` (the baseline's own
-  comparison is with itself: its interval, p = 1)."""
+  comparison is with itself: its interval, p = 1); an entry that cannot be tested gets a
+  note instead.
+
+  Raises:
+    ConfigError: the metric has no per-sentence statistics, or the baseline's runs lack
+      them.
+  """
   if board.metric not in significance.SCORES:
     raise ConfigError(
       f"{board.metric} has no per-sentence statistics; rank by one of "
       f"{', '.join(f'{board.split}.{m}' for m in significance.SCORES)}."
     )
-  statistics = {
-    e.name: sentence_statistics(e.runs, board.split, board.metric) for e in board.entries
-  }
-  references, base = statistics[baseline.name]
+  references, base = sentence_statistics(baseline.runs, board.split, board.metric)
   score = significance.SCORES[board.metric]
   entries, notes = [], []
   for entry in board.entries:
-    fingerprint, seeds = statistics[entry.name]
-    if fingerprint != references:
-      notes.append(f"{entry.name}: not tested, its runs scored other {board.split} references.")
+    try:
+      fingerprint, seeds = sentence_statistics(entry.runs, board.split, board.metric)
+      if fingerprint != references:
+        raise ConfigError(f"its runs scored other {board.split} references than the baseline's")
+    except ConfigError as e:
+      notes.append(f"{entry.name}: not tested: {e}")
       entries.append(entry)
       continue
     comparison = significance.paired_bootstrap(base, seeds, score)
@@ -287,15 +295,23 @@ def _tested(board: Leaderboard, baseline: Entry) -> Leaderboard:
   return dataclasses.replace(board, entries=entries, baseline=baseline.name, notes=notes)
 
 
+def _reevaluate(run: Run, split: str) -> str:
+  return (
+    f"python -m experiments.evaluate --workdir={run.path} --split={split} "
+    f"--checkpoint=latest --reports_dir={run.path}"
+  )
+
+
 def sentence_statistics(
   runs: Sequence[Run], split: str, metric: str
 ) -> tuple[str, list[np.ndarray]]:
   """The references' fingerprint and each run's `[sentences, k]` statistics of `metric`
-  on `split`, read from the files their final evaluations wrote.
+  on `split`, read from the files their final evaluations wrote; their score must be the
+  run's reported one (a file rewritten from another checkpoint is refused).
 
   Raises:
-    ConfigError: a file is missing or unreadable, lacks `metric`, or the runs scored
-      different references.
+    ConfigError: a file is missing or unreadable, lacks `metric`, disagrees with the
+      run's result, or the runs scored different references.
   """
   fingerprints, seeds = set(), []
   for run in runs:
@@ -303,17 +319,25 @@ def sentence_statistics(
     if not os.path.exists(path):
       raise ConfigError(
         f"{path} is missing (the run was evaluated without per-sentence statistics); "
-        f"write it with experiments.evaluate --workdir={run.path} --split={split} "
-        f"--checkpoint=latest --reports_dir={run.path}."
+        f"write it with {_reevaluate(run, split)}"
       )
-    loaded = significance.load(path)
+    loaded = significance.load(path, fix=_reevaluate(run, split))
     if metric not in loaded.metrics:
       raise ConfigError(
         f"{path} has no {metric} statistics (it has {', '.join(sorted(loaded.metrics))}); "
-        "rank by one of those."
+        "test one of those metrics."
+      )
+    rows = loaded.metrics[metric]
+    reported = _split(run, split).get(metric)
+    if reported is not None and not math.isclose(
+      significance.SCORES[metric](rows.sum(0)), reported, rel_tol=1e-6, abs_tol=1e-9
+    ):
+      raise ConfigError(
+        f"{path} does not score the run's {split}.{metric} of {reported:g} (another "
+        f"checkpoint's?); rewrite it with {_reevaluate(run, split)}"
       )
     fingerprints.add(loaded.references)
-    seeds.append(loaded.metrics[metric])
+    seeds.append(rows)
   if len(fingerprints) != 1:
     raise ConfigError(
       f"The seeds of {', '.join(r.path for r in runs)} scored different {split} references; "

@@ -14,7 +14,7 @@ BLEU and chrF statistics and scores are sacreBLEU's own (its metrics' sufficient
 statistics), and with one seed per system the test is sacreBLEU's `paired_bs` exactly:
 the same indices from a generator seeded 12345 (sacreBLEU's default `SACREBLEU_SEED`),
 observed scores from the exact statistics and resampled ones from float32 sums, the same
-p-value and 95% interval.
+p-value and 95% interval (but for identical systems: p = 1 here, 1 / (samples + 1) there).
 
 A run's final evaluation leaves each split's statistics beside its hypotheses
 (`runs.STATISTICS`, written by `save`), so that leaderboards and paper tables test runs
@@ -38,11 +38,18 @@ from attn_research.evaluation.alignment import Links
 
 SAMPLES = 1000
 SEED = 12345  # sacreBLEU's default SACREBLEU_SEED
+LEVEL = 0.05  # a difference is significant where p < LEVEL
 _BLEU, _CHRF = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()  # as `metrics` reports them
 
 
 def _sacrebleu_score(metric) -> Callable[[np.ndarray], float]:
   return lambda summed: metric._compute_score_from_stats(summed).score
+
+
+def _aer(summed: np.ndarray) -> float:
+  if not summed[1]:
+    raise ValueError("AER of empty alignments.")
+  return float(1.0 - summed[0] / summed[1])
 
 
 # Metric → the corpus score of summed per-sentence statistics.
@@ -51,7 +58,7 @@ SCORES: dict[str, Callable[[np.ndarray], float]] = {
   "tokenized_bleu": _sacrebleu_score(metrics.TOKENIZED_BLEU),
   "chrf": _sacrebleu_score(_CHRF),
   "exact_match": lambda summed: float(summed[0] / summed[1]),
-  "aer": lambda summed: float(1.0 - summed[0] / summed[1]),
+  "aer": _aer,
 }
 
 
@@ -120,16 +127,18 @@ def save(path: str, statistics: dict[str, np.ndarray], references: Sequence[str]
   runs.atomic_write(path, buffer.getvalue())
 
 
-def load(path: str) -> SentenceStatistics:
-  """What `save` wrote; an unreadable file is a `ConfigError` naming it."""
+def load(path: str, fix: str = "") -> SentenceStatistics:
+  """What `save` wrote; an unreadable file is a `ConfigError` naming it and `fix` (the
+  command that writes it again)."""
   try:
     with np.load(path) as data:
       arrays = {name: data[name] for name in data.files}
     references = str(arrays.pop(_REFERENCES))
   except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
     raise ConfigError(
-      f"Cannot read {path} ({e}); delete it and re-evaluate the run "
-      "(experiments.evaluate --reports_dir=<its directory>)."
+      f"Cannot read {path} ({e}); delete it and write it again"
+      + (f" with {fix}" if fix else " (experiments.evaluate --reports_dir=<the run>)")
+      + "."
     ) from e
   return SentenceStatistics(references, arrays)
 

@@ -58,5 +58,13 @@ TABLE = Table(
   "of the attention the model decodes with, 'AER, expected alignment' that of the "
   "monotonic rows' training-time expectation, both under teacher forcing. Greedy "
   "decoding.",
-  claims=(Claim("mocha_dates", "monotonic_dates", "exact_match", "CNN/DM ROUGE-1 35.46 vs 31.14"),),
+  claims=(  # exact match of dates stands in for ROUGE; at paper scale the rows run en→vi
+    Claim(
+      "mocha_dates",
+      "monotonic_dates",
+      "exact_match",
+      "CNN/DM ROUGE-1 35.46 vs 31.14",
+      scales=("tiny", "small"),
+    ),
+  ),
 )

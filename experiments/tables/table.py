@@ -118,12 +118,14 @@ class Claim:
     metric: one of `evaluation.significance.SCORES` (lower is better for aer), on the
       setup's split.
     paper: the paper's evidence, e.g. "19.0 vs 17.3"; "" where it states the order only.
+    scales: where our runs can test it (e.g. not where the metric means nothing).
   """
 
   better: str
   worse: str
   metric: str
   paper: str = ""
+  scales: tuple[str, ...] = SCALES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +161,8 @@ class Table:
     if len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
       raise ValueError(f"{self.name}: row names must be unique and file-name safe: {names}")
     for claim in self.claims:
-      if {claim.better, claim.worse} - set(names) or claim.metric not in significance.SCORES:
+      known = claim.metric in significance.SCORES and set(claim.scales) <= set(SCALES)
+      if {claim.better, claim.worse} - set(names) or not known:
         raise ValueError(f"{self.name}: a claim names an unknown row or metric: {claim}")
     for row in self.rows:
       if len(row.paper) != len(self.paper_columns):
@@ -180,7 +183,7 @@ class Table:
 def num_seeds(table: Table, scale: str, seeds: int = 0) -> int:
   """Trials per row: `seeds`, else the setup's, else the scale's default."""
   if seeds < 0:
-    raise ConfigError(f"--seeds={seeds}: pass a positive number of seeds (0: the default).")
+    raise ConfigError(f"--seeds={seeds}: pass a number of seeds ≥ 1, or 0 for the default.")
   return seeds or table.setup(scale).seeds or DEFAULT_SEEDS[scale]
 
 
@@ -260,7 +263,6 @@ def cell(values: Sequence[float], column: Column) -> str:
   return report.mean_std(leaderboard.stat(scaled), column.decimals)
 
 
-SIGNIFICANCE = 0.05  # verdicts: agrees / disagrees where p < SIGNIFICANCE
 METRIC_LABELS = {
   "bleu": "BLEU",
   "tokenized_bleu": "tokenized BLEU",
@@ -286,11 +288,13 @@ def verdict(
   claim: Claim, better: Sequence[Outcome], worse: Sequence[Outcome], split: str
 ) -> Verdict:
   """Tests `claim` by a paired bootstrap of the better row's seeds against the worse row's."""
+  if not (better and worse):
+    return Verdict(claim, None, "no test: a row is not run at this scale")
   done = [[o for o in outcomes if o.result is not None] for outcomes in (better, worse)]
   if not all(done):
     return Verdict(claim, None, "no test: a row has no finished run")
   try:
-    (ours, theirs) = (
+    (better_row, worse_row) = (
       leaderboard.sentence_statistics(
         [leaderboard.Run(o.trial_path, o.result) for o in row], split, claim.metric
       )
@@ -298,24 +302,24 @@ def verdict(
     )
   except ConfigError as e:
     return Verdict(claim, None, f"no test: {e}")
-  if ours[0] != theirs[0]:
+  if better_row[0] != worse_row[0]:
     return Verdict(claim, None, "no test: the rows scored different references")
   score = significance.SCORES[claim.metric]
   sign = 1 if leaderboard.HIGHER_IS_BETTER[claim.metric] else -1
-  comparison = significance.paired_bootstrap(theirs[1], ours[1], score)
+  comparison = significance.paired_bootstrap(worse_row[1], better_row[1], score)
   by_seed = [
     {o.trial.overrides.get("seed"): score(stats.sum(0)) for o, stats in zip(row, s, strict=True)}
-    for row, s in zip(done, (ours[1], theirs[1]), strict=True)
+    for row, s in zip(done, (better_row[1], worse_row[1]), strict=True)
   ]
   common = by_seed[0].keys() & by_seed[1].keys()
   seeds = (len(common), sum(sign * (by_seed[0][k] - by_seed[1][k]) > 0 for k in common))
-  if comparison.p_value >= SIGNIFICANCE:
+  if comparison.p_value >= significance.LEVEL:
     return Verdict(claim, comparison, "not significant", seeds)
   gain = sign * comparison.difference
   return Verdict(claim, comparison, "agrees" if gain > 0 else "disagrees", seeds)
 
 
-def _claims_table(table: Table, verdicts: Sequence[Verdict]) -> list[str]:
+def _claims_table(table: Table, verdicts: Sequence[Verdict], split: str) -> list[str]:
   labels = {row.name: row.label for row in table.rows}
   rows = []
   for v in verdicts:
@@ -353,9 +357,9 @@ def _claims_table(table: Table, verdicts: Sequence[Verdict]) -> list[str]:
   ]
   return [
     "Claims: each tested by a paired bootstrap of the better row's runs against the worse "
-    f"row's ({significance.SAMPLES} resamples of the test sentences, seeds pooled); "
-    f"agrees / disagrees at p < {SIGNIFICANCE}, else not significant. The interval and p "
-    "measure the test set's sampling; 'seeds in that order' counts the seeds whose two "
+    f"row's ({significance.SAMPLES} resamples of the {split} sentences, seeds pooled); "
+    f"agrees / disagrees at p < {significance.LEVEL}, else not significant. The interval and "
+    f"p measure the {split} set's sampling; 'seeds in that order' counts the seeds whose two "
     "runs (same seed, both rows) are ordered as claimed, the spread over training runs.",
     "",
     report.markdown_table(headers, rows, text_columns=(0, 1, 2, 7)).rstrip(),
@@ -418,9 +422,10 @@ def render(table: Table, scale: str, trials: Mapping[str, list[Trial]], root: st
   verdicts = [
     verdict(c, outcomes_by_row.get(c.better, []), outcomes_by_row.get(c.worse, []), setup.split)
     for c in table.claims
+    if scale in c.scales
   ]
   if verdicts:
-    text += ["", *_claims_table(table, verdicts)]
+    text += ["", *_claims_table(table, verdicts, setup.split)]
   if notes:
     text += ["", "Notes:", *notes]
   if table.figure:

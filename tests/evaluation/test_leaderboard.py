@@ -131,12 +131,30 @@ def test_other_references_are_not_tested(tested_sweep):
   board = leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match")
   dot = next(e for e in board.entries if e.name.endswith("dot"))
   assert dot.comparison is None
-  assert board.notes == [f"{dot.name}: not tested, its runs scored other test references."]
-  (next(tested_sweep.glob("dot_s0/statistics.test.npz"))).unlink()
-  significance.save(
-    str(tested_sweep / "dot_s0" / "statistics.test.npz"),
-    {"exact_match": np.zeros((300, 2))},
-    [f"reference {i}" for i in range(300)],
-  )
+  assert board.notes == [
+    f"{dot.name}: not tested: its runs scored other test references than the baseline's"
+  ]
+  path = str(tested_sweep / "dot_s0" / "statistics.test.npz")  # now one seed of each
+  significance.save(path, significance.load(path).metrics, [f"reference {i}" for i in range(300)])
   with pytest.raises(ConfigError, match="scored different test references"):
+    leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match", "dot")
+
+
+def test_statistics_that_do_not_score_the_result_are_refused_per_variant(tested_sweep):
+  """A statistics file rewritten from another checkpoint, or missing, leaves that variant
+  untested; the others are still tested."""
+  path = tested_sweep / "dot_s1" / "statistics.test.npz"
+  saved = significance.load(str(path))
+  rows = saved.metrics["exact_match"].copy()
+  rows[:, 0] = 1 - rows[:, 0]
+  significance.save(str(path), {"exact_match": rows}, [f"reference {i}" for i in range(300)])
+  (tested_sweep / "general_s0" / "statistics.test.npz").unlink()
+  board = leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match")
+  tested = {e.name.split("=")[1]: e.comparison for e in board.entries}
+  assert tested["location"] is not None and tested["dot"] is None and tested["general"] is None
+  general, dot = board.notes  # in rank order
+  assert "dot_s1/statistics.test.npz does not score the run's test.exact_match of 0.51" in dot
+  assert f"--workdir={tested_sweep}/dot_s1 --split=test --checkpoint=latest" in dot
+  assert "general_s0/statistics.test.npz is missing" in general
+  with pytest.raises(ConfigError, match="does not score the run's"):
     leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match", "dot")

@@ -118,5 +118,5 @@ def test_statistics_files_round_trip_and_a_corrupt_one_names_the_fix(tmp_path):
     np.testing.assert_array_equal(loaded.metrics[name], rows)
   with open(path, "r+b") as f:
     f.truncate(100)
-  with pytest.raises(ConfigError, match="re-evaluate the run"):
+  with pytest.raises(ConfigError, match="delete it and write it again"):
     significance.load(path)

@@ -148,7 +148,12 @@ def test_csv_and_markdown_carry_the_tests_against_the_baseline(tested_sweep):
       low,
       high,
     )
-    assert float(rows[name]["test.exact_match_ci95"]) == tested[name].ci
+    c = tested[name]
+    interval = (
+      float(rows[name]["test.exact_match_ci95_low"]),
+      float(rows[name]["test.exact_match_ci95_high"]),
+    )
+    assert interval == (c.mean - c.ci, c.mean + c.ci)
   assert float(rows["location"]["p_value"]) < 0.05 < float(rows["dot"]["p_value"])
   text = report.render_leaderboard(board, "markdown")
   header, _, *lines = [line for line in text.splitlines() if line.startswith("|")]
@@ -201,6 +206,6 @@ def test_html_chart_draws_seeds_means_and_intervals_in_headless_chromium(tested_
   }
   assert bars["location"][0] == "ci better" and bars["location"][1] > baseline_x
   assert bars["dot"][0] == "ci ns" and bars["dot"][1] < baseline_x < bars["dot"][2]
-  assert bars["general"][0] == "ci baseline"
+  assert bars["general"][0] == "ci base"
   c = board.entries[0].comparison
   assert bars["location"][2] - bars["location"][1] == pytest.approx(2 * c.ci * slope, abs=1.0)

@@ -325,5 +325,5 @@ def test_seeds_default_to_three_at_tiny_scale_unless_a_table_or_the_flag_says_ot
   assert tables.num_seeds(britz, "tiny", 5) == 5
   names = [t.name for t in tables.plan(table4, "tiny", seeds=1)["global-dot"]]
   assert names == ["global-dot"]  # one seed: the config's own, no suffix
-  with pytest.raises(ConfigError, match=r"--seeds=-1: pass a positive number"):
+  with pytest.raises(ConfigError, match=r"--seeds=-1: pass a number of seeds ≥ 1, or 0"):
     tables.plan(table4, "tiny", seeds=-1)
