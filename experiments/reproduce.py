@@ -122,7 +122,7 @@ def run(
   command: local.Command = train_command,
 ) -> tuple[local.Summary, str]:
   """Runs the unfinished `trials` (from `tables.plan`), then writes and returns the markdown."""
-  flat = [t for row in trials.values() for t in row]
+  flat = tables.launch_order(trials)
   run_root = sweep_root(root, table, scale)
   check_workdirs(table, scale, flat, run_root)
   summary = local.run_local(flat, run_root, parallel=parallel, devices=devices, command=command)

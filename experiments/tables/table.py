@@ -8,6 +8,7 @@ config; `render` reads their `result.json` files into a markdown table. Every nu
 """
 
 import dataclasses
+import itertools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -210,6 +211,13 @@ def plan(table: Table, scale: str, seeds: int = 0) -> dict[str, list[Trial]]:
   for (row, name, _), trial in zip(keyed, trials, strict=True):
     out.setdefault(row, []).append(dataclasses.replace(trial, name=name))
   return out
+
+
+def launch_order(trials: Mapping[str, Sequence[Trial]]) -> list[Trial]:
+  """Every trial of `plan`, seed by seed: each row's first seed compiles its programs while
+  the other rows' first seeds run, and its later seeds load them from the compilation
+  cache instead of compiling them at the same time."""
+  return [t for group in itertools.zip_longest(*trials.values()) for t in group if t is not None]
 
 
 def trial_config(base: ml_collections.ConfigDict, trial: Trial) -> ml_collections.ConfigDict:

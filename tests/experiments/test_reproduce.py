@@ -327,3 +327,16 @@ def test_seeds_default_to_three_at_tiny_scale_unless_a_table_or_the_flag_says_ot
   assert names == ["global-dot"]  # one seed: the config's own, no suffix
   with pytest.raises(ConfigError, match=r"--seeds=-1: pass a number of seeds ≥ 1, or 0"):
     tables.plan(table4, "tiny", seeds=-1)
+
+
+def test_trials_launch_seed_by_seed_so_later_seeds_find_their_programs_compiled():
+  table = TABLES.get("textbook_dates")
+  order = [t.name for t in tables.launch_order(tables.plan(table, "tiny", seeds=2))]
+  assert order == [
+    "seq2seq_seed=0",
+    "peeky_seed=0",
+    "attention_seed=0",
+    "seq2seq_seed=1",
+    "peeky_seed=1",
+    "attention_seed=1",
+  ]
