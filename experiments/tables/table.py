@@ -283,8 +283,9 @@ METRIC_LABELS = {
 @dataclasses.dataclass(frozen=True)
 class Verdict:
   """Our test of a claim: `comparison` is better row against worse row; `verdict` is
-  "agrees", "disagrees", "not significant", or why there is no test; `seeds` counts the
-  seeds run in both rows, and those where the better row's run beats the worse row's."""
+  "agrees", "disagrees" (either with " (seeds split)" where the seeds run in both rows do
+  not all order them alike), "not significant", or why there is no test; `seeds` counts
+  the seeds run in both rows, and those where the better row's run beats the worse row's."""
 
   claim: Claim
   comparison: significance.Comparison | None
@@ -323,8 +324,9 @@ def verdict(
   seeds = (len(common), sum(sign * (by_seed[0][k] - by_seed[1][k]) > 0 for k in common))
   if comparison.p_value >= significance.LEVEL:
     return Verdict(claim, comparison, "not significant", seeds)
-  gain = sign * comparison.difference
-  return Verdict(claim, comparison, "agrees" if gain > 0 else "disagrees", seeds)
+  word = "agrees" if sign * comparison.difference > 0 else "disagrees"
+  split = 0 < seeds[1] < seeds[0]  # the training runs do not all order the rows alike
+  return Verdict(claim, comparison, f"{word} (seeds split)" if split else word, seeds)
 
 
 def _claims_table(table: Table, verdicts: Sequence[Verdict], split: str) -> list[str]:

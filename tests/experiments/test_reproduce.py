@@ -340,3 +340,17 @@ def test_trials_launch_seed_by_seed_so_later_seeds_find_their_programs_compiled(
     "peeky_seed=1",
     "attention_seed=1",
   ]
+
+
+def test_a_significant_difference_that_the_seeds_do_not_share_is_flagged(tmp_path):
+  table = TABLES.get("textbook_dates")
+  trials = tables.plan(table, "tiny", seeds=2)
+  root = reproduce.sweep_root(str(tmp_path), table, "tiny")
+  shares = {"attention": (0.9, 0.9), "peeky": (0.6, 0.2), "seq2seq": (0.3, 0.3)}
+  for row, row_trials in trials.items():
+    for i, trial in enumerate(row_trials):
+      _exact_match_run(trial.workdir(root), shares[row][i], 10 * len(row) + i)
+  attention, peeky = tables.render(table, "tiny", trials, root).verdicts
+  assert (attention.verdict, attention.seeds) == ("agrees", (2, 2))
+  assert peeky.comparison.p_value < 0.05 and peeky.seeds == (2, 1)  # 0.40 vs 0.30, pooled
+  assert peeky.verdict == "agrees (seeds split)"
