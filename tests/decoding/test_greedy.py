@@ -8,15 +8,20 @@ from attn_research.model import Seq2Seq
 from tests.conftest import tiny_seq2seq
 
 
-def test_greedy_feeds_back_its_argmax_and_stops_at_eos():
-  model = tiny_seq2seq(
+def _model(**overrides) -> Seq2Seq:
+  """One layer of 8 units each side, 11 source and 7 target words."""
+  return tiny_seq2seq(
     src_vocab_size=11,
     tgt_vocab_size=7,
     encoder_num_layers=1,
     decoder_num_layers=1,
     encoder_hidden_size=8,
-    decoder_input_feeding=True,
+    **overrides,
   )
+
+
+def test_greedy_feeds_back_its_argmax_and_stops_at_eos():
+  model = _model(decoder_input_feeding=True)
   rng = np.random.default_rng(0)
   src = jnp.asarray(rng.integers(4, 11, (6, 5)), jnp.int32)
   mask = jnp.asarray(np.arange(5)[None] < np.array([5, 4, 3, 2, 1, 5])[:, None])
@@ -49,13 +54,7 @@ def test_greedy_feeds_back_its_argmax_and_stops_at_eos():
 
 
 def test_greedy_pads_every_step_after_all_rows_finish():
-  model = tiny_seq2seq(
-    src_vocab_size=11,
-    tgt_vocab_size=7,
-    encoder_num_layers=1,
-    decoder_num_layers=1,
-    encoder_hidden_size=8,
-  )
+  model = _model()
   src = jnp.full((4, 3), 5, jnp.int32)
   mask = jnp.ones((4, 3), bool)
   params = model.init(jax.random.key(0), src, mask, src)["params"]
@@ -71,12 +70,7 @@ def test_greedy_pads_every_step_after_all_rows_finish():
 def test_hard_monotonic_greedy_is_independent_of_the_batch_and_moves_forward():
   # Decoding runs the hard process: one attended position per step (or none once
   # stopped), never moving back, whatever else the batch holds.
-  model = tiny_seq2seq(
-    src_vocab_size=11,
-    tgt_vocab_size=7,
-    encoder_num_layers=1,
-    decoder_num_layers=1,
-    encoder_hidden_size=8,
+  model = _model(
     decoder_input_feeding=True,
     attention_score="normed_additive",
     attention_alignment="monotonic",
