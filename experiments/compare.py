@@ -14,7 +14,7 @@ from absl import app, flags
 
 from attn_research import runs
 from attn_research.errors import ConfigError
-from attn_research.evaluation import significance
+from attn_research.evaluation import metrics, significance
 from experiments import cli, report
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Run directories, comma-separated.")
@@ -22,7 +22,7 @@ _SPLIT = flags.DEFINE_string("split", "test", "Split whose metrics to compare.")
 _METRIC = flags.DEFINE_enum(
   "metric",
   "bleu",
-  list(significance.SCORES),
+  list(metrics.SCORES),
   "Metric of the paired bootstrap test of each run against the first.",
 )
 _OUTPUT = flags.DEFINE_string("output", "", "PNG for BLEU by source length; empty: no plot.")
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> None:
   except ConfigError as e:
     problem = f"No tests: {e}"
   else:
-    (references, baseline), score = statistics[0], significance.SCORES[_METRIC.value]
+    (references, baseline), score = statistics[0], metrics.SCORES[_METRIC.value]
     tests.append(None)  # the first is the baseline
     for fingerprint, seeds in statistics[1:]:
       same = fingerprint == references

@@ -286,5 +286,10 @@ def tested_sweep(tmp_path):
           "metrics": {"test": metrics},
         },
       )
-      significance.save(str(run / "statistics.test.npz"), {"exact_match": rows}, references)
+      significance.save(
+        str(run / "statistics.test.npz"),
+        significance.SentenceStatistics(
+          significance.fingerprint(references), {"exact_match": rows}
+        ),
+      )
   return root

@@ -7,7 +7,9 @@ a model's alignment A takes, for each target token under forced decoding of the
 reference, the source position with the largest attention weight.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+
+import numpy as np
 
 Links = set[tuple[int, int]]
 
@@ -23,23 +25,23 @@ def parse_pharaoh(text: str) -> Links:
   return links
 
 
-def aer(
-  predicted: Sequence[Links], sure: Sequence[Links], possible: Iterable[Links] | None = None
-) -> float:
-  """Corpus AER = 1 − (|A∩S| + |A∩P|) / (|A| + |S|), summed over sentences.
+def aer_statistics(
+  predicted: Sequence[Links], sure: Sequence[Links], possible: Sequence[Links]
+) -> np.ndarray:
+  """`[sentences, 2]` rows (|A∩S| + |A∩P|, |A| + |S|), whose column sums give the corpus
+  AER = 1 − (|A∩S| + |A∩P|) / (|A| + |S|) (`metrics.SCORES["aer"]`).
 
   Args:
     predicted: A per sentence.
     sure: S per sentence.
-    possible: P per sentence; S is added to it (P ⊇ S by definition); None means P = S.
+    possible: P per sentence; S is added to it (P ⊇ S by definition).
   """
-  possible = list(possible) if possible is not None else [set() for _ in sure]
   if not len(predicted) == len(sure) == len(possible):
     raise ValueError(f"{len(predicted)} predicted, {len(sure)} sure, {len(possible)} possible.")
-  hits = total = 0
-  for a, s, p in zip(predicted, sure, possible, strict=True):
-    hits += len(a & s) + len(a & (p | s))
-    total += len(a) + len(s)
-  if not total:
-    raise ValueError("AER of empty alignments.")
-  return 1.0 - hits / total
+  return np.asarray(
+    [
+      [len(a & s) + len(a & (p | s)), len(a) + len(s)]
+      for a, s, p in zip(predicted, sure, possible, strict=True)
+    ],
+    np.float64,
+  ).reshape(-1, 2)

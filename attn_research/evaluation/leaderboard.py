@@ -21,7 +21,7 @@ import numpy as np
 
 from attn_research import runs as run_files
 from attn_research.errors import ConfigError
-from attn_research.evaluation import significance
+from attn_research.evaluation import metrics, significance
 
 IGNORED_KEYS = ("seed", "dataset.data_dir")  # config keys that do not change the experiment
 HIGHER_IS_BETTER = {
@@ -273,13 +273,13 @@ def _tested(board: Leaderboard, baseline: Entry) -> Leaderboard:
     ConfigError: the metric has no per-sentence statistics, or the baseline's runs lack
       them.
   """
-  if board.metric not in significance.SCORES:
+  if board.metric not in metrics.SCORES:
     raise ConfigError(
       f"{board.metric} has no per-sentence statistics; rank by one of "
-      f"{', '.join(f'{board.split}.{m}' for m in significance.SCORES)}."
+      f"{', '.join(f'{board.split}.{m}' for m in metrics.SCORES)}."
     )
   references, base = sentence_statistics(baseline.runs, board.split, board.metric)
-  score = significance.SCORES[board.metric]
+  score = metrics.SCORES[board.metric]
   entries, notes = [], []
   for entry in board.entries:
     try:
@@ -330,7 +330,7 @@ def sentence_statistics(
     rows = loaded.metrics[metric]
     reported = _split(run, split).get(metric)
     if reported is not None and not math.isclose(
-      significance.SCORES[metric](rows.sum(0)), reported, rel_tol=1e-6, abs_tol=1e-9
+      metrics.SCORES[metric](rows.sum(0)), reported, rel_tol=1e-6, abs_tol=1e-9
     ):
       raise ConfigError(
         f"{path} does not score the run's {split}.{metric} of {reported:g} (another "

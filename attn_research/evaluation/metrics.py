@@ -1,22 +1,81 @@
-"""Sequence-level metrics computed from decoded text and teacher-forced sums."""
+"""Corpus metrics as scores of summed per-sentence sufficient statistics.
+
+Every text metric is kept per sentence (n-gram matches for BLEU, character and word
+n-grams for chrF, a 0/1 match for exact match; link counts for AER in `alignment`), and a
+corpus score is a function of the column sums (`SCORES`). The same rows give the reported
+number and every resampled test set of the paired bootstrap (`significance`).
+"""
 
 import functools
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import sacrebleu
 import sacremoses
 
+# sacreBLEU on detokenised text (13a tokenisation, exponential smoothing): the comparable
+# number today, reported with its signature.
+_BLEU = sacrebleu.metrics.BLEU()
+BLEU_SIGNATURE = str(_BLEU._SIGNATURE_TYPE({**vars(_BLEU), "num_refs": 1}))  # one reference each
+# multi-bleu.perl's BLEU of Moses-tokenised text (`tokenizer.perl -a`, no escaping),
+# unsmoothed: what the 2015 papers computed, labelled as such because it depends on the
+# tokeniser.
+TOKENIZED_BLEU = sacrebleu.metrics.BLEU(tokenize="none", smooth_method="none", force=True)
+# Corpus chrF (Popović 2015) with sacreBLEU's defaults (character 6-grams, β = 2).
+_CHRF = sacrebleu.metrics.CHRF()
 
-def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-  """Fraction of hypotheses identical to their reference."""
+
+def _sacrebleu_score(metric) -> Callable[[np.ndarray], float]:
+  return lambda summed: metric._compute_score_from_stats(summed).score
+
+
+def _ratio(what: str) -> Callable[[np.ndarray], float]:
+  def score(summed: np.ndarray) -> float:
+    if not summed[1]:
+      raise ValueError(f"{what} of an empty split.")
+    return float(summed[0] / summed[1])
+
+  return score
+
+
+# Metric → the corpus score of its summed `[sentences, k]` statistics.
+SCORES: dict[str, Callable[[np.ndarray], float]] = {
+  "bleu": _sacrebleu_score(_BLEU),
+  "tokenized_bleu": _sacrebleu_score(TOKENIZED_BLEU),
+  "chrf": _sacrebleu_score(_CHRF),
+  "exact_match": _ratio("exact_match"),
+  "aer": lambda summed: 1.0 - _ratio("AER")(summed),
+}
+
+
+def _sacrebleu_statistics(metric, hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
+  return np.asarray(metric._extract_corpus_statistics(list(hyps), [list(refs)]), np.float64)
+
+
+def sentence_statistics(
+  hypotheses: Sequence[str], references: Sequence[str], lang: str = ""
+) -> dict[str, np.ndarray]:
+  """`[sentences, k]` statistics of every text metric of `SCORES` (`lang`: the target
+  language, for `tokenized_bleu`'s Moses tokeniser)."""
   if len(hypotheses) != len(references):
     raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references.")
-  if not references:
-    raise ValueError("exact_match of an empty split.")
-  return sum(h == r for h, r in zip(hypotheses, references, strict=True)) / len(references)
+  return {
+    "exact_match": np.asarray(
+      [[h == r, 1] for h, r in zip(hypotheses, references, strict=True)], np.float64
+    ).reshape(-1, 2),
+    "bleu": _sacrebleu_statistics(_BLEU, hypotheses, references),
+    "tokenized_bleu": _sacrebleu_statistics(
+      TOKENIZED_BLEU, moses_tokenize(hypotheses, lang), moses_tokenize(references, lang)
+    ),
+    "chrf": _sacrebleu_statistics(_CHRF, hypotheses, references),
+  }
+
+
+def corpus_scores(statistics: dict[str, np.ndarray]) -> dict[str, float]:
+  """Each metric's corpus score: `SCORES` of its statistics' column sums."""
+  return {name: SCORES[name](rows.sum(0)) for name, rows in statistics.items()}
 
 
 def perplexity(nll_sum: float, tokens: float) -> float:
@@ -24,32 +83,6 @@ def perplexity(nll_sum: float, tokens: float) -> float:
   float range (a diverged model) and NaN for a NaN loss, never an exception."""
   mean = nll_sum / tokens
   return math.inf if mean > math.log(sys.float_info.max) else math.exp(mean)
-
-
-def bleu(
-  hypotheses: Sequence[str], references: Sequence[str], lang: str = ""
-) -> dict[str, float | str]:
-  """Corpus BLEU two ways, as the papers and toolkits report it.
-
-  * `bleu`: sacreBLEU on detokenised text (13a tokenisation, exponential smoothing) with
-    its signature, the comparable number today;
-  * `tokenized_bleu`: BLEU of Moses-tokenised text (`tokenizer.perl -a` for `lang`, no
-    escaping; the `moses` vocabulary level's tokens) without smoothing: what `multi-bleu.perl` computed for the 2015 papers,
-    labelled as such because it depends on the tokeniser.
-  """
-  metric = sacrebleu.metrics.BLEU()
-  score = metric.corpus_score(list(hypotheses), [list(references)])
-  return {
-    "bleu": score.score,
-    "bleu_signature": str(metric.get_signature()),
-    "tokenized_bleu": TOKENIZED_BLEU.corpus_score(
-      moses_tokenize(hypotheses, lang), [moses_tokenize(references, lang)]
-    ).score,
-  }
-
-
-# multi-bleu.perl's BLEU: of already tokenised text, unsmoothed.
-TOKENIZED_BLEU = sacrebleu.metrics.BLEU(tokenize="none", smooth_method="none", force=True)
 
 
 def moses_tokenize(texts: Sequence[str], lang: str = "") -> list[str]:
@@ -66,15 +99,16 @@ def _moses(lang: str) -> sacremoses.MosesTokenizer:
 
 
 def bleu_by_length(
-  hypotheses: Sequence[str],
-  references: Sequence[str],
-  source_lengths: Sequence[int],
-  width: int = 10,
+  bleu_statistics: np.ndarray, source_lengths: Sequence[int], width: int = 10
 ) -> list[dict[str, float | int]]:
   """sacreBLEU of the sentences in each source-length bin (Bahdanau et al. 2015, Fig. 2).
 
   Bins are `[1, width], [width + 1, 2 width], …` up to the longest source; empty bins are
   left out, and a bin's BLEU is a corpus BLEU over its sentences only.
+
+  Args:
+    bleu_statistics: `sentence_statistics(...)["bleu"]`, `[sentences, k]`.
+    source_lengths: `[sentences]`.
 
   Returns:
     `{"min_length", "max_length", "num_examples", "bleu"}` per non-empty bin.
@@ -84,20 +118,12 @@ def bleu_by_length(
   rows = []
   for b in np.unique(bins):
     members = np.flatnonzero(bins == b)
-    score = sacrebleu.metrics.BLEU().corpus_score(
-      [hypotheses[i] for i in members], [[references[i] for i in members]]
-    )
     rows.append(
       {
         "min_length": int(b * width + 1),
         "max_length": int((b + 1) * width),
         "num_examples": len(members),
-        "bleu": score.score,
+        "bleu": SCORES["bleu"](bleu_statistics[members].sum(0)),
       }
     )
   return rows
-
-
-def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-  """Corpus chrF (Popović 2015) with sacreBLEU's defaults (character 6-grams, β = 2)."""
-  return sacrebleu.metrics.CHRF().corpus_score(list(hypotheses), [list(references)]).score

@@ -1,11 +1,10 @@
 """Paired bootstrap resampling (Koehn 2004) of a system against a baseline, seeds pooled.
 
-Every metric is a corpus score computed from per-sentence sufficient statistics (n-gram
-matches for BLEU, character and word n-grams for chrF, a 0/1 match for exact match, link
-counts for AER), so a resampled test set is scored by summing its sentences' rows. Each
-of `samples` draws takes n sentence indices with replacement; the same draw scores the
-baseline and the system, and every seed of each (a system's score on a draw is the mean
-over its seeds' hypotheses, each resampled at those sentences). The p-value is that of
+Every metric is a corpus score of summed per-sentence sufficient statistics (`metrics`),
+so a resampled test set is scored by summing its sentences' rows. Each of `samples` draws
+takes n sentence indices with replacement; the same draw scores the baseline and the
+system, and every seed of each (a system's score on a draw is the mean over its seeds'
+hypotheses, each resampled at those sentences). The p-value is that of
 Moses' `bootstrap-hypothesis-difference-significance.pl` as sacreBLEU computes it: the
 share of draws whose |difference|, centred on its bootstrap mean, exceeds the observed
 |difference|, (c + 1) / (samples + 1); 1 for identical systems.
@@ -28,77 +27,14 @@ import zipfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import sacrebleu
 from sacrebleu.significance import estimate_ci
 
 from attn_research import runs
 from attn_research.errors import ConfigError
-from attn_research.evaluation import metrics
-from attn_research.evaluation.alignment import Links
 
 SAMPLES = 1000
 SEED = 12345  # sacreBLEU's default SACREBLEU_SEED
 LEVEL = 0.05  # a difference is significant where p < LEVEL
-_BLEU, _CHRF = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()  # as `metrics` reports them
-
-
-def _sacrebleu_score(metric) -> Callable[[np.ndarray], float]:
-  return lambda summed: metric._compute_score_from_stats(summed).score
-
-
-def _aer(summed: np.ndarray) -> float:
-  if not summed[1]:
-    raise ValueError("AER of empty alignments.")
-  return float(1.0 - summed[0] / summed[1])
-
-
-# Metric → the corpus score of summed per-sentence statistics.
-SCORES: dict[str, Callable[[np.ndarray], float]] = {
-  "bleu": _sacrebleu_score(_BLEU),
-  "tokenized_bleu": _sacrebleu_score(metrics.TOKENIZED_BLEU),
-  "chrf": _sacrebleu_score(_CHRF),
-  "exact_match": lambda summed: float(summed[0] / summed[1]),
-  "aer": _aer,
-}
-
-
-def _sacrebleu_statistics(metric, hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
-  return np.asarray(metric._extract_corpus_statistics(list(hyps), [list(refs)]), np.float64)
-
-
-def text_statistics(
-  hypotheses: Sequence[str], references: Sequence[str], lang: str = ""
-) -> dict[str, np.ndarray]:
-  """`[sentences, k]` statistics of every text metric of `SCORES` (`lang`: the target
-  language, for `tokenized_bleu`'s Moses tokeniser)."""
-  if len(hypotheses) != len(references):
-    raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references.")
-  return {
-    "bleu": _sacrebleu_statistics(_BLEU, hypotheses, references),
-    "tokenized_bleu": _sacrebleu_statistics(
-      metrics.TOKENIZED_BLEU,
-      metrics.moses_tokenize(hypotheses, lang),
-      metrics.moses_tokenize(references, lang),
-    ),
-    "chrf": _sacrebleu_statistics(_CHRF, hypotheses, references),
-    "exact_match": np.asarray(
-      [[h == r, 1] for h, r in zip(hypotheses, references, strict=True)], np.float64
-    ),
-  }
-
-
-def aer_statistics(
-  predicted: Sequence[Links], sure: Sequence[Links], possible: Sequence[Links]
-) -> np.ndarray:
-  """`[sentences, 2]` rows (|A∩S| + |A∩P|, |A| + |S|) of `alignment.aer`; `SCORES["aer"]`
-  scores their sum."""
-  return np.asarray(
-    [
-      [len(a & s) + len(a & (p | s)), len(a) + len(s)]
-      for a, s, p in zip(predicted, sure, possible, strict=True)
-    ],
-    np.float64,
-  ).reshape(-1, 2)
 
 
 # ----------------------------------------------------------------------------------------
@@ -120,10 +56,12 @@ def fingerprint(references: Sequence[str]) -> str:
   return hashlib.sha256("".join(r + "\n" for r in references).encode("utf-8")).hexdigest()
 
 
-def save(path: str, statistics: dict[str, np.ndarray], references: Sequence[str]) -> None:
-  """Writes `statistics` and the references' fingerprint to `path` (.npz), atomically."""
+def save(path: str, statistics: SentenceStatistics) -> None:
+  """Writes `statistics` to `path` (.npz), atomically."""
   buffer = io.BytesIO()
-  np.savez_compressed(buffer, **statistics, **{_REFERENCES: np.asarray(fingerprint(references))})
+  np.savez_compressed(
+    buffer, **statistics.metrics, **{_REFERENCES: np.asarray(statistics.references)}
+  )
   runs.atomic_write(path, buffer.getvalue())
 
 

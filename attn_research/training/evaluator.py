@@ -156,20 +156,8 @@ class Evaluator:
     split_data = self.data.splits[split]
     hyps = [self._detokenise(split, i, outputs) for i in range(len(split_data))]
     refs = split_data.target_texts
-    result = {
-      "loss": outputs.nll_sum / outputs.tokens,
-      "ppl": metrics.perplexity(outputs.nll_sum, outputs.tokens),
-      "exact_match": metrics.exact_match(hyps, refs),
-      **metrics.bleu(hyps, refs, self.data.target_lang),
-      "chrf": metrics.chrf(hyps, refs),
-      "num_examples": len(split_data),
-      "bleu_by_length": metrics.bleu_by_length(
-        hyps, refs, list(split_data.sources.lengths), self.length_bin
-      ),
-    }
-    if self.attentional:  # sparse normalisers attend to fewer positions than softmax
-      result["attention_support"] = outputs.support_sum / outputs.tokens
-    gold, aer_statistics = self.data.gold.get(split, {}), None
+    statistics = metrics.sentence_statistics(hyps, refs, self.data.target_lang)
+    gold, expected = self.data.gold.get(split, {}), {}
     if "alignment" in gold and self.attentional:
       sure = [alignment.parse_pharaoh(a) for a in gold["alignment"]]
       possible = [
@@ -180,20 +168,37 @@ class Evaluator:
         predicted = [
           {(int(s), t) for t, s in enumerate(links[i]) if s >= 0} for i in range(len(hyps))
         ]
-        return significance.aer_statistics(predicted, sure, possible)
+        return alignment.aer_statistics(predicted, sure, possible)
 
       # A monotonic alignment is evaluated as it decodes (hard), and as it trains.
-      aer_statistics = link_statistics(outputs.hard or outputs.forced)
-      result["aer"] = significance.SCORES["aer"](aer_statistics.sum(0))
+      statistics["aer"] = link_statistics(outputs.hard or outputs.forced)
       if outputs.hard:
-        result["aer_expected"] = significance.SCORES["aer"](link_statistics(outputs.forced).sum(0))
+        expected["aer_expected"] = metrics.SCORES["aer"](link_statistics(outputs.forced).sum(0))
+    result = {
+      "loss": outputs.nll_sum / outputs.tokens,
+      "ppl": metrics.perplexity(outputs.nll_sum, outputs.tokens),
+      **metrics.corpus_scores(statistics),
+      **expected,
+      "bleu_signature": metrics.BLEU_SIGNATURE,
+      "num_examples": len(split_data),
+      "bleu_by_length": metrics.bleu_by_length(
+        statistics["bleu"], list(split_data.sources.lengths), self.length_bin
+      ),
+    }
+    if self.attentional:  # sparse normalisers attend to fewer positions than softmax
+      result["attention_support"] = outputs.support_sum / outputs.tokens
     attention = {}
     for index in range(min(num_attention, len(split_data))):
       ids = list(outputs.decoded[index])
       length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
       target_tokens = [self.data.tgt_vocab.tokens[i] for i in ids[:length]]
       attention[index] = (target_tokens, outputs.weights[index][:length])
-    return Evaluation(result, hyps, attention, refs, self.data.target_lang, aer_statistics)
+    return Evaluation(
+      result,
+      hyps,
+      attention,
+      significance.SentenceStatistics(significance.fingerprint(refs), statistics),
+    )
 
   def _detokenise(self, split: str, index: int, outputs: DeviceOutputs) -> str:
     decoded = outputs.decoded[index]

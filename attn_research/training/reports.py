@@ -23,17 +23,14 @@ class Evaluation:
     hypotheses: detokenised hypotheses in split order.
     attention: example index → (decoded target tokens with `</s>`, attention weights
       `[len(tokens), src_len]`) for the first examples of the split, when asked for.
-    references: the split's references, in its order.
-    target_lang: their language (`tokenized_bleu`'s Moses tokeniser).
-    aer_statistics: `[examples, 2]` per-sentence statistics of `aer`, when it has one.
+    statistics: the per-sentence statistics that `metrics`' corpus scores sum, for
+      significance tests.
   """
 
   metrics: dict
   hypotheses: list[str]
   attention: dict[int, tuple[list[str], np.ndarray]]
-  references: list[str]
-  target_lang: str = ""
-  aer_statistics: np.ndarray | None = None
+  statistics: significance.SentenceStatistics
 
 
 def run_label(config: ml_collections.ConfigDict) -> str:
@@ -62,13 +59,8 @@ def write_reports(
   os.makedirs(directory, exist_ok=True)
   written = [os.path.join(directory, f"hypotheses.{split}.txt")]
   atomic_write(written[-1], "".join(h + "\n" for h in evaluation.hypotheses))
-  statistics = significance.text_statistics(
-    evaluation.hypotheses, evaluation.references, evaluation.target_lang
-  )
-  if evaluation.aer_statistics is not None:
-    statistics["aer"] = evaluation.aer_statistics
   written.append(os.path.join(directory, STATISTICS.format(split=split)))
-  significance.save(written[-1], statistics, evaluation.references)
+  significance.save(written[-1], evaluation.statistics)
   written.append(os.path.join(directory, f"bleu_by_length.{split}.png"))
   plots.save_bleu_by_length(
     written[-1], {label: evaluation.metrics["bleu_by_length"]}, f"{split}: BLEU by source length"

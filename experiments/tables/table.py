@@ -18,7 +18,7 @@ import ml_collections
 
 from attn_research import runs
 from attn_research.errors import ConfigError
-from attn_research.evaluation import leaderboard, significance
+from attn_research.evaluation import leaderboard, metrics, significance
 from experiments import report
 from experiments.configs import debian_l10n
 from launch.sweep import Overrides, Trial, make_trials
@@ -116,7 +116,7 @@ class Claim:
 
   Attributes:
     better, worse: row names.
-    metric: one of `evaluation.significance.SCORES` (lower is better for aer), on the
+    metric: one of `evaluation.metrics.SCORES` (lower is better for aer), on the
       setup's split.
     paper: the paper's evidence, e.g. "19.0 vs 17.3"; "" where it states the order only.
     scales: where our runs can test it (e.g. not where the metric means nothing).
@@ -162,7 +162,7 @@ class Table:
     if len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
       raise ValueError(f"{self.name}: row names must be unique and file-name safe: {names}")
     for claim in self.claims:
-      known = claim.metric in significance.SCORES and set(claim.scales) <= set(SCALES)
+      known = claim.metric in metrics.SCORES and set(claim.scales) <= set(SCALES)
       if {claim.better, claim.worse} - set(names) or not known:
         raise ValueError(f"{self.name}: a claim names an unknown row or metric: {claim}")
     for row in self.rows:
@@ -313,7 +313,7 @@ def verdict(
     return Verdict(claim, None, f"no test: {e}")
   if better_row[0] != worse_row[0]:
     return Verdict(claim, None, "no test: the rows scored different references")
-  score = significance.SCORES[claim.metric]
+  score = metrics.SCORES[claim.metric]
   sign = 1 if leaderboard.HIGHER_IS_BETTER[claim.metric] else -1
   comparison = significance.paired_bootstrap(worse_row[1], better_row[1], score)
   by_seed = [

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 
 from attn_research.errors import ConfigError
-from attn_research.evaluation import leaderboard, significance
-from tests.conftest import NAMES, VARIANTS
+from attn_research.evaluation import leaderboard, metrics, significance
+from tests.conftest import NAMES, TESTED_SENTENCES, VARIANTS
+
+REFERENCES = [f"reference {i}" for i in range(TESTED_SENTENCES)]  # the tested sweep's
+
+
+def _statistics(rows, references=REFERENCES):
+  return significance.SentenceStatistics(significance.fingerprint(references), rows)
 
 
 def test_collect_and_group_pool_seeds_into_variants(finished_sweep):
@@ -84,7 +90,7 @@ def test_variants_are_tested_against_the_baseline_with_seeds_pooled(tested_sweep
   assert board.baseline == "model.attention.score=general" and not board.notes
   tested = {e.name.split("=")[1]: e for e in board.entries}
   assert [e.name.split("=")[1] for e in board.entries] == ["location", "general", "dot"]
-  score = significance.SCORES["exact_match"]
+  score = metrics.SCORES["exact_match"]
   for name, entry in tested.items():
     expected = significance.paired_bootstrap(
       _seeds(tested_sweep, "general"), _seeds(tested_sweep, name), score
@@ -127,7 +133,7 @@ def test_other_references_are_not_tested(tested_sweep):
   references = [f"other {i}" for i in range(300)]
   for path in tested_sweep.glob("dot_s*/statistics.test.npz"):
     saved = significance.load(str(path))
-    significance.save(str(path), saved.metrics, references)
+    significance.save(str(path), _statistics(saved.metrics, references))
   board = leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match")
   dot = next(e for e in board.entries if e.name.endswith("dot"))
   assert dot.comparison is None
@@ -135,7 +141,7 @@ def test_other_references_are_not_tested(tested_sweep):
     f"{dot.name}: not tested: its runs scored other test references than the baseline's"
   ]
   path = str(tested_sweep / "dot_s0" / "statistics.test.npz")  # now one seed of each
-  significance.save(path, significance.load(path).metrics, [f"reference {i}" for i in range(300)])
+  significance.save(path, _statistics(significance.load(path).metrics))
   with pytest.raises(ConfigError, match="scored different test references"):
     leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match", "dot")
 
@@ -147,7 +153,7 @@ def test_statistics_that_do_not_score_the_result_are_refused_per_variant(tested_
   saved = significance.load(str(path))
   rows = saved.metrics["exact_match"].copy()
   rows[:, 0] = 1 - rows[:, 0]
-  significance.save(str(path), {"exact_match": rows}, [f"reference {i}" for i in range(300)])
+  significance.save(str(path), _statistics({"exact_match": rows}))
   (tested_sweep / "general_s0" / "statistics.test.npz").unlink()
   board = leaderboard.rank(leaderboard.collect([str(tested_sweep)]), "test.exact_match")
   tested = {e.name.split("=")[1]: e.comparison for e in board.entries}

@@ -1,15 +1,32 @@
 import math
 
+import numpy as np
 import pytest
+import sacrebleu
 
-from attn_research.evaluation.metrics import bleu, bleu_by_length, chrf, exact_match, perplexity
+from attn_research.evaluation.metrics import (
+  BLEU_SIGNATURE,
+  SCORES,
+  bleu_by_length,
+  corpus_scores,
+  perplexity,
+  sentence_statistics,
+)
+
+
+def _scores(hyps, refs, lang=""):
+  return corpus_scores(sentence_statistics(hyps, refs, lang))
 
 
 def test_exact_match_and_perplexity():
-  assert exact_match(["2024-03-05", "1999-01-01"], ["2024-03-05", "1999-01-02"]) == 0.5
+  hyps, refs = ["2024-03-05", "1999-01-01"], ["2024-03-05", "1999-01-02"]
+  np.testing.assert_array_equal(sentence_statistics(hyps, refs)["exact_match"], [[1, 1], [0, 1]])
+  assert _scores(hyps, refs)["exact_match"] == 0.5
   assert perplexity(2.0 * math.log(3.0), 2.0) == pytest.approx(3.0)
   with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
-    exact_match(["a", "b"], ["a"])
+    sentence_statistics(["a", "b"], ["a"])
+  with pytest.raises(ValueError, match="exact_match of an empty split"):
+    _scores([], [])
 
 
 def _bleu_by_hand(hyps, refs, max_n=4):
@@ -34,31 +51,52 @@ def _bleu_by_hand(hyps, refs, max_n=4):
 def test_tokenized_bleu_matches_the_definition_and_sacrebleu_reports_its_signature():
   hyps = ["the cat sat on the mat today", "a dog ran in the big park"]
   refs = ["the cat sat on a mat today", "the dog ran in the big park"]
-  scores = bleu(hyps, refs)
+  scores = _scores(hyps, refs)
   assert scores["tokenized_bleu"] == pytest.approx(_bleu_by_hand(hyps, refs), rel=1e-9)
-  assert scores["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
-  assert bleu(refs, refs)["bleu"] == pytest.approx(100.0)
-  assert chrf(refs, refs) == pytest.approx(100.0) and chrf(hyps, refs) < 100.0
+  assert BLEU_SIGNATURE.startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
+  assert _scores(refs, refs)["bleu"] == pytest.approx(100.0)
+  assert _scores(refs, refs)["chrf"] == pytest.approx(100.0) and scores["chrf"] < 100.0
 
 
-def test_bleu_is_sacrebleus_and_tokenized_bleu_uses_moses_tokens():
-  import sacrebleu
-
+def test_bleu_and_chrf_are_sacrebleus_and_tokenized_bleu_uses_moses_tokens():
   hyps = ["Hello, world! It's fine.", "The cat (black) sat."]
   refs = ["Hello, world! It is fine.", "The cat (black) sat down."]
-  scores = bleu(hyps, refs, "en")
+  scores = _scores(hyps, refs, "en")
   assert scores["bleu"] == sacrebleu.corpus_bleu(hyps, [refs]).score
+  assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score, abs=1e-9)
   moses_hyps = ["Hello , world ! It 's fine .", "The cat ( black ) sat ."]
   moses_refs = ["Hello , world ! It is fine .", "The cat ( black ) sat down ."]
   assert scores["tokenized_bleu"] == pytest.approx(_bleu_by_hand(moses_hyps, moses_refs), rel=1e-9)
 
 
-def test_bleu_by_length_bins_by_source_length():
-  import sacrebleu
+def test_scores_of_summed_statistics_are_sacrebleus_corpus_scores():
+  refs = ["Das ist ein Test.", "Hallo, Welt!", "Ein (kleiner) Satz -- mit Zeichen.", "x"]
+  hyps = ["Das ist kein Test.", "Hallo Welt!", "Ein kleiner Satz -- mit Zeichen.", "x"]
+  statistics = sentence_statistics(hyps, refs, "de")
+  assert sorted(statistics) == ["bleu", "chrf", "exact_match", "tokenized_bleu"]
+  assert {rows.shape[0] for rows in statistics.values()} == {len(refs)}
+  scores = corpus_scores(statistics)
+  assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=1e-9)
+  assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score, abs=1e-9)
+  assert scores["exact_match"] == 0.25
+  moses_hyps = ["Das ist kein Test .", "Hallo Welt !", "Ein kleiner Satz -- mit Zeichen .", "x"]
+  moses_refs = [
+    "Das ist ein Test .",
+    "Hallo , Welt !",
+    "Ein ( kleiner ) Satz -- mit Zeichen .",
+    "x",
+  ]
+  assert scores["tokenized_bleu"] == pytest.approx(_bleu_by_hand(moses_hyps, moses_refs), rel=1e-9)
+  assert SCORES["bleu"](statistics["bleu"][:2].sum(0)) == pytest.approx(
+    sacrebleu.corpus_bleu(hyps[:2], [refs[:2]]).score, abs=1e-9
+  )
 
+
+def test_bleu_by_length_bins_by_source_length():
   hyps = ["a b c d", "a b x d", "e f g h i", "e f g h i"]
   refs = ["a b c d", "a b c d", "e f g h i", "e f g h j"]
-  rows = bleu_by_length(hyps, refs, source_lengths=[3, 10, 11, 25], width=10)
+  bleu = sentence_statistics(hyps, refs)["bleu"]
+  rows = bleu_by_length(bleu, source_lengths=[3, 10, 11, 25], width=10)
   assert [(r["min_length"], r["max_length"], r["num_examples"]) for r in rows] == [
     (1, 10, 2),
     (11, 20, 1),

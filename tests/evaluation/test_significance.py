@@ -6,7 +6,7 @@ import sacrebleu
 from sacrebleu.significance import PairedTest
 
 from attn_research.errors import ConfigError
-from attn_research.evaluation import alignment, metrics, significance
+from attn_research.evaluation import metrics, significance
 
 WORDS = ["the", "a", "cat", "dog", "sat", "ran", "on", "under", "mat", "rug", "red", "big"]
 
@@ -33,9 +33,9 @@ def test_one_seed_equals_sacrebleus_paired_bootstrap(name):
   refs = _corpus(0)
   baseline, system = _corrupt(refs, 0.5, 1), _corrupt(refs, 0.4, 2)
   ours = significance.paired_bootstrap(
-    [significance.text_statistics(baseline, refs)[name]],
-    [significance.text_statistics(system, refs)[name]],
-    significance.SCORES[name],
+    [metrics.sentence_statistics(baseline, refs)[name]],
+    [metrics.sentence_statistics(system, refs)[name]],
+    metrics.SCORES[name],
   )
   sacre = {"bleu": sacrebleu.metrics.BLEU(), "chrf": sacrebleu.metrics.CHRF()}[name]
   test = PairedTest([("baseline", baseline), ("system", system)], {name: sacre}, [refs], "bs", 1000)
@@ -52,10 +52,10 @@ def test_one_seed_equals_sacrebleus_paired_bootstrap(name):
 @pytest.mark.parametrize("name", ["bleu", "chrf", "exact_match"])
 def test_a_real_difference_is_significant_and_a_null_one_is_not(name):
   refs = _corpus(3, 300)
-  score = significance.SCORES[name]
+  score = metrics.SCORES[name]
 
   def stats(share, seeds):
-    return [significance.text_statistics(_corrupt(refs, share, s), refs)[name] for s in seeds]
+    return [metrics.sentence_statistics(_corrupt(refs, share, s), refs)[name] for s in seeds]
 
   real = significance.paired_bootstrap(stats(0.6, [10, 11]), stats(0.3, [12, 13]), score)
   assert real.p_value < 0.01 and real.difference > 0
@@ -67,9 +67,9 @@ def test_a_real_difference_is_significant_and_a_null_one_is_not(name):
 
 def test_seeds_pool_by_their_mean_and_one_seed_repeated_is_one_seed():
   refs = _corpus(4)
-  score = significance.SCORES["exact_match"]
+  score = metrics.SCORES["exact_match"]
   a, b, c = (
-    significance.text_statistics(_corrupt(refs, share, 30), refs)["exact_match"]
+    metrics.sentence_statistics(_corrupt(refs, share, 30), refs)["exact_match"]
     for share in (0.2, 0.5, 0.7)
   )
   once = significance.paired_bootstrap([a], [b], score)
@@ -83,34 +83,11 @@ def test_seeds_pool_by_their_mean_and_one_seed_repeated_is_one_seed():
   assert (itself.p_value, itself.difference, itself.difference_interval) == (1.0, 0.0, (0.0, 0.0))
 
 
-def test_aer_statistics_sum_to_the_corpus_aer():
-  predicted = [{(0, 0), (1, 1)}, {(2, 0)}, set()]
-  sure = [{(0, 0)}, {(1, 0)}, {(0, 0)}]
-  possible = [{(1, 1)}, set(), set()]
-  stats = significance.aer_statistics(predicted, sure, possible)
-  expected = alignment.aer(predicted, sure, possible)
-  assert significance.SCORES["aer"](stats.sum(0)) == pytest.approx(expected)
-
-
-def test_summed_statistics_score_what_the_metrics_report():
-  refs = ["Das ist ein Test.", "Hallo, Welt!", "Ein (kleiner) Satz -- mit Zeichen.", "x"]
-  hyps = ["Das ist kein Test.", "Hallo Welt!", "Ein kleiner Satz -- mit Zeichen.", "x"]
-  stats = significance.text_statistics(hyps, refs, "de")
-  reported = {
-    **metrics.bleu(hyps, refs, "de"),
-    "chrf": metrics.chrf(hyps, refs),
-    "exact_match": metrics.exact_match(hyps, refs),
-  }
-  for name, rows in stats.items():
-    assert rows.shape[0] == len(refs)
-    assert significance.SCORES[name](rows.sum(0)) == pytest.approx(reported[name], abs=1e-9)
-
-
 def test_statistics_files_round_trip_and_a_corrupt_one_names_the_fix(tmp_path):
   refs = _corpus(5, 20)
-  stats = significance.text_statistics(_corrupt(refs, 0.5, 6), refs)
+  stats = metrics.sentence_statistics(_corrupt(refs, 0.5, 6), refs)
   path = str(tmp_path / "statistics.test.npz")
-  significance.save(path, stats, refs)
+  significance.save(path, significance.SentenceStatistics(significance.fingerprint(refs), stats))
   loaded = significance.load(path)
   assert loaded.references == significance.fingerprint(refs) != significance.fingerprint(refs[1:])
   assert loaded.metrics.keys() == stats.keys()

@@ -260,7 +260,10 @@ def _exact_match_run(workdir: str, share: float, seed: int, n: int = 400) -> Non
     {"status": "completed", "metrics": {"test": {"exact_match": right.mean(), "ppl": 1.5}}},
   )
   significance.save(
-    os.path.join(workdir, "statistics.test.npz"), {"exact_match": rows}, [str(i) for i in range(n)]
+    os.path.join(workdir, "statistics.test.npz"),
+    significance.SentenceStatistics(
+      significance.fingerprint([str(i) for i in range(n)]), {"exact_match": rows}
+    ),
   )
 
 
@@ -268,7 +271,7 @@ def _exact_match_run(workdir: str, share: float, seed: int, n: int = 400) -> Non
   ("seq2seq", "verdict"), [(0.6, "disagrees"), (0.31, "not significant"), (0.1, "agrees")]
 )
 def test_claims_get_verdicts_from_a_paired_bootstrap_of_the_seeds(tmp_path, seq2seq, verdict):
-  from attn_research.evaluation import significance
+  from attn_research.evaluation import metrics, significance
 
   table = TABLES.get("textbook_dates")
   trials = tables.plan(table, "tiny", seeds=2)
@@ -286,7 +289,7 @@ def test_claims_get_verdicts_from_a_paired_bootstrap_of_the_seeds(tmp_path, seq2
     for row, ts in trials.items()
   }
   expected = significance.paired_bootstrap(
-    stats["seq2seq"], stats["peeky"], significance.SCORES["exact_match"]
+    stats["seq2seq"], stats["peeky"], metrics.SCORES["exact_match"]
   )
   assert peeky.comparison == expected
   line = _row(rendered.markdown, "peeky seq2seq beats seq2seq")

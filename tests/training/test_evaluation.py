@@ -120,7 +120,7 @@ def test_forced_decoding_aer_matches_an_independent_computation(synthetic_data_d
     rows.append([2 * len(predicted & sure), len(predicted) + len(sure)])  # P = S for reverse
   hits, total = np.sum(rows, axis=0)
   assert evaluation.metrics["aer"] == pytest.approx(1 - hits / total, abs=1e-9)
-  np.testing.assert_array_equal(evaluation.aer_statistics, rows)  # per sentence, for bootstrap
+  np.testing.assert_array_equal(evaluation.statistics.metrics["aer"], rows)  # for bootstrap
   assert sorted(evaluation.attention) == [0, 1, 2]
   tokens, weights = evaluation.attention[0]
   assert "</s>" not in tokens[:-1] and len(tokens) <= data.buckets.target[-1]

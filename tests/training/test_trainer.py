@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from attn_research.errors import ConfigError
-from attn_research.evaluation import significance
+from attn_research.evaluation import metrics, significance
 from attn_research.runs import WorkdirConflictError
 from attn_research.training import parallel, trainer
 from tests.conftest import (
@@ -66,7 +66,7 @@ def test_tiny_run_learns_and_writes_its_files(tiny_run):
     assert sorted(saved.metrics) == ["bleu", "chrf", "exact_match", "tokenized_bleu"]
     for name, rows in saved.metrics.items():
       assert rows.shape[0] == 5000
-      score = significance.SCORES[name](rows.sum(0))
+      score = metrics.SCORES[name](rows.sum(0))
       assert score == pytest.approx(result["metrics"][split][name], abs=1e-9)
     assert os.path.getsize(os.path.join(workdir, f"bleu_by_length.{split}.png")) > 1000
     heatmaps = sorted(os.listdir(os.path.join(workdir, "heatmaps", split)))
