@@ -28,13 +28,15 @@ _CHRF = sacrebleu.metrics.CHRF()
 
 
 def _sacrebleu_score(metric) -> Callable[[np.ndarray], float]:
-  return lambda summed: metric._compute_score_from_stats(summed).score
+  return lambda summed: float(metric._compute_score_from_stats(summed).score)
 
 
-def _ratio(what: str) -> Callable[[np.ndarray], float]:
+def _ratio(empty: str) -> Callable[[np.ndarray], float]:
+  """summed[0] / summed[1]; `empty` is the error where the denominator is 0."""
+
   def score(summed: np.ndarray) -> float:
     if not summed[1]:
-      raise ValueError(f"{what} of an empty split.")
+      raise ValueError(empty)
     return float(summed[0] / summed[1])
 
   return score
@@ -45,8 +47,8 @@ SCORES: dict[str, Callable[[np.ndarray], float]] = {
   "bleu": _sacrebleu_score(_BLEU),
   "tokenized_bleu": _sacrebleu_score(TOKENIZED_BLEU),
   "chrf": _sacrebleu_score(_CHRF),
-  "exact_match": _ratio("exact_match"),
-  "aer": lambda summed: 1.0 - _ratio("AER")(summed),
+  "exact_match": _ratio("exact_match of an empty split."),
+  "aer": lambda summed: 1.0 - _ratio("AER of empty alignments.")(summed),
 }
 
 
@@ -61,10 +63,12 @@ def sentence_statistics(
   language, for `tokenized_bleu`'s Moses tokeniser)."""
   if len(hypotheses) != len(references):
     raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references.")
+  if not references:
+    raise ValueError("No sentences to score: the split is empty.")
   return {
     "exact_match": np.asarray(
       [[h == r, 1] for h, r in zip(hypotheses, references, strict=True)], np.float64
-    ).reshape(-1, 2),
+    ),
     "bleu": _sacrebleu_statistics(_BLEU, hypotheses, references),
     "tokenized_bleu": _sacrebleu_statistics(
       TOKENIZED_BLEU, moses_tokenize(hypotheses, lang), moses_tokenize(references, lang)

@@ -23,8 +23,8 @@ class Evaluation:
     hypotheses: detokenised hypotheses in split order.
     attention: example index → (decoded target tokens with `</s>`, attention weights
       `[len(tokens), src_len]`) for the first examples of the split, when asked for.
-    statistics: the per-sentence statistics that `metrics`' corpus scores sum, for
-      significance tests.
+    statistics: per-sentence statistics of the metrics of `metrics.SCORES` (their
+      sums are those metrics' values), for significance tests.
   """
 
   metrics: dict

@@ -33,5 +33,5 @@ def test_aer_by_hand():
 def test_aer_rejects_mismatched_corpora_and_empty_alignments():
   with pytest.raises(ValueError, match="2 predicted, 1 sure"):
     aer_statistics([set(), set()], [{(0, 0)}], [set()])
-  with pytest.raises(ValueError, match="AER of an empty split"):
+  with pytest.raises(ValueError, match="AER of empty alignments"):
     _aer([set()], [set()])

@@ -25,8 +25,10 @@ def test_exact_match_and_perplexity():
   assert perplexity(2.0 * math.log(3.0), 2.0) == pytest.approx(3.0)
   with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
     sentence_statistics(["a", "b"], ["a"])
+  with pytest.raises(ValueError, match="the split is empty"):
+    sentence_statistics([], [])
   with pytest.raises(ValueError, match="exact_match of an empty split"):
-    _scores([], [])
+    SCORES["exact_match"](np.zeros(2))
 
 
 def _bleu_by_hand(hyps, refs, max_n=4):

@@ -10,7 +10,9 @@ import time
 import jax
 import numpy as np
 import pytest
+import sacrebleu
 
+from attn_research.data import datasets
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics, significance
 from attn_research.runs import WorkdirConflictError
@@ -35,7 +37,7 @@ def _config(data_dir, **train):
   return tiny_config(data_dir, **train)
 
 
-def test_tiny_run_learns_and_writes_its_files(tiny_run):
+def test_tiny_run_learns_and_writes_its_files(tiny_run, dates_data_dir):
   workdir, result = tiny_run
   assert result["status"] == "completed"
   test = result["metrics"]["test"]
@@ -57,10 +59,17 @@ def test_tiny_run_learns_and_writes_its_files(tiny_run):
   assert "aer" not in test
   bins = test["bleu_by_length"]
   assert sum(b["num_examples"] for b in bins) == 5000 and bins[0]["min_length"] == 1
+  references = datasets.load("dates", dates_data_dir)
   for split in ("validation", "test"):
     with open(os.path.join(workdir, f"hypotheses.{split}.txt")) as f:
       hypotheses = f.read().splitlines()
     assert len(hypotheses) == 5000
+    # The reported metrics are sacreBLEU's and NumPy's of the hypotheses.
+    refs = references[split]["target"]
+    reported = result["metrics"][split]
+    assert reported["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [refs]).score)
+    assert reported["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses, [refs]).score)
+    assert reported["exact_match"] == np.mean(np.asarray(hypotheses) == np.asarray(refs))
     # Per-sentence statistics, for significance tests: they sum to the reported metrics.
     saved = significance.load(os.path.join(workdir, f"statistics.{split}.npz"))
     assert sorted(saved.metrics) == ["bleu", "chrf", "exact_match", "tokenized_bleu"]
