@@ -42,13 +42,15 @@ def _ratio(empty: str) -> Callable[[np.ndarray], float]:
   return score
 
 
+_LINKS_HIT = _ratio("AER of empty alignments.")  # (|A∩S| + |A∩P|) / (|A| + |S|)
+
 # Metric → the corpus score of its summed `[sentences, k]` statistics.
 SCORES: dict[str, Callable[[np.ndarray], float]] = {
   "bleu": _sacrebleu_score(_BLEU),
   "tokenized_bleu": _sacrebleu_score(TOKENIZED_BLEU),
   "chrf": _sacrebleu_score(_CHRF),
   "exact_match": _ratio("exact_match of an empty split."),
-  "aer": lambda summed: 1.0 - _ratio("AER of empty alignments.")(summed),
+  "aer": lambda summed: 1.0 - _LINKS_HIT(summed),
 }
 
 

@@ -60,34 +60,32 @@ def test_tokenized_bleu_matches_the_definition_and_sacrebleu_reports_its_signatu
   assert _scores(refs, refs)["chrf"] == pytest.approx(100.0) and scores["chrf"] < 100.0
 
 
-def test_bleu_and_chrf_are_sacrebleus_and_tokenized_bleu_uses_moses_tokens():
-  hyps = ["Hello, world! It's fine.", "The cat (black) sat."]
-  refs = ["Hello, world! It is fine.", "The cat (black) sat down."]
-  scores = _scores(hyps, refs, "en")
-  assert scores["bleu"] == sacrebleu.corpus_bleu(hyps, [refs]).score
-  assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score, abs=1e-9)
-  moses_hyps = ["Hello , world ! It 's fine .", "The cat ( black ) sat ."]
-  moses_refs = ["Hello , world ! It is fine .", "The cat ( black ) sat down ."]
-  assert scores["tokenized_bleu"] == pytest.approx(_bleu_by_hand(moses_hyps, moses_refs), rel=1e-9)
+CASES = {  # hypotheses, references and their Moses tokens (`tokenizer.perl -a`)
+  "en": (
+    ["Hello, world! It's fine.", "The cat (black) sat."],
+    ["Hello, world! It is fine.", "The cat (black) sat down."],
+    ["Hello , world ! It 's fine .", "The cat ( black ) sat ."],
+    ["Hello , world ! It is fine .", "The cat ( black ) sat down ."],
+  ),
+  "de": (
+    ["Das ist kein Test.", "Hallo Welt!", "Ein kleiner Satz -- mit Zeichen.", "x"],
+    ["Das ist ein Test.", "Hallo, Welt!", "Ein (kleiner) Satz -- mit Zeichen.", "x"],
+    ["Das ist kein Test .", "Hallo Welt !", "Ein kleiner Satz -- mit Zeichen .", "x"],
+    ["Das ist ein Test .", "Hallo , Welt !", "Ein ( kleiner ) Satz -- mit Zeichen .", "x"],
+  ),
+}
 
 
-def test_scores_of_summed_statistics_are_sacrebleus_corpus_scores():
-  refs = ["Das ist ein Test.", "Hallo, Welt!", "Ein (kleiner) Satz -- mit Zeichen.", "x"]
-  hyps = ["Das ist kein Test.", "Hallo Welt!", "Ein kleiner Satz -- mit Zeichen.", "x"]
-  statistics = sentence_statistics(hyps, refs, "de")
+@pytest.mark.parametrize("lang", sorted(CASES))
+def test_scores_of_summed_statistics_are_sacrebleus_and_tokenized_bleu_uses_moses_tokens(lang):
+  hyps, refs, moses_hyps, moses_refs = CASES[lang]
+  statistics = sentence_statistics(hyps, refs, lang)
   assert sorted(statistics) == ["bleu", "chrf", "exact_match", "tokenized_bleu"]
   assert {rows.shape[0] for rows in statistics.values()} == {len(refs)}
   scores = corpus_scores(statistics)
   assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=1e-9)
   assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score, abs=1e-9)
-  assert scores["exact_match"] == 0.25
-  moses_hyps = ["Das ist kein Test .", "Hallo Welt !", "Ein kleiner Satz -- mit Zeichen .", "x"]
-  moses_refs = [
-    "Das ist ein Test .",
-    "Hallo , Welt !",
-    "Ein ( kleiner ) Satz -- mit Zeichen .",
-    "x",
-  ]
+  assert scores["exact_match"] == np.mean(np.asarray(hyps) == np.asarray(refs))
   assert scores["tokenized_bleu"] == pytest.approx(_bleu_by_hand(moses_hyps, moses_refs), rel=1e-9)
   assert SCORES["bleu"](statistics["bleu"][:2].sum(0)) == pytest.approx(
     sacrebleu.corpus_bleu(hyps[:2], [refs[:2]]).score, abs=1e-9
