@@ -1,4 +1,4 @@
-"""Run directories and experiment configs: the one place that reads and writes them.
+"""Run directories: the one place that reads and writes their files.
 
 A run directory holds:
   config.json      the resolved config, written when the run starts;
@@ -12,27 +12,22 @@ A run directory holds:
 Every file is replaced atomically (a temporary file, then a rename), so a run killed at
 any moment leaves the old or the new version, never a torn file.
 
-Configs are Python files whose `get_config(arg)` returns an `ml_collections.ConfigDict`,
-named `path[:arg]`; overrides are dotted keys → values. This module imports no jax: the
-launchers, leaderboards and paper tables read runs without it, and a caller that runs
-several processes says which one writes.
+This module imports no jax: the launchers, leaderboards and paper tables read runs
+without it, and a caller that runs several processes says which one writes.
 """
 
 import contextlib
-import copy
 import dataclasses
-import difflib
-import importlib.util
 import json
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import ml_collections
 
+from attn_research.config.overrides import config_differences, stored
 from attn_research.errors import ConfigError
 
 CONFIG, METRICS, RESULT, FAILED = "config.json", "metrics.jsonl", "result.json", "failed.json"
@@ -234,17 +229,22 @@ class Workdir:
   def status(self) -> Run:
     return read_run(self.path)
 
-  def claim(self, config: ml_collections.ConfigDict | dict, overwrite: bool) -> None:
+  def claim(
+    self,
+    config: ml_collections.ConfigDict,
+    overwrite: bool,
+    complete: Callable[[Any], ml_collections.ConfigDict],
+  ) -> None:
     """Makes the directory this config's: refuses a different run unless `overwrite`.
+    `complete` reads a stored config as the current code does (`experiment.complete`).
 
     Raises:
       WorkdirConflictError: the directory holds a run with another config.
     """
-    config = stored(config)
     if overwrite and self.writer:
       self._delete_run()
     if self.exists(CONFIG):
-      diff = config_differences(self.read_json(CONFIG), config)
+      diff = config_differences(complete(self.read_json(CONFIG)), config)
       if diff:
         raise WorkdirConflictError(
           f"{self.path} holds a run with a different config ({'; '.join(diff[:8])}"
@@ -254,7 +254,7 @@ class Workdir:
       return
     if self.writer:
       os.makedirs(self.path, exist_ok=True)
-      self.write_json(CONFIG, config)
+      self.write_json(CONFIG, stored(config))
 
   def _delete_run(self) -> None:
     if not os.path.isdir(self.path):
@@ -283,200 +283,3 @@ class Workdir:
     kept = [r for r in self.read_metrics() if r["step"] <= last_step]
     if self.writer and self.exists(METRICS):
       atomic_write(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in kept))
-
-
-# ----------------------------------------------------------------------------------------
-# Configs.
-
-
-def stored(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, Any]:
-  """`config` as config.json holds it: plain dicts, tuples as lists."""
-  if isinstance(config, ml_collections.ConfigDict):
-    config = config.to_dict()
-  return json.loads(json.dumps(config))
-
-
-# Keys added to the configs after runs were stored without them, each with the value that
-# behaves as those runs did: a run stored before a key equals a config that has it there.
-ADDED_KEYS = {
-  "model.attention.sigma": 0.0,
-  "model.attention.normalizer": "softmax",
-  "model.attention.entmax_alpha": 1.5,
-  "model.attention.heads": 1,
-  "model.attention.coverage": "none",
-  "model.attention.coverage_size": 10,
-  "model.attention.chunk": 2,
-  "model.attention.energy_bias": -1.0,
-  "model.attention.sigmoid_noise": 1.0,
-  "model.attention.expectation": "parallel",
-  "train.coverage_loss": 0.0,
-  "train.coverage_loss_start": 0,
-  "train.guided_alignment": 0.0,
-  "train.guided_alignment_loss": "ce",
-  "train.dtype": "float32",
-  "dataset.languages": "",
-  "train.accumulate_steps": 1,
-  "train.batch_tokens": 0,
-  "dataset.vocab_sentences": 0,
-  "dataset.cache_dir": "",
-  **{f"dataset.files.{split}": "" for split in ("train", "validation", "test")},
-}
-
-
-def read_run_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run in `workdir` stored.
-
-  Raises:
-    ConfigError: `workdir` holds no run.
-  """
-  run = Workdir(workdir, writer=False)
-  if not run.exists(CONFIG):
-    raise ConfigError(f"{run.path} holds no run (no {CONFIG}); pass the --workdir of a run.")
-  return from_stored(run.read_json(CONFIG))
-
-
-def from_stored(stored_config: Mapping[str, Any]) -> ml_collections.ConfigDict:
-  """A config read back from JSON, its lists (buckets, splits) tuples again and the
-  `ADDED_KEYS` it predates filled in."""
-
-  def with_tuples(node: Any) -> Any:
-    if isinstance(node, Mapping):
-      return {k: with_tuples(v) for k, v in node.items()}
-    return tuple(node) if isinstance(node, list) else node
-
-  config = with_tuples(stored_config)
-  for key, value in ADDED_KEYS.items():
-    *sections, leaf = key.split(".")
-    node = config
-    for section in sections:
-      node = node.setdefault(section, {}) if isinstance(node, dict) else None
-    if isinstance(node, dict):
-      node.setdefault(leaf, value)
-  return ml_collections.ConfigDict(config)
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-  """Nested dicts (or a ConfigDict) → `{"a.b.c": leaf}`, in insertion order."""
-  if isinstance(tree, ml_collections.ConfigDict):
-    tree = tree.to_dict()
-  if not isinstance(tree, Mapping):
-    return {prefix[:-1]: tree}
-  out = {}
-  for k, v in tree.items():
-    out.update(flatten(v, f"{prefix}{k}."))
-  return out
-
-
-def config_differences(old: Any, new: Any) -> list[str]:
-  """Dotted keys whose values differ, as `key: old → new` (tuples equal their lists;
-  an `ADDED_KEYS` key absent from either side has its listed value)."""
-  a, b = ({**ADDED_KEYS, **flatten(stored(c))} for c in (old, new))
-  return [
-    f"{k}: {a.get(k, '<absent>')!r} → {b.get(k, '<absent>')!r}"
-    for k in sorted(a.keys() | b.keys())
-    if a.get(k, "<absent>") != b.get(k, "<absent>")
-  ]
-
-
-def load_module(path: str) -> Any:
-  """Imports the config file `path` (run from the repository root, as every entry point)."""
-  if not os.path.isfile(path):
-    raise ConfigError(f"No config file {path}; pass --config=path/to/config.py[:arg].")
-  name = "config_" + re.sub(r"\W", "_", os.path.splitext(os.path.abspath(path))[0])
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def load_config(spec: str) -> ml_collections.ConfigDict:
-  """`get_config(arg)` of `path[:arg]`, as `experiments.train --config=path[:arg]` sees it."""
-  path, _, arg = spec.partition(":")
-  module = load_module(path)
-  return module.get_config(arg) if arg else module.get_config()
-
-
-def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
-  """A config file's `arg` as fields (big_vision's `parse_arg`): `"en-de,scale=tiny"`.
-
-  Every key must be one of `defaults`, and each value is parsed as the type of its
-  default; a bare value (no `=`) sets the first key.
-  """
-  parsed = dict(defaults)
-  first = next(iter(defaults))
-  for part in filter(None, (arg or "").split(",")):
-    key, eq, value = part.partition("=")
-    key, value = (key.strip(), value.strip()) if eq else (first, key.strip())
-    if key not in defaults:
-      raise ConfigError(
-        f"Unknown config argument {key!r} in {arg!r}; valid: {', '.join(defaults)}."
-      )
-    kind = type(defaults[key])
-    try:
-      parsed[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
-    except ValueError:
-      raise ConfigError(f"Config argument {key}={value!r} must be a {kind.__name__}.") from None
-  return ml_collections.ConfigDict(parsed)
-
-
-def _lookup(config: ml_collections.ConfigDict, key: str) -> Any:
-  node: Any = config
-  for part in key.split("."):
-    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-      raise KeyError(key)
-    node = node[part]
-  return node
-
-
-def _coerce(key: str, default: Any, value: Any) -> Any:
-  """`value` as the field holding `default` stores it; raises TypeError if it cannot."""
-  if isinstance(default, bool):
-    ok = isinstance(value, bool)
-  elif isinstance(default, int):
-    ok = isinstance(value, int) and not isinstance(value, bool)
-  elif isinstance(default, float):
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    value = float(value) if ok else value
-  elif isinstance(default, str):
-    ok = isinstance(value, str)
-  elif isinstance(default, tuple):
-    ok = isinstance(value, tuple | list)
-    value = tuple(value) if ok else value
-  else:
-    raise TypeError(f"{key} is a {type(default).__name__} field, which overrides cannot set")
-  if not ok:
-    raise TypeError(f"{value!r} is a {type(value).__name__}, {key} a {type(default).__name__}")
-  return value
-
-
-def apply_overrides(
-  base: ml_collections.ConfigDict, overrides: Mapping[str, Any]
-) -> ml_collections.ConfigDict:
-  """A copy of `base` with dotted `overrides` set, each checked against its field.
-
-  Raises:
-    ConfigError: a key names no field (with the closest one), a whole section, or a
-      value of the wrong type.
-  """
-  config = copy.deepcopy(base)
-  leaves = list(flatten(base))
-  for key, value in overrides.items():
-    try:
-      default = _lookup(base, key)
-    except KeyError:
-      close = difflib.get_close_matches(key, leaves, n=1)
-      hint = f" (did you mean {close[0]}?)" if close else ""
-      raise ConfigError(f"{key} is not a config key{hint}.") from None
-    if isinstance(default, ml_collections.ConfigDict):
-      raise ConfigError(f"{key} is a config section; set its fields one by one.")
-    try:
-      value = _coerce(key, default, value)
-    except TypeError as e:
-      raise ConfigError(f"{e}.") from None
-    *parents, leaf = key.split(".")
-    node = config
-    for part in parents:
-      node = node[part]
-    with node.unlocked():
-      node[leaf] = value
-  return config

@@ -43,10 +43,9 @@ def main(argv: list[str]) -> None:
   import numpy as np
   from flax.training import train_state
 
-  from attn_research import config_checks
   from attn_research.attention import alignments
   from attn_research.model import ModelConfig, Seq2Seq
-  from attn_research.training import optimizers, parallel, steps
+  from attn_research.training import experiment, optimizers, parallel, steps
   from benchmarks.report import write_report
   from experiments.configs import dates
 
@@ -60,7 +59,7 @@ def main(argv: list[str]) -> None:
     for key, value in overrides.items():
       section, field = key.split(".")
       setattr(config.model[section], field, value)
-    config_checks.validate(config, mesh.size)  # a misspelt override would add a key
+    experiment.validate(config, mesh.size)  # a misspelt override would add a key
     model = Seq2Seq(
       ModelConfig.from_config(config.model, SRC_VOCAB, TGT_VOCAB, max(config.data.source_buckets))
     )

@@ -22,7 +22,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from attn_research.training import averaging
+  from attn_research.inference import averaging
 
   steps = averaging.average_checkpoints(_WORKDIR.value, _LAST.value)
   print(

@@ -71,8 +71,10 @@ def stored_run_config(argv: list[str]) -> ml_collections.ConfigDict:
   path = os.path.join(os.path.expanduser(workdir or ""), runs.CONFIG)
   if not workdir or not os.path.exists(path):
     return ml_collections.ConfigDict()
+  from attn_research.training import experiment  # only here: cli is imported without jax
+
   try:
-    return runs.from_stored(runs.read_json(path))
+    return experiment.complete(runs.read_json(path))
   except ConfigError as e:
     fail(e)
 

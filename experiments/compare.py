@@ -15,6 +15,7 @@ from absl import app, flags
 from attn_research import runs
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics, significance
+from attn_research.training import experiment
 from experiments import cli, report
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Run directories, comma-separated.")
@@ -45,7 +46,9 @@ def main(argv: list[str]) -> None:
         f"{path} has no {_SPLIT.value!r} metrics (it has {', '.join(run.result['metrics'])}); "
         "pick another --split."
       )
-    label = f"{os.path.basename(os.path.abspath(path))} ({run_label(runs.from_stored(run.config))})"
+    label = (
+      f"{os.path.basename(os.path.abspath(path))} ({run_label(experiment.complete(run.config))})"
+    )
     labels.append(label)
     results.append(run.result)
     curves[label] = run.result["metrics"][_SPLIT.value]["bleu_by_length"]

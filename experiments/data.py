@@ -39,17 +39,15 @@ _FILES = flags.DEFINE_multi_string(
 flags.mark_flags_as_required(["dataset"])
 
 
-def _text_files(dataset: str, given: list[str]) -> dict[str, str]:
-  """--files as `dataset.files`: split → value."""
+def _dataset(name: str, data_dir: str, given: list[str]):
+  """--dataset, --data_dir and --files as the `dataset` section, opened."""
   from attn_research.data import datasets
   from attn_research.data.datasets import text
   from attn_research.errors import ConfigError
 
-  is_text = datasets.parse_name(dataset)[0] == datasets.TEXT
-  if not is_text:
-    if given:
-      raise ConfigError(f"--files is read only with --dataset=text, not {dataset}.")
-    return {}
+  is_text = datasets.parse_name(name)[0] == "text"
+  if given and not is_text:
+    raise ConfigError(f"--files is read only with --dataset=text, not {name}.")
   files = {}
   for item in given:
     split, sep, value = item.partition("=")
@@ -62,9 +60,10 @@ def _text_files(dataset: str, given: list[str]) -> dict[str, str]:
     if problem:
       raise ConfigError(f"--files={item} {problem}.")
     files[split] = value
-  if not files:
+  if is_text and not files:
     raise ConfigError("--dataset=text needs --files=SPLIT=SRC,TGT (or SPLIT=TSV), once per split.")
-  return files
+  section = datasets.DatasetConfig(name=name, data_dir=data_dir, files=text.TextFiles(**files))
+  return datasets.open_dataset(section)
 
 
 def _lengths(texts: list[str]) -> str:
@@ -95,23 +94,19 @@ def describe(name: str, splits: dict[str, dict[str, list[str]]], examples: int) 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from attn_research.data import datasets
-
-  files = _text_files(_DATASET.value, _FILES.value)
-  data_dir = datasets.resolve_data_dir(_DATA_DIR.value)
+  dataset = _dataset(_DATASET.value, _DATA_DIR.value, _FILES.value)
   if _FETCH.value:
-    if datasets.can_fetch(_DATASET.value):
-      datasets.fetch(_DATASET.value, data_dir)
+    if dataset.can_fetch:
+      dataset.fetch()
     else:
-      print(f"note: {_DATASET.value} has nothing to fetch; building it.", file=sys.stderr)
-  splits = datasets.load(_DATASET.value, data_dir, files)
-  print(describe(_DATASET.value, splits, _EXAMPLES.value))
+      print(f"note: {dataset.name} has nothing to fetch; building it.", file=sys.stderr)
+  splits = dataset.load()
+  print(describe(dataset.name, splits, _EXAMPLES.value))
   if _EXPORT.value:
     from attn_research.data.datasets import text
 
     out_dir = os.path.expanduser(_EXPORT.value)
-    names = datasets.languages(_DATASET.value)
-    names = names if names[0] else ("source", "target")
+    names = dataset.languages if dataset.languages[0] else ("source", "target")
     for split, features in splits.items():
       for path in text.export(split, features, out_dir, names):
         print(f"wrote {path}")

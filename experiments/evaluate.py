@@ -52,7 +52,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   from attn_research.errors import ConfigError
-  from attn_research.training import evaluation
+  from attn_research.inference import evaluation
 
   if bool(_WORKDIR.value) == bool(_WORKDIRS.value):
     raise ConfigError("Pass --workdir=RUN, or --workdirs=RUN1,RUN2,… for an ensemble.")

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from absl import app, flags
 
 from attn_research import runs
+from attn_research.config import files as config_files
+from attn_research.config import overrides as config_overrides
 from attn_research.errors import ConfigError
 from experiments import cli
 from experiments.tables import TABLES
@@ -77,12 +79,14 @@ def dry_run(table: tables.Table, scale: str, trials: dict[str, list[Trial]], roo
 def check_workdirs(table: tables.Table, scale: str, trials: Sequence[Trial], root: str) -> None:
   """Refuses trial directories holding a run of another config (say, an older step count),
   whose numbers would otherwise be printed as this table's."""
-  base = runs.load_config(table.setup(scale).config)
+  base = config_files.load_config(table.setup(scale).config)
   for trial in trials:
     run = runs.Workdir(trial.workdir(root), writer=False)
     if not run.exists(runs.CONFIG):
       continue
-    diff = runs.config_differences(run.read_json(runs.CONFIG), tables.trial_config(base, trial))
+    diff = config_overrides.config_differences(
+      run.read_json(runs.CONFIG), tables.trial_config(base, trial)
+    )
     if diff:
       raise ConfigError(
         f"{run.path} holds a run of another config ({'; '.join(diff[:4])}); "
@@ -98,17 +102,17 @@ def prepare_data(
   `fetch`, first downloads the inputs of datasets that can fetch them."""
   from attn_research.data import datasets
 
-  base = runs.load_config(table.setup(scale).config)
-  needed = {
-    (config.dataset.name, datasets.resolve_data_dir(config.dataset.data_dir))
-    for config in (tables.trial_config(base, t) for t in trials)
-  }
-  for name, data_dir in sorted(needed):
-    if fetch and datasets.can_fetch(name):
-      print(f"fetching {name} into {datasets.manual_dir(data_dir)}")
-      datasets.fetch(name, data_dir)
-    print(f"preparing {name}")
-    datasets.load(name, data_dir)
+  base = config_files.load_config(table.setup(scale).config)
+  needed = {}
+  for trial in trials:
+    dataset = datasets.open_dataset(tables.trial_config(base, trial).dataset)
+    needed.setdefault((dataset.name, dataset.data_dir, dataset.files), dataset)
+  for _, dataset in sorted(needed.items(), key=lambda item: item[0][:2]):
+    if fetch and dataset.can_fetch:
+      print(f"fetching {dataset.name} into {datasets.manual_dir(dataset.data_dir)}")
+      dataset.fetch()
+    print(f"preparing {dataset.name}")
+    dataset.load()
 
 
 def run(

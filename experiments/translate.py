@@ -120,7 +120,7 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   from tqdm import tqdm
 
-  from attn_research.training import translation
+  from attn_research.inference import translation
 
   workdirs = _workdirs()
   lines = _lines(_INPUT.value)  # a missing file fails before the model loads

@@ -27,6 +27,8 @@ from typing import Any
 import ml_collections
 
 from attn_research import runs
+from attn_research.config import files as config_files
+from attn_research.config import overrides as config_overrides
 from attn_research.errors import ConfigError
 
 Overrides = dict[str, Any]
@@ -211,16 +213,16 @@ def make_trials(
     if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
       raise ConfigError(f"{where} is not a dict of dotted config keys; fix get_sweep.")
     try:
-      trial_config = runs.apply_overrides(base, overrides)
+      trial_config = config_overrides.apply_overrides(base, overrides)
     except ConfigError as e:
       raise ConfigError(f"{where}: {e} Fix get_sweep.") from None
-    values = {key: runs.flatten(trial_config)[key] for key in overrides}
+    values = {key: config_overrides.flatten(trial_config)[key] for key in overrides}
     for key, value in values.items():
       if not _round_trips(value):
         raise ConfigError(
           f"{where}: {key}={value!r} has elements that a command line cannot carry; fix get_sweep."
         )
-    effective = json.dumps(runs.stored(trial_config), sort_keys=True)
+    effective = json.dumps(config_overrides.stored(trial_config), sort_keys=True)
     if effective in seen:
       raise ConfigError(
         f"{where} gives the same config as trial {seen[effective]}; remove one of them."
@@ -243,10 +245,12 @@ def load_sweep(config: str) -> list[Trial]:
   launcher.
   """
   path, _, arg = config.partition(":")
-  module = runs.load_module(path)
+  module = config_files.load_module(path)
   if not hasattr(module, "get_sweep"):
     raise ConfigError(
       f"{path} defines no get_sweep(arg, hyper); add one (see launch/sweep.py) or train "
       "single runs with experiments.train."
     )
-  return make_trials(config, runs.load_config(config), module.get_sweep(arg or None, HELPERS))
+  return make_trials(
+    config, config_files.load_config(config), module.get_sweep(arg or None, HELPERS)
+  )

@@ -46,13 +46,20 @@ def tiny_train_command(workdir: str, data_dir: str) -> list[str]:
   ]
 
 
+def named(name: str, data_dir: str):
+  """The `dataset` section of dataset `name` stored in `data_dir`."""
+  from attn_research.data.datasets import DatasetConfig
+
+  return DatasetConfig(name=name, data_dir=data_dir)
+
+
 @pytest.fixture(scope="session")
 def dates_data_dir(tmp_path_factory) -> str:
   """A TFDS data dir holding the dates dataset, built once per test session."""
   from attn_research.data import datasets
 
   data_dir = str(tmp_path_factory.mktemp("tfds"))
-  datasets.load("dates", data_dir)
+  datasets.open_dataset(named("dates", data_dir)).load()
   return data_dir
 
 
@@ -67,7 +74,7 @@ def synthetic_data_dir(tmp_path_factory) -> str:
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(synthetic, "SPLIT_SIZES", sizes)
     for task in ("copy", "reverse"):
-      datasets.load(f"synthetic/{task}", data_dir)
+      datasets.open_dataset(named(f"synthetic/{task}", data_dir)).load()
   return data_dir
 
 

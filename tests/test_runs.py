@@ -7,7 +7,10 @@ import ml_collections
 import pytest
 
 from attn_research import runs
+from attn_research.config import files as config_files
+from attn_research.config import overrides as config_overrides
 from attn_research.errors import ConfigError
+from attn_research.training import experiment
 from experiments.configs import dates
 from tests.conftest import REPO
 
@@ -65,21 +68,24 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
 
 def test_flatten_differences_and_stored_form():
   config = dates.get_config()
-  flat = runs.flatten(config)
+  flat = config_overrides.flatten(config)
   assert flat["model.attention.score"] == "general" and flat["data.target_buckets"] == (12,)
-  stored = runs.stored(config)
+  stored = config_overrides.stored(config)
   assert stored["data"]["target_buckets"] == [12]
-  assert runs.config_differences(stored, config) == []  # tuples equal their lists
-  back = runs.from_stored(json.loads(json.dumps(stored)))
+  assert config_overrides.config_differences(stored, config) == []  # tuples equal their lists
+  back = experiment.complete(json.loads(json.dumps(stored)))
   assert back.data.source_buckets == (12, 20, 28, 40) and back.to_dict() == config.to_dict()
-  # A run stored before a key was added reads back as that key's old behaviour.
+  # A run stored before a key existed reads that key as the field's default.
   older = json.loads(json.dumps(stored))
   del older["train"]["dtype"], older["model"]["attention"]["sigma"]
-  assert runs.config_differences(older, config) == []
-  assert runs.from_stored(older).to_dict() == config.to_dict()
-  assert runs.config_differences(older, runs.apply_overrides(config, {"train.dtype": "bfloat16"}))
-  other = runs.apply_overrides(config, {"model.attention.score": "dot", "seed": 2})
-  assert runs.config_differences(config, other) == [
+  assert config_overrides.config_differences(experiment.complete(older), config) == []
+  assert experiment.complete(older).to_dict() == config.to_dict()
+  assert config_overrides.config_differences(
+    experiment.complete(older),
+    config_overrides.apply_overrides(config, {"train.dtype": "bfloat16"}),
+  )
+  other = config_overrides.apply_overrides(config, {"model.attention.score": "dot", "seed": 2})
+  assert config_overrides.config_differences(config, other) == [
     "model.attention.score: 'general' → 'dot'",
     "seed: 0 → 2",
   ]
@@ -87,7 +93,7 @@ def test_flatten_differences_and_stored_form():
 
 def test_apply_overrides_checks_each_key_and_type():
   base = dates.get_config()
-  config = runs.apply_overrides(
+  config = config_overrides.apply_overrides(
     base, {"train.learning_rate": 1, "data.source_buckets": [8, 16], "model.dropout": 0.1}
   )
   assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
@@ -99,45 +105,60 @@ def test_apply_overrides_checks_each_key_and_type():
     ({"model.decoder.input_feeding": "yes"}, "'yes' is a str"),
   ):
     with pytest.raises(ConfigError, match=message):
-      runs.apply_overrides(base, overrides)
+      config_overrides.apply_overrides(base, overrides)
 
 
 def test_parse_arg():
-  assert runs.parse_arg("en-fr", pair="en-de", steps=0).to_dict() == {"pair": "en-fr", "steps": 0}
-  parsed = runs.parse_arg("pair=en-vi,steps=800,tied=true", pair="en-de", steps=0, tied=False)
+  assert config_files.parse_arg("en-fr", pair="en-de", steps=0).to_dict() == {
+    "pair": "en-fr",
+    "steps": 0,
+  }
+  parsed = config_files.parse_arg(
+    "pair=en-vi,steps=800,tied=true", pair="en-de", steps=0, tied=False
+  )
   assert parsed.to_dict() == {"pair": "en-vi", "steps": 800, "tied": True}
-  assert runs.parse_arg(None, pair="en-de").pair == "en-de"
+  assert config_files.parse_arg(None, pair="en-de").pair == "en-de"
   with pytest.raises(ConfigError, match=r"Unknown config argument 'size'.*valid: pair, steps"):
-    runs.parse_arg("size=3", pair="en-de", steps=0)
+    config_files.parse_arg("size=3", pair="en-de", steps=0)
   with pytest.raises(ConfigError, match="steps='many' must be a int"):
-    runs.parse_arg("steps=many", pair="en-de", steps=0)
+    config_files.parse_arg("steps=many", pair="en-de", steps=0)
 
 
 def test_load_config_takes_the_argument(tmp_path):
-  config = runs.load_config(f"{REPO}/experiments/configs/debian_l10n.py:en-fr,scale=tiny,steps=90")
+  config = config_files.load_config(
+    f"{REPO}/experiments/configs/debian_l10n.py:en-fr,scale=tiny,steps=90"
+  )
   assert config.dataset.name == "debian_l10n/en-fr" and config.train.num_steps == 90
   assert config.train.eval_every == 90 and config.data.max_train_words == 30
   assert isinstance(config, ml_collections.ConfigDict)
   with pytest.raises(ConfigError, match="No config file"):
-    runs.load_config(str(tmp_path / "none.py"))
+    config_files.load_config(str(tmp_path / "none.py"))
 
 
 def test_workdir_claim_refuses_another_config_and_overwrite_resets(tmp_path):
   run = runs.Workdir(str(tmp_path / "run"))
   config = dates.get_config()
-  run.claim(config, overwrite=False)
-  run.claim(config, overwrite=False)  # the same config: resumes
+  run.claim(config, overwrite=False, complete=experiment.complete)
+  run.claim(config, overwrite=False, complete=experiment.complete)  # the same: resumes
   _write(run.path, "hypotheses.test.txt", "x\n")
   _write(run.path, "notes.txt", "mine\n")
-  other = runs.apply_overrides(config, {"seed": 1})
+  other = config_overrides.apply_overrides(config, {"seed": 1})
   with pytest.raises(runs.WorkdirConflictError, match=r"seed: 0 → 1.*--overwrite"):
-    run.claim(other, overwrite=False)
-  run.claim(other, overwrite=True)
+    run.claim(other, overwrite=False, complete=experiment.complete)
+  run.claim(other, overwrite=True, complete=experiment.complete)
   assert sorted(os.listdir(run.path)) == [runs.CONFIG, "notes.txt"]  # the user's file stays
   assert run.read_json(runs.CONFIG)["seed"] == 1
   reader = runs.Workdir(str(tmp_path / "elsewhere"), writer=False)
-  reader.claim(config, overwrite=False)
+  reader.claim(config, overwrite=False, complete=experiment.complete)
   assert not os.path.exists(reader.path)  # only the writer writes
+  # A run stored before keys existed resumes: they read as their defaults.
+  older = runs.Workdir(str(tmp_path / "older"))
+  stored = config_overrides.stored(config)
+  del stored["model"]["attention"]["expectation"], stored["dataset"]["files"]
+  os.makedirs(older.path)
+  older.write_json(runs.CONFIG, stored)
+  older.claim(config, overwrite=False, complete=experiment.complete)
+  assert older.read_json(runs.CONFIG) == stored  # read, not rewritten
 
 
 def test_run_layer_imports_no_jax():

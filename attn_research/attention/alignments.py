@@ -22,6 +22,8 @@ the heads' contexts are concatenated (Sockeye's `mhdot`, RNMT+). The weights ret
 are the heads' mean, as Sockeye's, for heatmaps, alignment error and coverage.
 """
 
+from typing import TYPE_CHECKING
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -30,6 +32,9 @@ from attn_research.attention.memory import Memory
 from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import Score, luong_uniform, split_heads
 from attn_research.registry import Registry
+
+if TYPE_CHECKING:
+  from attn_research.attention.attention import AttentionConfig
 
 ALIGNMENTS: Registry[type["Alignment"]] = Registry("alignment", "model.attention.alignment")
 
@@ -70,34 +75,25 @@ class Alignment(nn.Module):
   """Base of the alignments; every one takes the same config.
 
   Attributes:
-    window: D, a local window's half-width (`model.attention.window`).
-    size: inner size of learned position predictors (0: the query size).
-    initialization: "paper" or "default" parameter initialisation.
-    sigma: local-p's Gaussian width σ (`model.attention.sigma`; 0: D/2, Luong's).
-    normalizer: name in `NORMALIZERS` (`model.attention.normalizer`): how the energies of
-      the attended positions become weights.
-    entmax_alpha: α of the `entmax` normaliser.
-    heads: H, heads of the score (`model.attention.heads`).
+    config: `model.attention`; an alignment reads `window` (D), `size` (local-p's
+      predictor; 0: the query size), `init`, `sigma` (local-p's σ; 0: D/2), `normalizer`,
+      `entmax_alpha` and `heads`.
   """
 
-  window: int = 10
-  size: int = 0
-  initialization: str = "paper"
-  sigma: float = 0.0
-  normalizer: str = "softmax"
-  entmax_alpha: float = 1.5
-  heads: int = 1
+  config: "AttentionConfig"
 
   def per_head(self, x: jax.Array) -> jax.Array:
     """`[b, q, s]` → `[b, q, 1, s]` under multi-head attention, to broadcast over heads."""
-    return x if self.heads == 1 else x[..., None, :]
+    return x if self.config.heads == 1 else x[..., None, :]
 
   def normalize(self, energies: jax.Array, mask: jax.Array) -> jax.Array:
     """Weights over the positions `mask` `[b, q|1, s]` holds, exactly 0 elsewhere."""
-    return NORMALIZERS.get(self.normalizer)(energies, self.per_head(mask), self.entmax_alpha)
+    return NORMALIZERS.get(self.config.normalizer)(
+      energies, self.per_head(mask), self.config.entmax_alpha
+    )
 
   def head_mean(self, weights: jax.Array) -> jax.Array:
-    return weights if self.heads == 1 else jnp.mean(weights, axis=2)
+    return weights if self.config.heads == 1 else jnp.mean(weights, axis=2)
 
 
 def gathers_window(src_len: int, window: int) -> bool:
@@ -116,21 +112,21 @@ class _Local(Alignment):
     lengths = memory.mask.sum(axis=-1)[:, None, None]
     first, p_t = self.window_start(query, memory, positions)
     src_len = memory.mask.shape[1]
-    gather = gathers_window(src_len, self.window)
+    gather = gathers_window(src_len, self.config.window)
     if gather:  # the window's positions only: [b, q, 2D+1]
-      index = first[..., None] + jnp.arange(2 * self.window + 1)
+      index = first[..., None] + jnp.arange(2 * self.config.window + 1)
       safe = jnp.clip(index, 0, src_len - 1)
       energies = score.compare(query, _gather(memory.keys, safe))
     else:  # every position: [src_len]
       index = jnp.arange(src_len)
       energies = score.compare(query, memory.keys)
     offset = index - first[..., None]
-    inside = (offset >= 0) & (offset <= 2 * self.window) & (index >= 0) & (index < lengths)
+    inside = (offset >= 0) & (offset <= 2 * self.config.window) & (index >= 0) & (index < lengths)
     if p_t is not None:  # the real-valued window [p_t − D, p_t + D] in 1-based s
-      inside &= jnp.abs(index + 1 - p_t[..., None]) <= self.window
+      inside &= jnp.abs(index + 1 - p_t[..., None]) <= self.config.window
     weights = self.normalize(energies, inside)
     if p_t is not None:  # Luong Eq. 10: align(h_t, h̄_s) · exp(−(s − p_t)² / 2σ²), σ = D/2
-      sigma = self.sigma or self.window / 2.0
+      sigma = self.config.sigma or self.config.window / 2.0
       distance = (index + 1).astype(p_t.dtype) - p_t[..., None]
       gaussian = jnp.exp(-jnp.square(distance) / (2.0 * sigma**2))
       weights = (weights * self.per_head(gaussian)).astype(weights.dtype)
@@ -157,7 +153,7 @@ class LocalMonotonic(_Local):
   softmax over the window's real positions."""
 
   def window_start(self, query, memory, positions):
-    return positions - self.window, None
+    return positions - self.config.window, None
 
 
 @ALIGNMENTS.register("local_p")
@@ -171,15 +167,13 @@ class LocalPredictive(_Local):
   @nn.compact
   def window_start(self, query, memory, positions):
     del positions
-    size = self.size or query.shape[-1]
-    kernel_init = (
-      luong_uniform if self.initialization == "paper" else nn.initializers.lecun_normal()
-    )
+    size = self.config.size or query.shape[-1]
+    kernel_init = luong_uniform if self.config.init == "paper" else nn.initializers.lecun_normal()
     hidden = jnp.tanh(nn.Dense(size, use_bias=False, kernel_init=kernel_init, name="w_p")(query))
-    v_init = luong_uniform if self.initialization == "paper" else nn.initializers.normal(size**-0.5)
+    v_init = luong_uniform if self.config.init == "paper" else nn.initializers.normal(size**-0.5)
     v_p = self.param("v_p", v_init, (size,))
     # float32 whatever the computation dtype: bfloat16 spaces positions above 64 by 0.5.
     lengths = memory.mask.sum(axis=-1).astype(jnp.float32)
     p_t = lengths[:, None] * jax.nn.sigmoid((hidden @ v_p).astype(jnp.float32))  # [b, q] in [0, S]
     # Integers s with |s − p_t| ≤ D lie in floor(p_t) − D … floor(p_t) + D (1-based).
-    return jnp.floor(p_t).astype(jnp.int32) - self.window - 1, p_t  # as a 0-based index
+    return jnp.floor(p_t).astype(jnp.int32) - self.config.window - 1, p_t  # as a 0-based index

@@ -14,58 +14,73 @@ from attn_research.attention.memory import Memory
 from attn_research.attention.monotonic import EXPECTATIONS
 from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import INITS, SCORES
-from attn_research.constraints import NON_NEGATIVE, POSITIVE, Choice, Float, Int, field
+from attn_research.config import fields
+from attn_research.config.fields import NON_NEGATIVE, POSITIVE, Choice, Float, Int, field
 from attn_research.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
 class AttentionConfig:
-  """`model.attention`: one field per key of that config section.
+  """`model.attention`: the score, the alignment and their options. The attention layer
+  hands the whole section to each part it builds, which reads the keys it needs."""
 
-  Attributes:
-    score: name in `SCORES`.
-    alignment: name in `ALIGNMENTS`.
-    window: D of local alignments.
-    size: inner size N of projected scores and of local-p's W_p (0: query size).
-    init: "paper" or "default" parameter initialisation (`scores.INITS`).
-    max_source_length: source positions the `location` score addresses; `from_config`
-      resolves 0 to the largest source bucket.
-    sigma: local-p's Gaussian width σ (Luong Eq. 10); 0 means D/2, the paper's.
-    normalizer: name in `NORMALIZERS`: softmax, sparsemax, entmax15 or entmax.
-    entmax_alpha: α of `entmax` (> 1; 2 is sparsemax, → 1 softmax).
-    heads: H of multi-head attention; 1 is single-head attention.
-    coverage: "none" or a name in `COVERAGES`.
-    coverage_size: units of the `tu_nn` coverage (Tu et al.'s 10).
-    chunk: w, the chunk MoChA attends over (`mocha`).
-    energy_bias: the initial offset r of monotonic energies (`monotonic`, `mocha`).
-    sigmoid_noise: σ_n of the noise added to monotonic energies while training.
-    expectation: how training computes the expected monotonic alignment: `parallel`
-      (the paper's cumulative-product form) or `recursive` (exact).
-  """
-
-  score: str = field(Choice(names=SCORES))
-  alignment: str = field(Choice(names=ALIGNMENTS))
-  window: int = field(NON_NEGATIVE, 10)
-  size: int = field(Int(low=0, note="0: the query size"), 0)
-  init: str = field(Choice(names=INITS), "paper")
-  max_source_length: int = field(Int(low=0, note="0: the largest source bucket"), 0)
-  sigma: float = field(Float(low=0, note="0: window / 2, Luong's"), 0.0)
-  normalizer: str = field(Choice(names=NORMALIZERS), "softmax")
-  entmax_alpha: float = field(Float(low=1, low_open=True, note="2: sparsemax"), 1.5)
-  heads: int = field(POSITIVE, 1)
-  coverage: str = field(Choice(names=(NO_COVERAGE, *COVERAGES)), NO_COVERAGE)
-  coverage_size: int = field(POSITIVE, 10)
-  chunk: int = field(POSITIVE, 2)
-  energy_bias: float = field(Float(), -1.0)
-  sigmoid_noise: float = field(Float(low=0), 1.0)
-  expectation: str = field(Choice(names=EXPECTATIONS), "parallel")
+  score: str = field(Choice(names=SCORES), "general", "see `python -m experiments.variants`")
+  alignment: str = field(
+    Choice(names=ALIGNMENTS), "global", "global | local_m | local_p | monotonic | mocha"
+  )
+  window: int = field(NON_NEGATIVE, 10, "D of local alignments (Luong: 10)")
+  size: int = field(
+    Int(low=0, note="0: the query size"),
+    0,
+    "N of concat/additive/normed_additive/mul scores and local-p; 0 = the query size",
+  )
+  init: str = field(
+    Choice(names=INITS), "paper", "paper (each score as published) | default (LeCun)"
+  )
+  max_source_length: int = field(
+    Int(low=0, note="0: the largest source bucket"),
+    0,
+    "positions the location score addresses; 0 = the largest source bucket",
+  )
+  sigma: float = field(
+    Float(low=0, note="0: window / 2, Luong's"), 0.0, "local_p: Gaussian σ (Eq. 10); 0 = window / 2"
+  )
+  normalizer: str = field(
+    Choice(names=NORMALIZERS), "softmax", "softmax | sparsemax | entmax15 | entmax"
+  )
+  entmax_alpha: float = field(
+    Float(low=1, low_open=True, note="2: sparsemax"), 1.5, "α of normalizer=entmax (bisection)"
+  )
+  heads: int = field(POSITIVE, 1, "multi-head: H chunks of the compared vectors and values")
+  coverage: str = field(
+    Choice(names=(NO_COVERAGE, *COVERAGES)),
+    NO_COVERAGE,
+    "none | see (See 2017) | tu_linguistic | tu_nn (Tu 2016); needs a score with a tanh layer",
+  )
+  coverage_size: int = field(POSITIVE, 10, "units of the tu_nn coverage (Tu's 10)")
+  chunk: int = field(POSITIVE, 2, "mocha: the chunk width w")
+  energy_bias: float = field(
+    Float(), -1.0, "monotonic, mocha: r's initial value (Lingvo's; Raffel suggests -4)"
+  )
+  sigmoid_noise: float = field(
+    Float(low=0), 1.0, "monotonic, mocha: σ of the pre-sigmoid noise while training"
+  )
+  expectation: str = field(
+    Choice(names=EXPECTATIONS),
+    "parallel",
+    "monotonic, mocha: parallel (the paper's cumulative products) | recursive (exact)",
+  )
 
   @classmethod
   def from_config(
     cls, attention: ml_collections.ConfigDict, longest_source: int
   ) -> "AttentionConfig":
-    """`longest_source`: the data's largest source bucket, the `location` score's reach
-    when `max_source_length` is 0.
+    """The `model.attention` section, `resolved`."""
+    return fields.parse(cls, attention, "model.attention.").resolved(longest_source)
+
+  def resolved(self, longest_source: int) -> "AttentionConfig":
+    """This config checked across its keys, `max_source_length` 0 resolved to
+    `longest_source` (the data's largest source bucket, the `location` score's reach).
 
     Raises:
       ConfigError: a positive `max_source_length` shorter than `longest_source`, which
@@ -74,7 +89,7 @@ class AttentionConfig:
         a monotonic alignment with several heads, coverage, or (plain `monotonic`, which
         normalises nothing) a normaliser other than softmax.
     """
-    config = cls(**attention.to_dict())
+    config = self
     if 0 < config.max_source_length < longest_source:
       raise ConfigError(
         f"model.attention.max_source_length={config.max_source_length} is shorter than the "
@@ -162,46 +177,13 @@ class Attention(nn.Module):
 
   def setup(self):
     c = self.config
-    self.score_fn = self._score("score", c.heads)
+    self.score_fn = SCORES.get(c.score)(c, self.query_size, c.heads, name="score")
     alignment = ALIGNMENTS.get(c.alignment)
-    if c.monotonic:
-      self.align_fn = alignment(
-        chunk=c.chunk,
-        energy_bias=c.energy_bias,
-        sigmoid_noise=c.sigmoid_noise,
-        expectation=c.expectation,
-        normalizer=c.normalizer,
-        entmax_alpha=c.entmax_alpha,
-        name="alignment",
-      )
-      if alignment.chunk_energy:  # MoChA's: a second score of the same kind
-        self.chunk_fn = self._score("chunk_score")
-    else:
-      self.align_fn = alignment(
-        window=c.window,
-        size=c.size,
-        initialization=c.init,
-        sigma=c.sigma,
-        normalizer=c.normalizer,
-        entmax_alpha=c.entmax_alpha,
-        heads=c.heads,
-        name="alignment",
-      )
+    self.align_fn = alignment(c, name="alignment")
+    if getattr(alignment, "chunk_energy", False):  # MoChA's: a second score of the same kind
+      self.chunk_fn = SCORES.get(c.score)(c, self.query_size, name="chunk_score")
     if c.covered:
-      self.coverage_fn = COVERAGES.get(c.coverage)(
-        size=c.coverage_size, initialization=c.init, name="coverage"
-      )
-
-  def _score(self, name: str, heads: int = 1):
-    c = self.config
-    return SCORES.get(c.score)(
-      query_size=self.query_size,
-      size=c.size,
-      max_length=c.max_source_length,
-      initialization=c.init,
-      heads=heads,
-      name=name,
-    )
+      self.coverage_fn = COVERAGES.get(c.coverage)(c, name="coverage")
 
   def prepare(self, values: jax.Array, mask: jax.Array) -> Memory:
     """Precomputes the per-source part of the score, once per source batch.

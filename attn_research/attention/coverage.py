@@ -17,12 +17,17 @@ What depends on the source only (Φ, the GRU's input projection of h̄_j) is com
 once per sentence by `prepare`.
 """
 
+from typing import TYPE_CHECKING
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from attn_research.attention.scores import bahdanau_normal, luong_uniform
 from attn_research.registry import Registry
+
+if TYPE_CHECKING:
+  from attn_research.attention.attention import AttentionConfig
 
 COVERAGES: Registry[type["Coverage"]] = Registry("coverage model", "model.attention.coverage")
 NO_COVERAGE = "none"
@@ -33,12 +38,11 @@ class Coverage(nn.Module):
   """Base of the coverage models.
 
   Attributes:
-    size: units of `tu_nn` (`model.attention.coverage_size`); the others have 1.
-    initialization: "paper" or "default", as the scores'.
+    config: `model.attention`; a coverage model reads `init` and `coverage_size` (the
+      units of `tu_nn`; the others have 1).
   """
 
-  size: int = 10
-  initialization: str = "paper"
+  config: "AttentionConfig"
 
   @property
   def units(self) -> int:
@@ -76,7 +80,7 @@ class TuLinguisticCoverage(Coverage):
   Eq. 8); U_f without bias. `prepare` returns 1/Φ, 0 on padding."""
 
   def setup(self):
-    init = luong_uniform if self.initialization == "paper" else nn.initializers.lecun_normal()
+    init = luong_uniform if self.config.init == "paper" else nn.initializers.lecun_normal()
     self.u_f = nn.Dense(1, use_bias=False, kernel_init=init, name="u_f")
 
   def prepare(self, values, mask):
@@ -103,12 +107,12 @@ class TuNeuralCoverage(Coverage):
 
   @property
   def units(self) -> int:
-    return self.size
+    return self.config.coverage_size
 
   def setup(self):
     def dense(paper, bias=False):
-      init = paper if self.initialization == "paper" else nn.initializers.lecun_normal()
-      return nn.Dense(3 * self.size, use_bias=bias, kernel_init=init)
+      init = paper if self.config.init == "paper" else nn.initializers.lecun_normal()
+      return nn.Dense(3 * self.config.coverage_size, use_bias=bias, kernel_init=init)
 
     self.w_h = dense(bahdanau_normal, bias=True)
     self.w_a = dense(nn.initializers.zeros)

@@ -51,6 +51,8 @@ O(S + T). Teacher forcing can run the hard process too, for the alignments of th
 reference that the test-time model would produce.
 """
 
+from typing import TYPE_CHECKING
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -59,6 +61,9 @@ from attn_research.attention.alignments import ALIGNMENTS, _context, _gather, _s
 from attn_research.attention.memory import Memory
 from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import Score
+
+if TYPE_CHECKING:
+  from attn_research.attention.attention import AttentionConfig
 
 EXPECTATIONS = ("parallel", "recursive")
 LOOKAHEAD = 8  # source positions the hard search scores at once
@@ -163,26 +168,19 @@ class Monotonic(nn.Module):
   """Raffel et al. 2017's hard monotonic attention (the module docstring).
 
   Attributes:
-    chunk: MoChA's w (`model.attention.chunk`); plain monotonic attention ignores it.
-    energy_bias: r's initial value (`model.attention.energy_bias`).
-    sigmoid_noise: σ_n of the pre-sigmoid noise while training.
-    expectation: `parallel` or `recursive` (the module docstring).
-    normalizer: MoChA's chunk normaliser, a name in `NORMALIZERS`.
-    entmax_alpha: α of the `entmax` normaliser.
+    config: `model.attention`; a monotonic alignment reads `chunk` (MoChA's w; plain
+      monotonic attention ignores it), `energy_bias` (r's initial value), `sigmoid_noise`
+      (σ_n while training), `expectation` (the module docstring), and MoChA's chunk
+      `normalizer` and `entmax_alpha`.
   """
 
-  chunk: int = 1
-  energy_bias: float = -1.0
-  sigmoid_noise: float = 1.0
-  expectation: str = "parallel"
-  normalizer: str = "softmax"
-  entmax_alpha: float = 1.5
+  config: "AttentionConfig"
 
   stateful = True  # carries α_{i−1} (expected) or t_{i−1} (hard) between steps
   chunk_energy = False  # whether it needs a second, chunk score
 
   def setup(self):
-    self.r = self.param("r", nn.initializers.constant(self.energy_bias), ())
+    self.r = self.param("r", nn.initializers.constant(self.config.energy_bias), ())
 
   @staticmethod
   def initial(mask: jax.Array, hard: bool) -> jax.Array:
@@ -193,7 +191,7 @@ class Monotonic(nn.Module):
     return jnp.where(mask, jax.nn.one_hot(0, mask.shape[1], dtype=jnp.float32), 0.0)
 
   def normalize(self, energies: jax.Array, mask: jax.Array) -> jax.Array:
-    return NORMALIZERS.get(self.normalizer)(energies, mask, self.entmax_alpha)
+    return NORMALIZERS.get(self.config.normalizer)(energies, mask, self.config.entmax_alpha)
 
   def __call__(
     self,
@@ -223,11 +221,11 @@ class Monotonic(nn.Module):
   def _expected(self, score, query, memory, previous, train, chunk_score):
     mask = memory.mask[:, None, :]
     energies = score.compare(query, memory.keys).astype(jnp.float32) + self.r
-    if train and self.sigmoid_noise:
+    if train and self.config.sigmoid_noise:
       noise = jax.random.normal(self.make_rng("dropout"), energies.shape, energies.dtype)
-      energies += self.sigmoid_noise * noise
+      energies += self.config.sigmoid_noise * noise
     p = jnp.where(mask, jax.nn.sigmoid(energies), 0.0)
-    if self.expectation == "parallel":  # what depends on p only, for every step at once
+    if self.config.expectation == "parallel":  # what depends on p only, for every step at once
       per_step, step = _parallel_factors(p), _parallel_step
     else:
       per_step, step = p, _recursive_step
@@ -241,7 +239,7 @@ class Monotonic(nn.Module):
     weights = swap(alphas)
     if self.chunk_energy:
       chunk = chunk_score.compare(query, memory.chunk_keys)
-      weights = chunkwise(weights, chunk, mask, self.chunk, self.normalize)
+      weights = chunkwise(weights, chunk, mask, self.config.chunk, self.normalize)
     weights = weights.astype(memory.values.dtype)
     return _context(weights, memory.values), weights, last
 
@@ -258,7 +256,7 @@ class Monotonic(nn.Module):
 
       chosen = first_firing(energy, position, lengths, src_len)
       if self.chunk_energy:
-        index = chosen[:, None] + jnp.arange(1 - self.chunk, 1)
+        index = chosen[:, None] + jnp.arange(1 - self.config.chunk, 1)
         # Nothing once stopped (chosen = src_len), even where the chunk would reach back
         # into the sentence.
         real = (index >= 0) & (index < lengths[:, None]) & (chosen < lengths)[:, None]

@@ -16,6 +16,7 @@ U_a from N(0, 0.001²) and set v_a to 0. `initialization="default"` uses Flax's 
 """
 
 import math
+from typing import TYPE_CHECKING
 
 import flax.linen as nn
 import jax
@@ -23,6 +24,9 @@ import jax.numpy as jnp
 
 from attn_research.errors import ConfigError
 from attn_research.registry import Registry
+
+if TYPE_CHECKING:
+  from attn_research.attention.attention import AttentionConfig
 
 SCORES: Registry[type["Score"]] = Registry("score function", "model.attention.score")
 INITS = ("paper", "default")
@@ -70,19 +74,16 @@ class Score(nn.Module):
   """Base of the score functions.
 
   Attributes:
+    config: `model.attention`; a score reads `size` (the inner size N of `concat`,
+      `additive`, `normed_additive` and `mul`; 0 means `query_size`), `init` and
+      `max_source_length` (the longest source `location` addresses).
     query_size: size of the query h_t (or s_{t−1}).
-    size: inner size N of the projected scores (`concat`, `additive`, `normed_additive`,
-      `mul`); 0 means `query_size`.
-    max_length: longest source the `location` score can address.
-    initialization: "paper" or "default" (see the module docstring).
     heads: H of multi-head attention: the compared vectors (the query and keys, or the N
       units inside the tanh and v_a) are split into H chunks, one energy per chunk.
   """
 
+  config: "AttentionConfig"
   query_size: int
-  size: int = 0
-  max_length: int = 0
-  initialization: str = "paper"
   heads: int = 1
 
   # Whether a coverage vector can enter the score: only inside a tanh layer over the keys.
@@ -91,11 +92,11 @@ class Score(nn.Module):
 
   @property
   def inner_size(self) -> int:
-    return self.size or self.query_size
+    return self.config.size or self.query_size
 
   def initializer(self, paper, vector: bool = False):
     """`paper` under initialization="paper", else LeCun-normal (N(0, 1/N) for a vector)."""
-    if self.initialization == "paper":
+    if self.config.init == "paper":
       return paper
     if vector:
       return nn.initializers.normal(1.0 / math.sqrt(self.inner_size))
@@ -287,14 +288,14 @@ class Location(Score):
 
   def setup(self):
     self.w_a = self.param(
-      "w_a", self.initializer(luong_uniform), (self.query_size, self.max_length)
+      "w_a", self.initializer(luong_uniform), (self.query_size, self.config.max_source_length)
     )
 
   def prepare(self, keys):
     batch, src_len = keys.shape[:2]
-    if src_len > self.max_length:
+    if src_len > self.config.max_source_length:
       raise ConfigError(
-        f"The location score addresses {self.max_length} source positions, the batch has "
+        f"The location score addresses {self.config.max_source_length} source positions, the batch has "
         f"{src_len}; raise model.attention.max_source_length."
       )
     rows = self.w_a[:, :src_len].T.astype(keys.dtype)

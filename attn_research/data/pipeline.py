@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from attn_research.config.fields import Int, Lengths, field
 from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 from attn_research.errors import ConfigError
 from attn_research.evaluation.alignment import parse_pharaoh
@@ -178,6 +179,27 @@ class Buckets:
     tgt_b = np.searchsorted(self.target, tgt_len)
     too_long = (src_b == len(self.source)) | (tgt_b == len(self.target))
     return np.where(too_long[:, None], -1, np.stack([src_b, tgt_b], axis=1))
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """`data`: the padded shapes every batch takes, and the training length filter."""
+
+  source_buckets: tuple[int, ...] = field(
+    Lengths(), (16, 32, 64), "padded source lengths: every batch has one of them"
+  )
+  target_buckets: tuple[int, ...] = field(
+    Lengths(), (17, 33, 65), "padded target lengths, counting </s>"
+  )
+  max_train_words: int = field(
+    Int(low=0, note="0: no limit"),
+    0,
+    "training drops pairs with more words on either side (0 = no limit); evaluation keeps every pair",
+  )
+
+  @property
+  def buckets(self) -> "Buckets":
+    return Buckets(tuple(self.source_buckets), tuple(self.target_buckets))
 
 
 def make_batch(

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from attn_research.decoding.config import DecodeConfig
 from attn_research.model import Seq2Seq
 
 NEG_INF = -1.0e9
@@ -63,30 +64,25 @@ def beam_search(
   params,
   src: jax.Array,
   src_mask: jax.Array,
-  *,
-  beam_size: int,
+  options: DecodeConfig,
   max_len: int,
-  alpha: float = 0.0,
-  beta: float = 0.0,
-  max_len_a: float = 0.0,
-  max_len_b: int = 0,
   n_best: int = 1,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Decodes `[batch, src_len]` sources.
 
-  Each sentence keeps `beam_size` slots. At every step each alive slot proposes every
+  Each sentence keeps `options.beam_size` slots. At every step each alive slot proposes every
   token, each finished slot proposes itself unchanged, and the `beam_size` best proposals
   by s(Y, X) survive (the tensorflow/nmt and GNMT procedure; width 1 is greedy search).
 
   Args:
     model, params: the model.
     src, src_mask: source ids and bool mask.
-    beam_size: slots per sentence.
+    options: `beam_size` (slots per sentence), the penalties' weights α
+      (`length_penalty`) and β (`coverage_penalty`; 0: plain log-probability), and
+      `max_length_a`, `max_length_b`: when either is set, sentence limits
+      ⌊a · src_len + b⌋ (at most `max_len`) at which `</s>` is forced.
     max_len: static bound on the target length (with `</s>`); a hypothesis that reaches
       it without `</s>` is returned unfinished, as greedy decoding does.
-    alpha, beta: length and coverage penalty weights (0: plain log-probability).
-    max_len_a, max_len_b: when either is set, sentence limits ⌊a · src_len + b⌋ (at most
-      `max_len`) at which `</s>` is forced.
     n_best: hypotheses returned per sentence (≤ `beam_size`): a sentence is then decided
       once its `n_best`-th best finished hypothesis cannot be overtaken.
 
@@ -95,16 +91,17 @@ def beam_search(
     weights `[batch, max_len, src_len]` (0 after `</s>`) and its score `[batch]`; with
     `n_best` > 1, the `n_best` best, best first, along a second axis: `[batch, n_best, …]`.
   """
-  if not 1 <= n_best <= beam_size:
-    raise ValueError(f"n_best={n_best} must be between 1 and the beam size {beam_size}.")
+  k, alpha, beta = options.beam_size, options.length_penalty, options.coverage_penalty
+  if not 1 <= n_best <= k:
+    raise ValueError(f"n_best={n_best} must be between 1 and the beam size {k}.")
   batch, src_len = src.shape
-  k = beam_size
   variables = {"params": params}
   memory, state = model.apply(variables, src, src_mask, hard=True, method=Seq2Seq.encode)
   repeat = lambda x: jnp.repeat(x, k, axis=0)  # noqa: E731
 
-  if max_len_a > 0 or max_len_b > 0:
-    limit = jnp.floor(max_len_a * src_mask.sum(axis=1) + max_len_b).astype(jnp.int32)
+  if options.max_length_a > 0 or options.max_length_b > 0:
+    lengths = src_mask.sum(axis=1)
+    limit = jnp.floor(options.max_length_a * lengths + options.max_length_b).astype(jnp.int32)
     limit = jnp.clip(limit, 1, max_len)
   else:
     limit = jnp.full((batch,), max_len + 1, jnp.int32)  # never forced

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from attn_research import runs as run_files
+from attn_research.config import overrides as config_overrides
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics, significance
 
@@ -162,7 +163,7 @@ def group(runs: Sequence[Run]) -> dict[str, list[Run]]:
   for run in runs:
     config = {
       k: v
-      for k, v in run_files.flatten(run.result.get("config", {})).items()
+      for k, v in config_overrides.flatten(run.result.get("config", {})).items()
       if k not in IGNORED_KEYS
     }
     key = json.dumps(config, sort_keys=True, default=str)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_research.attention import Attention, AttentionConfig, AttentionState, Memory
-from attn_research.constraints import POSITIVE, Bool, Choice, Int, field
+from attn_research.config.fields import POSITIVE, Bool, Choice, Int, field
 from attn_research.errors import ConfigError
 from attn_research.model.encoder import EncoderConfig, EncoderOutput
 from attn_research.model.hoisted_scan import hoisted_scan
@@ -35,32 +35,28 @@ DECODERS: Registry[type["RecurrentDecoder"]] = Registry("decoder", "model.decode
 
 @dataclasses.dataclass(frozen=True)
 class DecoderConfig:
-  """`model.decoder`: one field per key of that config section.
+  """`model.decoder`: the decoder's kind and options.
 
   The decoder has no cell or size keys of its own: it runs `model.encoder.cell` cells of
   `model.encoder.hidden_size` units, so its states, the attention query and the encoder's
   outputs (the keys) all have the encoder's hidden size.
-
-  Attributes:
-    type: name in `DECODERS`.
-    num_layers: stacked layers (every decoder).
-    input_feeding: read by `luong`: concatenate h̃_{t−1} to the next input (Luong §3.3).
-    tfnmt_compat: read by `luong`: tensorflow/nmt's attention layer `W[h; c]` (no tanh,
-      no bias).
-    deep_output: read by `bahdanau`: the maxout deep-output layer of appendix A.2.2.
-    maxout_size: read by `bahdanau` with `deep_output`: maxout units l (0: hidden size
-      // 2, as Bahdanau's 500 / 1000).
-    tie_embeddings: every decoder: the output layer reuses the target embedding matrix
-      (Press & Wolf 2017); the output layer's input must then have the embedding size.
   """
 
-  type: str = field(Choice(names=DECODERS))
-  num_layers: int = field(POSITIVE)
-  input_feeding: bool = field(Bool(), False)
-  tfnmt_compat: bool = field(Bool(), False)
-  deep_output: bool = field(Bool(), True)
-  maxout_size: int = field(Int(low=0, note="0: hidden_size // 2"), 0)
-  tie_embeddings: bool = field(Bool(), False)
+  type: str = field(
+    Choice(names=DECODERS), "luong", "luong | bahdanau | gnmt | none_state | none_input"
+  )
+  num_layers: int = field(POSITIVE, 1, "stacked recurrent layers")
+  input_feeding: bool = field(
+    Bool(), True, "luong: concatenate h̃_{t−1} to the next input (Luong §3.3)"
+  )
+  tfnmt_compat: bool = field(Bool(), False, "luong: tensorflow/nmt's W[h; c], no tanh, no bias")
+  deep_output: bool = field(Bool(), True, "bahdanau: maxout deep output (appendix A.2.2)")
+  maxout_size: int = field(
+    Int(low=0, note="0: hidden_size // 2"), 0, "bahdanau: maxout units; 0 = hidden_size // 2"
+  )
+  tie_embeddings: bool = field(
+    Bool(), False, "output layer = target embedding matrix (Press & Wolf 2017)"
+  )
 
   def validate(self, encoder: EncoderConfig, embedding_size: int) -> None:
     """Raises a one-line `ConfigError` for a decoder that cannot be built on `encoder`."""

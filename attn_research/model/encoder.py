@@ -19,7 +19,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from attn_research.constraints import POSITIVE, Bool, Choice, field
+from attn_research.config.fields import POSITIVE, Bool, Choice, field
 from attn_research.errors import ConfigError
 from attn_research.model.rnn import CELLS, Carry, reverse_padded, scan_together
 from attn_research.registry import Registry
@@ -29,25 +29,23 @@ ENCODERS: Registry[type["RNNEncoder"]] = Registry("encoder", "model.encoder.type
 
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
-  """`model.encoder`: one field per key of that config section.
+  """`model.encoder`: the encoder's layout."""
 
-  Attributes:
-    type: name in `ENCODERS`.
-    cell: name in `CELLS`; the decoder runs the same cell.
-    num_layers: stacked layers.
-    hidden_size: size of each output state, and the decoder's state size; a bidirectional
-      layer gives each direction half.
-    residual: `uni`, `bi`: residual connections from the second layer up (`gnmt` always
-      has them from the third).
-    reverse_source: read each sentence backwards.
-  """
-
-  type: str = field(Choice(names=ENCODERS))
-  cell: str = field(Choice(names=CELLS))
-  num_layers: int = field(POSITIVE)
-  hidden_size: int = field(POSITIVE)
-  residual: bool = field(Bool(), False)
-  reverse_source: bool = field(Bool(), False)
+  type: str = field(Choice(names=ENCODERS), "bi", "uni | bi | gnmt")
+  cell: str = field(Choice(names=CELLS), "lstm", "lstm | gru; the decoder uses the same cell")
+  num_layers: int = field(POSITIVE, 1, "stacked recurrent layers")
+  hidden_size: int = field(
+    POSITIVE,
+    256,
+    "the states' size and the decoder's state size; a bidirectional layer gives each "
+    "direction half",
+  )
+  residual: bool = field(
+    Bool(),
+    False,
+    "uni, bi: residual connections from the second layer up (gnmt has them from the third)",
+  )
+  reverse_source: bool = field(Bool(), False, "read sources backwards (Luong's +reverse)")
 
   def validate(self) -> None:
     """Raises a one-line `ConfigError` for a layout that cannot be built."""

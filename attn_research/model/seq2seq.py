@@ -7,6 +7,8 @@ import jax
 import ml_collections
 
 from attn_research.attention import AttentionConfig, Memory
+from attn_research.config import fields
+from attn_research.config.fields import POSITIVE, Choice, Float, field, section
 from attn_research.model.bridge import BRIDGES
 from attn_research.model.decoder import DECODERS, DecoderConfig, DecoderState, logits
 from attn_research.model.encoder import ENCODERS, EncoderConfig
@@ -14,28 +16,19 @@ from attn_research.model.encoder import ENCODERS, EncoderConfig
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """The model part of an experiment config, frozen (and hashable) so it can be a static
-  jit argument.
+  """`model`: the architecture; frozen (and hashable) so it can be a static jit argument.
+  The vocabulary sizes come from the data, not the config."""
 
-  Attributes:
-    src_vocab_size: source vocabulary size (from the data).
-    tgt_vocab_size: target vocabulary size (from the data).
-    embedding_size: `model.embedding_size`, source and target.
-    dropout: `model.dropout`.
-    bridge: `model.bridge`, a name in `BRIDGES`.
-    encoder: `model.encoder`.
-    decoder: `model.decoder`; it runs the encoder's cell and hidden size.
-    attention: `model.attention`, its `max_source_length` resolved.
-  """
-
-  src_vocab_size: int
-  tgt_vocab_size: int
-  embedding_size: int
-  dropout: float
-  bridge: str
-  encoder: EncoderConfig
-  decoder: DecoderConfig
-  attention: AttentionConfig
+  embedding_size: int = field(POSITIVE, 64, "source and target embedding size")
+  dropout: float = field(Float(low=0, high=1, high_open=True), 0.0, "dropout rate")
+  bridge: str = field(
+    Choice(names=BRIDGES), "last", "zero | last (Luong) | dense (Bahdanau: tanh(W ←h_1))"
+  )
+  encoder: EncoderConfig = section(EncoderConfig, "the encoder")
+  decoder: DecoderConfig = section(DecoderConfig, "the decoder")
+  attention: AttentionConfig = section(AttentionConfig, "the attention")
+  src_vocab_size: int = 0
+  tgt_vocab_size: int = 0
 
   @classmethod
   def from_config(
@@ -47,15 +40,12 @@ class ModelConfig:
   ) -> "ModelConfig":
     """`longest_source`: the data's largest source bucket, the `location` score's default
     reach when `model.attention.max_source_length` is 0."""
-    return cls(
+    config = fields.parse(cls, model, "model.")
+    return dataclasses.replace(
+      config,
       src_vocab_size=src_vocab_size,
       tgt_vocab_size=tgt_vocab_size,
-      embedding_size=model.embedding_size,
-      dropout=model.dropout,
-      bridge=model.bridge,
-      encoder=EncoderConfig(**model.encoder.to_dict()),
-      decoder=DecoderConfig(**model.decoder.to_dict()),
-      attention=AttentionConfig.from_config(model.attention, longest_source),
+      attention=config.attention.resolved(longest_source),
     )
 
   @property

@@ -43,20 +43,20 @@ def prepare_data(
   `eval.splits`) in memory with their texts. The vocabularies come from the run if it has
   them, else from the cache or built from the streamed training split, and are stored in
   the run."""
-  dataset = config.dataset
-  name, data_dir, files = dataset.name, dataset.data_dir, dataset.files
+  section = config.dataset
+  dataset = datasets.open_dataset(section)
   eval_splits = tuple(config.eval.splits if eval_splits is None else eval_splits)
-  available = datasets.split_names(name, data_dir, files)
+  available = dataset.split_names()
   for split in ("train", *eval_splits):
     if split not in available:
       raise ConfigError(
-        f"Dataset {name!r} has no {split} split (it has {', '.join(available)}); fix "
+        f"Dataset {dataset.name!r} has no {split} split (it has {', '.join(available)}); fix "
         "eval.splits (or the split to evaluate)."
       )
-  raw = datasets.load(name, data_dir, files, splits=eval_splits)
-  languages = datasets.languages(name, dataset.languages)
-  cache = TokenCache(cache_dir(dataset))
-  train_data = datasets.fingerprint(name, data_dir, files, "train")
+  raw = dataset.load(eval_splits)
+  languages = dataset.languages
+  cache = TokenCache(cache_dir(section))
+  train_data = dataset.fingerprint("train")
   vocabs = []
   for side, (filename, lang) in enumerate(
     zip((runs.SOURCE_VOCAB, runs.TARGET_VOCAB), languages, strict=True)
@@ -65,14 +65,14 @@ def prepare_data(
       vocabs.append(Vocabulary.from_json(run.read_text(filename)))
       continue
     vocab_key = token_cache.key(
-      train_data, str(side), dataset.vocab, str(dataset.vocab_size), lang,
-      str(dataset.vocab_sentences),
+      train_data, str(side), section.vocab, str(section.vocab_size), lang,
+      str(section.vocab_sentences),
     )  # fmt: skip
 
     def build(side=side, lang=lang) -> Vocabulary:
-      texts = (pair[side] for pair in datasets.stream(name, data_dir, files, "train"))
+      texts = (pair[side] for pair in dataset.stream("train"))
       return Vocabulary.build(
-        texts, dataset.vocab, dataset.vocab_size, lang, dataset.vocab_sentences
+        texts, section.vocab, section.vocab_size, lang, section.vocab_sentences
       )
 
     vocab, built = cache.vocabulary(vocab_key, build)
@@ -87,7 +87,7 @@ def prepare_data(
   if "train" not in splits:
     splits["train"], built = cache.split(
       token_cache.key(train_data, src_vocab.to_json(), tgt_vocab.to_json()),
-      lambda: datasets.stream(name, data_dir, files, "train"),
+      lambda: dataset.stream("train"),
       src_vocab,
       tgt_vocab,
     )
@@ -112,11 +112,11 @@ def with_train_alignments(data: Data, dataset: ml_collections.ConfigDict) -> Dat
   Raises:
     ConfigError: the dataset has none, or they do not fit its sentences.
   """
-  name = dataset.name
-  train = datasets.load(name, dataset.data_dir, dataset.files, splits=("train",))["train"]
+  train = datasets.open_dataset(dataset).load(("train",))["train"]
   if "alignment" not in train:
     raise ConfigError(
-      f"train.guided_alignment needs gold alignments of the training split, which {name!r} "
+      f"train.guided_alignment needs gold alignments of the training split, which "
+      f"{dataset.name!r} "
       "has not; use a synthetic dataset or dataset.files.train=SRC,TGT,ALIGN (Pharaoh lines)."
     )
   aligned = data.splits["train"].with_alignments(train["alignment"], "train")

@@ -5,13 +5,14 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
+from attn_research.config.fields import NON_NEGATIVE, POSITIVE, BatchSize, Splits, field
 from attn_research.data.pipeline import decode_batches, eval_batches
 from attn_research.data.vocab import EOS_ID
 from attn_research.decoding import beam_search, greedy_decode
+from attn_research.decoding.config import DecodeConfig
 from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
 from attn_research.evaluation import alignment, metrics, significance
 from attn_research.model import DECODERS, Seq2Seq
@@ -21,9 +22,23 @@ from attn_research.training.precision import compute_params
 from attn_research.training.reports import Evaluation
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """`eval`: what the final evaluation covers and reports."""
+
+  batch_size: int = field(BatchSize(), 512, "sentences per evaluation batch")
+  splits: tuple[str, ...] = field(
+    Splits(),
+    ("validation", "test"),
+    "evaluated at the end, into result.json; validation picks the best checkpoint",
+  )
+  length_bin: int = field(POSITIVE, 10, "source tokens per bin of BLEU by length")
+  num_heatmaps: int = field(NON_NEGATIVE, 4, "attention heatmaps of each split's first examples")
+
+
 def make_decoder(
   model: Seq2Seq,
-  decode: ml_collections.ConfigDict,
+  decode: DecodeConfig,
   max_len: int,
   dtype: str = "float32",
   n_best: int = 1,
@@ -34,17 +49,7 @@ def make_decoder(
   if decode.beam_size == 0:
     search = functools.partial(greedy_decode, model, max_len=max_len)
   else:
-    search = functools.partial(
-      beam_search,
-      model,
-      beam_size=decode.beam_size,
-      max_len=max_len,
-      alpha=decode.length_penalty,
-      beta=decode.coverage_penalty,
-      max_len_a=decode.max_length_a,
-      max_len_b=decode.max_length_b,
-      n_best=n_best,
-    )
+    search = functools.partial(beam_search, model, options=decode, max_len=max_len, n_best=n_best)
 
   def decoder(params, src, src_mask):
     outputs = search(compute_params(params, dtype), src, src_mask)
@@ -92,8 +97,8 @@ class Evaluator:
     model: Seq2Seq,
     mesh: Mesh,
     data: Data,
-    eval_config: ml_collections.ConfigDict,
-    decode: ml_collections.ConfigDict,
+    eval_config: EvalConfig,
+    decode: DecodeConfig,
     dtype: str = "float32",
   ):
     self.mesh = mesh

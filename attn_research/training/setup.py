@@ -7,21 +7,21 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 from absl import logging
 from flax.training import train_state
 from jax.sharding import Mesh
 
-from attn_research import config_checks, runs
+from attn_research import runs
+from attn_research.config import fields
 from attn_research.data.pipeline import TrainBatches
 from attn_research.model import ModelConfig, Seq2Seq
 from attn_research.training import losses, optimizers, parallel, steps
 from attn_research.training.checkpointing import Checkpointer
 from attn_research.training.data import Data, prepare_data, with_train_alignments
-
-
-def validate(config: ml_collections.ConfigDict, mesh: Mesh) -> None:
-  """Fails fast, before any data is built, on any value that cannot run on `mesh`."""
-  config_checks.validate(config, mesh.size)
+from attn_research.training.evaluator import Evaluator
+from attn_research.training.experiment import Experiment
+from attn_research.training.prefetch import Prefetch
 
 
 def build(
@@ -59,31 +59,73 @@ def restore_newest(
 
 @dataclasses.dataclass
 class Prepared:
-  """A run ready to train from `start_step` (0: fresh) with its saved `progress`."""
+  """What the training loop needs: a run ready to train from `start_step` (0: fresh).
+
+  Attributes:
+    batches: this process's training batches, placed on the devices ahead of the loop,
+      positioned where the restored run left them.
+    train_step: `(state, batches, rng) → (state, metrics)` (`jit_train_step`).
+    dropout_rng: the key each step folds its step number into.
+    progress: what the newest checkpoint saved beside the state ({} when fresh).
+  """
 
   data: Data
   model: Seq2Seq
   state: train_state.TrainState
-  checkpointer: Checkpointer
   start_step: int
   progress: dict
+  checkpointer: Checkpointer
+  best: Checkpointer
+  batches: Prefetch
+  train_step: Callable
+  dropout_rng: jax.Array
+  evaluator: Evaluator
+  schedule: optax.Schedule
+  _ended: bool = False
+
+  def end_training(self) -> None:
+    """Stops the batch producer and writes the last checkpoints out."""
+    if not self._ended:
+      self.batches.close()
+      self.checkpointer.close()
+      self._ended = True
+
+  def close(self) -> None:
+    self.end_training()
+    self.best.close()
 
 
 def prepare(
   config: ml_collections.ConfigDict, run: runs.Workdir, mesh: Mesh, note: Callable[[str], None]
 ) -> Prepared:
-  """Data, model and the state of the newest checkpoint that restores (else a fresh one)."""
+  """Data, model and the state of the newest checkpoint that restores (else a fresh one),
+  with the batches, compiled step and evaluator that train it."""
+  typed = fields.parse(Experiment, config, num_devices=mesh.size)
   data = prepare_data(config, run, note=note)
   if config.train.guided_alignment:
     data = with_train_alignments(data, config.dataset)
   model, state = build(config, data, mesh)
   checkpointer = Checkpointer(run.file(runs.CHECKPOINTS), config.train.keep_checkpoints)
+  start_step, progress = 0, {}
   restored = restore_newest(checkpointer, state, note)
-  if restored is None:
-    return Prepared(data, model, state, checkpointer, 0, {})
-  step, state, progress = restored
-  note(f"Resumed from the checkpoint at step {step} in {run.path}.")
-  return Prepared(data, model, state, checkpointer, step, progress)
+  if restored is not None:
+    start_step, state, progress = restored
+    note(f"Resumed from the checkpoint at step {start_step} in {run.path}.")
+  batches = train_batches(config, data, progress, mesh)
+  return Prepared(
+    data=data,
+    model=model,
+    state=state,
+    start_step=start_step,
+    progress=progress,
+    checkpointer=checkpointer,
+    best=Checkpointer(run.file(runs.BEST), keep=1),
+    batches=Prefetch(batches, lambda batch: parallel.shard_local_batch(batch, mesh)),
+    train_step=jit_train_step(config, model, mesh),
+    dropout_rng=jax.random.split(jax.random.key(config.seed))[1],
+    evaluator=Evaluator(model, mesh, data, typed.eval, typed.decode, config.train.dtype),
+    schedule=optimizers.SCHEDULES.get(config.train.schedule)(config.train),
+  )
 
 
 def train_batches(

@@ -17,12 +17,10 @@ import tqdm
 from jax.sharding import Mesh
 
 from attn_research import runs
-from attn_research.training import distributed, optimizers, parallel, setup
-from attn_research.training.checkpointing import Checkpointer
+from attn_research.config import overrides as config_overrides
+from attn_research.training import distributed, experiment, parallel, setup
 from attn_research.training.clock import Clock
-from attn_research.training.evaluator import Evaluator
 from attn_research.training.losses import ATTENTION_TERMS
-from attn_research.training.prefetch import Prefetch
 from attn_research.training.reports import run_label, write_reports
 from attn_research.training.summaries import Summaries
 
@@ -45,35 +43,6 @@ def steps_in_flight() -> int:
   return 1 if jax.default_backend() == "cpu" and jax.local_device_count() > 1 else 3
 
 
-def _count_params(params) -> int:
-  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
-
-
-def _finish(run: runs.Workdir, result: dict) -> dict:
-  """Writes result.json; a diverged run also says so in one line."""
-  run.write_json(runs.RESULT, result)
-  if result["status"] == runs.DIVERGED:
-    _note(f"Diverged: {result['error']}")
-  else:
-    _note(f"Finished in {result['wall_seconds']:.1f} s.")
-  return result
-
-
-def _final_evaluation(
-  config: ml_collections.ConfigDict, evaluator: Evaluator, params, run: runs.Workdir, data
-) -> dict[str, dict]:
-  """Every split of `eval.splits`, with its reports (hypotheses, plots) written."""
-  final = {}
-  num_heatmaps = config.eval.num_heatmaps if evaluator.attentional else 0
-  for split in config.eval.splits:
-    evaluation = evaluator.run(params, split, num_heatmaps)
-    final[split] = evaluation.metrics
-    if run.writer:
-      source_texts = data.splits[split].source_texts
-      write_reports(run.path, split, evaluation, source_texts, data.src_vocab, run_label(config))
-  return final
-
-
 def train_and_evaluate(
   config: ml_collections.ConfigDict,
   workdir: str,
@@ -93,156 +62,192 @@ def train_and_evaluate(
     `error`) when the loss or a validation perplexity stopped being finite.
   """
   mesh = mesh or parallel.make_mesh()
-  setup.validate(config, mesh)
+  experiment.validate(config, mesh.size)
   run = runs.Workdir(workdir, writer=jax.process_index() == 0)
   with distributed.writer_first("claim_workdir"):  # the others read what process 0 reset
-    run.claim(config, overwrite)
-  previous = run.status()
-  if previous.status in runs.FINISHED:
+    run.claim(config, overwrite, experiment.complete)
+  if (previous := run.status()).status in runs.FINISHED:
     _note(f"{run.path} already holds a {previous.status} run; returning its result.")
     return previous.result
 
-  prepared = setup.prepare(config, run, mesh, _note)
-  model, data, state, progress = prepared.model, prepared.data, prepared.state, prepared.progress
-  start_step, checkpointer = prepared.start_step, prepared.checkpointer
-  run.truncate_metrics(start_step)  # what a killed run logged after its last checkpoint
-  summaries = Summaries(
-    run.file(runs.TENSORBOARD), config.eval.splits, start_step, enabled=run.writer
+  job = setup.prepare(config, run, mesh, _note)
+  log = Log(run, config, job)
+  state, train = job.state, config.train
+  pending = Pending(steps_in_flight())
+  bar = tqdm.tqdm(
+    total=train.num_steps, initial=job.start_step, desc="train", unit="step", disable=not run.writer
   )
-
-  def write_metrics(record: dict) -> None:
-    run.append_metrics(record)
-    summaries.write(record)
-
-  with contextlib.closing(summaries):
-    clock = Clock(progress)
-    train_tokens = progress.get("train_tokens", 0.0)
-    best_ppl = progress.get("best_validation_ppl")
-    best = Checkpointer(run.file(runs.BEST), keep=1)
-    batches = setup.train_batches(config, data, progress, mesh)
-    p_train_step = setup.jit_train_step(config, model, mesh)
-    dropout_rng = jax.random.split(jax.random.key(config.seed))[1]
-    evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)
-    schedule = optimizers.SCHEDULES.get(config.train.schedule)(config.train)
-    num_steps = config.train.num_steps
-    base = {"config": runs.stored(config), "num_params": _count_params(state.params)}
-
-    def diverged(step: int, what: str, **extra) -> dict:
-      error = f"{what} at step {step}; {DIVERGED_HINT}."
-      return {
-        "status": runs.DIVERGED,
-        "step": step,
-        "error": error,
-        **base,
-        **clock.as_dict(),
-      } | extra
-
-    def keep_if_best(step: int, validation: dict) -> None:
-      nonlocal best_ppl
-      if best_ppl is None or validation["ppl"] < best_ppl:
-        best_ppl = validation["ppl"]
-        best.save(step, state, {"validation_ppl": best_ppl})
-
-    bar = tqdm.tqdm(
-      total=num_steps, initial=start_step, desc="train", unit="step", disable=not run.writer
-    )
-    depth = steps_in_flight()
-    prefetched = Prefetch(batches, lambda batch: parallel.shard_local_batch(batch, mesh))
-    in_flight, done = collections.deque(), []
-    interval_train = clock.seconds["train"]
-    try:
-      for step in range(start_step + 1, num_steps + 1):
-        with clock.measure("train"):
-          host_batches, batches = zip(
-            *(next(prefetched) for _ in range(config.train.accumulate_steps)), strict=True
-          )
-          state, step_metrics = p_train_step(state, batches, dropout_rng)
-          for host_batch in host_batches:
-            clock.record_step((host_batch["src"].shape, host_batch["tgt_in"].shape))
-          in_flight.append(step_metrics)
-          if len(in_flight) >= depth:  # wait for the oldest step: at most `depth` queued
-            done.append(jax.block_until_ready(in_flight.popleft()))
-          log = step % config.train.log_every == 0 or step == num_steps
-          if log:  # the one host transfer of metrics per interval
-            done += in_flight
-            in_flight.clear()
-            summed = jax.device_get(jax.tree.map(lambda *x: sum(x), *done))
-        bar.update(1)
-        if log:
-          seconds = clock.seconds["train"] - interval_train
-          interval_tokens = float(summed["tokens"])  # of every process's rows
-          record = {
-            "step": step,
-            "train_loss": float(summed["nll_sum"] / summed["tokens"]),
-            "grad_norm": float(summed["grad_norm"]) / len(done),
-            **{
-              f"train_{name}_loss": float(summed[f"{name}_sum"] / summed["tokens"])
-              for name in ATTENTION_TERMS
-              if f"{name}_sum" in summed
-            },
-            "learning_rate": float(schedule(step - 1)),
-            "tokens_per_second": interval_tokens / seconds if seconds else None,
-          }
-          write_metrics(record)
-          if not math.isfinite(record["train_loss"]):
-            bar.close()
-            return _finish(run, diverged(step, f"the training loss is {record['train_loss']}"))
-          bar.set_postfix(
-            loss=f"{record['train_loss']:.4f}", tok_s=f"{record['tokens_per_second'] or 0:.0f}"
-          )
-          train_tokens += interval_tokens
-          done, interval_train = [], clock.seconds["train"]
-        if step % config.train.eval_every == 0 and step != num_steps:
-          with clock.measure("eval"):
-            validation = evaluator(state.params, "validation")
-          write_metrics({"step": step, **{f"validation_{k}": v for k, v in validation.items()}})
-          if not math.isfinite(validation["ppl"]):
-            bar.close()
-            return _finish(run, diverged(step, f"the validation perplexity is {validation['ppl']}"))
-          keep_if_best(step, validation)
-          _note(
-            f"step {step}: validation ppl {validation['ppl']:.4f}, BLEU {validation['bleu']:.2f}, "
-            f"exact match {validation['exact_match']:.4f}"
-          )
-        if step % config.train.checkpoint_every == 0 or step == num_steps:
-          with clock.measure("checkpoint"):
-            checkpointer.save(
-              step,
-              state,
-              {
-                "data": prefetched.get_state(),
-                "train_tokens": train_tokens,
-                "best_validation_ppl": best_ppl,
-                **clock.as_dict(),
-              },
-            )
-    finally:
-      prefetched.close()
+  with contextlib.closing(job), contextlib.closing(log), contextlib.closing(bar):
+    for step in range(job.start_step + 1, train.num_steps + 1):
+      last = step == train.num_steps
+      with log.clock.measure("train"):
+        batches = [next(job.batches) for _ in range(train.accumulate_steps)]
+        state, metrics = job.train_step(state, [b for _, b in batches], job.dropout_rng)
+        log.record_shapes(host for host, _ in batches)
+        pending.add(metrics)
+        summed = pending.collect() if step % train.log_every == 0 or last else None
+      bar.update(1)
+      if summed is not None:
+        record = log.train(step, *summed, job.schedule(step - 1))
+        if not math.isfinite(record["train_loss"]):
+          return log.diverged(step, f"the training loss is {record['train_loss']}")
+        bar.set_postfix(loss=f"{record['train_loss']:.4f}", tok_s=f"{record['tok_s']:.0f}")
+      if step % train.eval_every == 0 and not last:
+        with log.clock.measure("eval"):
+          validation = job.evaluator(state.params, "validation")
+        if not log.validation(step, validation, state):
+          return log.diverged(step, f"the validation perplexity is {validation['ppl']}")
+      if step % train.checkpoint_every == 0 or last:
+        with log.clock.measure("checkpoint"):
+          job.checkpointer.save(step, state, log.progress(job.batches.get_state()))
     bar.close()
-    checkpointer.close()
+    job.end_training()
+    with log.clock.measure("eval"):
+      final = _final_evaluation(config, job, state.params, run)
+    return log.final(train.num_steps, final, state)
 
-    with clock.measure("eval"):
-      final = _final_evaluation(config, evaluator, state.params, run, data)
-    write_metrics(
-      {
-        "step": num_steps,
-        **{f"{s}_{k}": v for s, result in final.items() for k, v in result.items()},
-      }
+
+class Pending:
+  """The metrics of train steps dispatched since the last log, at most `depth` of them
+  still queued on the devices; summed on the host once per log interval."""
+
+  def __init__(self, depth: int):
+    self.depth = depth
+    self.in_flight, self.done = collections.deque(), []
+
+  def add(self, metrics: dict) -> None:
+    self.in_flight.append(metrics)
+    if len(self.in_flight) >= self.depth:  # wait for the oldest step
+      self.done.append(jax.block_until_ready(self.in_flight.popleft()))
+
+  def collect(self) -> tuple[dict, int]:
+    """The interval's summed metrics (the one host transfer) and its number of steps."""
+    done = self.done + list(self.in_flight)
+    self.in_flight.clear()
+    self.done = []
+    return jax.device_get(jax.tree.map(lambda *x: sum(x), *done)), len(done)
+
+
+class Log:
+  """What a run writes as it trains: metrics.jsonl and TensorBoard, the clock and token
+  count its checkpoints carry, the best checkpoint, and result.json."""
+
+  def __init__(self, run: runs.Workdir, config: ml_collections.ConfigDict, job: setup.Prepared):
+    run.truncate_metrics(job.start_step)  # what a killed run logged after its last checkpoint
+    self.run, self.best = run, job.best
+    self.summaries = Summaries(
+      run.file(runs.TENSORBOARD), config.eval.splits, job.start_step, enabled=run.writer
     )
+    self.clock = Clock(job.progress)
+    self.train_tokens = job.progress.get("train_tokens", 0.0)
+    self.best_ppl = job.progress.get("best_validation_ppl")
+    self.interval_start = self.clock.seconds["train"]
+    num_params = int(sum(np.prod(x.shape) for x in jax.tree.leaves(job.state.params)))
+    self.base = {"config": config_overrides.stored(config), "num_params": num_params}
+
+  def write(self, record: dict) -> None:
+    self.run.append_metrics(record)
+    self.summaries.write(record)
+
+  def record_shapes(self, host_batches) -> None:
+    for batch in host_batches:
+      self.clock.record_step((batch["src"].shape, batch["tgt_in"].shape))
+
+  def train(self, step: int, summed: dict, num_steps: int, learning_rate) -> dict:
+    """Writes the interval's training metrics; returns them with `tok_s` for the bar."""
+    seconds = self.clock.seconds["train"] - self.interval_start
+    tokens = float(summed["tokens"])  # of every process's rows
+    record = {
+      "step": step,
+      "train_loss": float(summed["nll_sum"] / summed["tokens"]),
+      "grad_norm": float(summed["grad_norm"]) / num_steps,
+      **{
+        f"train_{name}_loss": float(summed[f"{name}_sum"] / summed["tokens"])
+        for name in ATTENTION_TERMS
+        if f"{name}_sum" in summed
+      },
+      "learning_rate": float(learning_rate),
+      "tokens_per_second": tokens / seconds if seconds else None,
+    }
+    self.write(record)
+    self.train_tokens += tokens
+    self.interval_start = self.clock.seconds["train"]
+    return {**record, "tok_s": record["tokens_per_second"] or 0}
+
+  def validation(self, step: int, validation: dict, state) -> bool:
+    """Writes a validation and keeps the best checkpoint; False when it diverged."""
+    self.write({"step": step, **{f"validation_{k}": v for k, v in validation.items()}})
+    if not math.isfinite(validation["ppl"]):
+      return False
+    self._keep_if_best(step, validation, state)
+    _note(
+      f"step {step}: validation ppl {validation['ppl']:.4f}, BLEU {validation['bleu']:.2f}, "
+      f"exact match {validation['exact_match']:.4f}"
+    )
+    return True
+
+  def _keep_if_best(self, step: int, validation: dict, state) -> None:
+    if self.best_ppl is None or validation["ppl"] < self.best_ppl:
+      self.best_ppl = validation["ppl"]
+      self.best.save(step, state, {"validation_ppl": self.best_ppl})
+
+  def progress(self, data_state: dict) -> dict:
+    """What a checkpoint saves beside the train state."""
+    return {
+      "data": data_state,
+      "train_tokens": self.train_tokens,
+      "best_validation_ppl": self.best_ppl,
+      **self.clock.as_dict(),
+    }
+
+  def final(self, step: int, final: dict[str, dict], state) -> dict:
+    """Writes the final evaluation and the run's result."""
+    self.write({"step": step, **{f"{s}_{k}": v for s, m in final.items() for k, v in m.items()}})
     if not math.isfinite(final["validation"]["ppl"]):
-      best.close()
       what = f"the validation perplexity is {final['validation']['ppl']}"
-      return _finish(run, diverged(num_steps, what, metrics=final))
-    keep_if_best(num_steps, final["validation"])
-    best.close()
-    seconds = clock.seconds["train"]
-    return _finish(
-      run,
+      return self.diverged(step, what, metrics=final)
+    self._keep_if_best(step, final["validation"], state)
+    seconds = self.clock.seconds["train"]
+    return self._finish(
       {
         "status": runs.COMPLETED,
-        **base,
-        **clock.as_dict(),
-        "train_tokens_per_second": train_tokens / seconds if seconds else None,
+        **self.base,
+        **self.clock.as_dict(),
+        "train_tokens_per_second": self.train_tokens / seconds if seconds else None,
         "metrics": final,
-      },
+      }
     )
+
+  def diverged(self, step: int, what: str, **extra) -> dict:
+    error = f"{what} at step {step}; {DIVERGED_HINT}."
+    result = {"status": runs.DIVERGED, "step": step, "error": error, **self.base}
+    return self._finish(result | self.clock.as_dict() | extra)
+
+  def _finish(self, result: dict) -> dict:
+    """Writes result.json; a diverged run also says so in one line."""
+    self.run.write_json(runs.RESULT, result)
+    if result["status"] == runs.DIVERGED:
+      _note(f"Diverged: {result['error']}")
+    else:
+      _note(f"Finished in {result['wall_seconds']:.1f} s.")
+    return result
+
+  def close(self) -> None:
+    self.summaries.close()
+
+
+def _final_evaluation(
+  config: ml_collections.ConfigDict, job: setup.Prepared, params, run: runs.Workdir
+) -> dict[str, dict]:
+  """Every split of `eval.splits`, with its reports (hypotheses, plots) written."""
+  final = {}
+  num_heatmaps = config.eval.num_heatmaps if job.evaluator.attentional else 0
+  for split in config.eval.splits:
+    evaluation = job.evaluator.run(params, split, num_heatmaps)
+    final[split] = evaluation.metrics
+    if run.writer:
+      source_texts = job.data.splits[split].source_texts
+      write_reports(
+        run.path, split, evaluation, source_texts, job.data.src_vocab, run_label(config)
+      )
+  return final

@@ -28,6 +28,9 @@ import time
 
 from absl import app, flags
 
+from attn_research.config import files as config_files
+from attn_research.config import overrides as config_overrides
+
 _ONMT_VENV = flags.DEFINE_string("onmt_venv", None, "Virtual environment with OpenNMT-py 3.5.1.")
 _OUT = flags.DEFINE_string("out", None, "Where to write the JSON results.")
 _ROOT = flags.DEFINE_string("root", "/tmp/peers_onmt", "Scratch directory for data and runs.")
@@ -110,10 +113,9 @@ ONMT_COMMON = {
 
 
 def _config(workload: dict):
-  from attn_research import runs
 
-  config = runs.load_config(os.path.join(REPO, workload["config"]))
-  return runs.apply_overrides(config, workload["overrides"])
+  config = config_files.load_config(os.path.join(REPO, workload["config"]))
+  return config_overrides.apply_overrides(config, workload["overrides"])
 
 
 def export(name: str, workload: dict, directory: str) -> dict:
@@ -311,14 +313,16 @@ def beam_ours(workload: dict, workdir: str, exported: dict, dtype: str) -> dict:
   import numpy as np
 
   from attn_research import runs
+  from attn_research.config import fields
   from attn_research.data.pipeline import decode_batches
   from attn_research.data.vocab import EOS_ID
-  from attn_research.training import parallel, setup
+  from attn_research.decoding.config import DecodeConfig
+  from attn_research.training import experiment, parallel, setup
   from attn_research.training.checkpointing import Checkpointer
   from attn_research.training.data import prepare_data
   from attn_research.training.evaluator import make_decoder
 
-  config = runs.from_stored(runs.read_json(os.path.join(workdir, runs.CONFIG)))
+  config = experiment.complete(runs.read_json(os.path.join(workdir, runs.CONFIG)))
   config.decode.beam_size = BEAM_SIZE
   mesh = parallel.make_mesh()
   run = runs.Workdir(workdir, writer=False)
@@ -327,7 +331,9 @@ def beam_ours(workload: dict, workdir: str, exported: dict, dtype: str) -> dict:
   checkpointer = Checkpointer(run.file(runs.CHECKPOINTS), keep=1)
   _, state, _ = setup.restore_newest(checkpointer, state, print, fix="")
   checkpointer.close()
-  decode = jax.jit(make_decoder(model, config.decode, data.buckets.target[-1], dtype))
+  decode = jax.jit(
+    make_decoder(model, fields.parse(DecodeConfig, config.decode), data.buckets.target[-1], dtype)
+  )
   batches = decode_batches(data.splits["test"], data.buckets, BEAM_BATCH, "test")
 
   def one_pass() -> tuple[float, int]:

@@ -28,7 +28,7 @@ import os
 
 import ml_collections
 
-from attn_research import runs
+from attn_research.config import files as config_files
 from experiments.configs import debian_l10n
 
 
@@ -46,7 +46,7 @@ def _split_files(directory: str, split: str, names: tuple[str, str]) -> str:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  args = runs.parse_arg(arg, dir="", pair="", steps=0, max_words=0)
+  args = config_files.parse_arg(arg, dir="", pair="", steps=0, max_words=0)
   config = debian_l10n.get_config()
   config.dataset.name = "text"
   config.dataset.languages = args.pair

@@ -17,6 +17,8 @@ from typing import Any
 import ml_collections
 
 from attn_research import runs
+from attn_research.config import files as config_files
+from attn_research.config import overrides as config_overrides
 from attn_research.errors import ConfigError
 from attn_research.evaluation import leaderboard, metrics, significance
 from experiments import report
@@ -33,14 +35,14 @@ CAVEAT = (
 
 def tiny_l10n(pair: str, steps: int, max_words: int = 30) -> tuple[str, str]:
   """The tiny-scale debian_l10n config (`path:arg`) shared by the tables, and a note on
-  how it trains, read from its values (see `experiments/configs/debian_l10n.py`)."""
+  how it trains, read from the values of its scale (`debian_l10n.TINY`)."""
   arg = f"{pair},scale=tiny,steps={steps},max_words={max_words}"
-  config = debian_l10n.get_config(arg)
+  tiny = debian_l10n.TINY
   words = f"training pairs of ≤ {max_words} words, " if max_words else ""
   note = (
-    f"SentencePiece {config.dataset.vocab_size}, {words}Adam at "
-    f"{config.train.learning_rate:g} with cosine decay, {steps} steps of "
-    f"{config.train.batch_size} pairs."
+    f"SentencePiece {tiny['dataset.vocab_size']}, {words}Adam at "
+    f"{tiny['train.learning_rate']:g} with cosine decay, {steps} steps of "
+    f"{tiny['train.batch_size']} pairs."
   )
   return f"experiments/configs/debian_l10n.py:{arg}", note
 
@@ -206,7 +208,9 @@ def plan(table: Table, scale: str, seeds: int = 0) -> dict[str, list[Trial]]:
     for seed in seed_values:
       name = row.name if seed is None else f"{row.name}_seed={seed}"
       keyed.append((row.name, name, overrides if seed is None else {**overrides, "seed": seed}))
-  trials = make_trials(setup.config, runs.load_config(setup.config), [o for _, _, o in keyed])
+  trials = make_trials(
+    setup.config, config_files.load_config(setup.config), [o for _, _, o in keyed]
+  )
   out: dict[str, list[Trial]] = {}
   for (row, name, _), trial in zip(keyed, trials, strict=True):
     out.setdefault(row, []).append(dataclasses.replace(trial, name=name))
@@ -222,7 +226,7 @@ def launch_order(trials: Mapping[str, Sequence[Trial]]) -> list[Trial]:
 
 def trial_config(base: ml_collections.ConfigDict, trial: Trial) -> ml_collections.ConfigDict:
   """The config `experiments.train` resolves for `trial`."""
-  return runs.apply_overrides(base, trial.overrides)
+  return config_overrides.apply_overrides(base, trial.overrides)
 
 
 # ----------------------------------------------------------------------------------------

@@ -24,8 +24,9 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import extractor
 from tensorflow_datasets.translate import wmt
 
-from attn_research.data.datasets import catalog
+from attn_research.data.datasets import catalog, open_dataset
 from attn_research.errors import ConfigError
+from tests.conftest import named
 
 ROWS = 3  # non-empty pairs per subset; one more pair has an empty non-English side
 
@@ -160,8 +161,8 @@ def test_builds_offline_from_local_archives(family, config, served_by, tmp_path,
     for name in ("NO_PROXY", "no_proxy"):
       monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    into_english = family.load(f"{other}-{english}", data_dir)
-    from_english = family.load(f"{english}-{other}", data_dir)  # reads the same build
+    into_english = open_dataset(named(f"{family.name}/{other}-{english}", data_dir)).load()
+    from_english = open_dataset(named(f"{family.name}/{english}-{other}", data_dir)).load()
   assert sorted(requested) == (sorted(archives) if served_by == "http" else [])
   assert extractor.tf is tensorflow  # the build's stand-in is gone
 
@@ -182,4 +183,4 @@ def test_network_failure_names_the_fix(tmp_path, monkeypatch):
   with pytest.raises(
     ConfigError, match=r"wmt14_translate/en-de: .* needs a network .*dataset\.data_dir"
   ):
-    catalog.WMT14.load("en-de", str(tmp_path))
+    open_dataset(named("wmt14_translate/en-de", str(tmp_path))).load()

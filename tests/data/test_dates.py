@@ -6,6 +6,7 @@ import pytest
 
 from attn_research.data import datasets
 from attn_research.data.datasets import dates
+from tests.conftest import named
 
 
 def test_two_digit_years_name_one_year():
@@ -28,7 +29,7 @@ def test_ambiguous_formats_are_detected():
 
 
 def test_built_dataset(dates_data_dir):
-  data = datasets.load("dates", dates_data_dir)
+  data = datasets.open_dataset(named("dates", dates_data_dir)).load()
   assert {k: len(v["source"]) for k, v in data.items()} == dates.SPLIT_SIZES
   sources = [s for split in data.values() for s in split["source"]]
   assert len(set(sources)) == len(sources)  # no source string in two splits

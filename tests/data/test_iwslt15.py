@@ -4,8 +4,9 @@ import pathlib
 
 import pytest
 
-from attn_research.data.datasets import BuilderFamily, iwslt15
+from attn_research.data.datasets import BuilderFamily, iwslt15, open_dataset
 from attn_research.errors import ConfigError
+from tests.conftest import named
 
 FAMILY = BuilderFamily(iwslt15.Iwslt15)
 
@@ -29,8 +30,8 @@ def test_configs():
 
 def test_builds_both_directions(tmp_path):
   write_release(tmp_path / "downloads" / "manual")
-  en_vi = FAMILY.load("en-vi", str(tmp_path))
-  vi_en = FAMILY.load("vi-en", str(tmp_path))
+  en_vi = open_dataset(named("iwslt15/en-vi", str(tmp_path))).load()
+  vi_en = open_dataset(named("iwslt15/vi-en", str(tmp_path))).load()
   for split, stem in (("train", "train"), ("validation", "tst2012"), ("test", "tst2013")):
     pairs = sorted(zip(en_vi[split]["source"], en_vi[split]["target"], strict=True))
     assert pairs == sorted(
@@ -49,13 +50,13 @@ def test_missing_manual_dir_says_where_and_from_where(tmp_path):
   with pytest.raises(
     ConfigError, match=rf"train\.en, .*tst2013\.vi in {manual_dir} .*{iwslt15.URL}"
   ):
-    FAMILY.load("en-vi", str(tmp_path))
+    open_dataset(named("iwslt15/en-vi", str(tmp_path))).load()
 
 
 def test_missing_file_is_named(tmp_path):
   write_release(tmp_path / "downloads" / "manual", skip="tst2012.vi")
   with pytest.raises(ConfigError, match=r"iwslt15 needs tst2012\.vi in "):
-    FAMILY.load("vi-en", str(tmp_path))
+    open_dataset(named("iwslt15/vi-en", str(tmp_path))).load()
 
 
 def test_line_counts_must_match(tmp_path):
@@ -63,7 +64,7 @@ def test_line_counts_must_match(tmp_path):
   write_release(manual_dir)
   (manual_dir / "tst2013.vi").write_text("one line\n", encoding="utf-8")
   with pytest.raises(ConfigError, match=r"tst2013\.en has 3 lines but .*tst2013\.vi has 1;"):
-    FAMILY.load("en-vi", str(tmp_path))
+    open_dataset(named("iwslt15/en-vi", str(tmp_path))).load()
 
 
 def test_read_lines_without_final_newline(tmp_path):

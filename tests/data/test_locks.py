@@ -7,6 +7,7 @@ import textwrap
 
 from attn_research.data import datasets, locks
 from attn_research.data.datasets import synthetic
+from tests.conftest import named
 
 
 def test_a_second_process_waits_for_the_lock(tmp_path):
@@ -46,5 +47,8 @@ def test_a_dataset_is_built_under_its_lock(tmp_path, monkeypatch):
     yield from generate(self, examples)
 
   monkeypatch.setattr(synthetic.Synthetic, "_generate_examples", checking)
-  assert len(datasets.load("synthetic/sort", str(tmp_path))["train"]["source"]) == 30
+  assert (
+    len(datasets.open_dataset(named("synthetic/sort", str(tmp_path))).load()["train"]["source"])
+    == 30
+  )
   assert held and all(held)

@@ -3,13 +3,13 @@ import json
 
 import pytest
 
-from attn_research import config_checks
 from attn_research.data import datasets
 from attn_research.data.datasets import text
 from attn_research.errors import ConfigError
 from attn_research.evaluation.alignment import parse_pharaoh
+from attn_research.training import experiment
 from experiments.configs import text as text_config
-from tests.conftest import short_synthetic_config, tiny_config
+from tests.conftest import named, short_synthetic_config, tiny_config
 
 
 def _write(path, data: bytes) -> str:
@@ -65,27 +65,27 @@ def _text_config(train: str, **files):
 
 def test_config_checks_name_the_missing_file_or_key(tmp_path):
   pair = ",".join(_write(tmp_path / f"a.{lang}", b"x\n") for lang in ("en", "de"))
-  config_checks.validate(_text_config(pair, validation=pair, test=pair), 1)
+  experiment.validate(_text_config(pair, validation=pair, test=pair), 1)
   with pytest.raises(
     ConfigError, match=r"dataset\.files\.train=.*names /no/such\.en, which is not"
   ):
-    config_checks.validate(_text_config("/no/such.en,/no/such.de"), 1)
+    experiment.validate(_text_config("/no/such.en,/no/such.de"), 1)
   with pytest.raises(ConfigError, match=r"needs dataset\.files\.test=SRC,TGT .*drop test"):
-    config_checks.validate(_text_config(pair, validation=pair), 1)
+    experiment.validate(_text_config(pair, validation=pair), 1)
   with pytest.raises(ConfigError, match="must be TSV, SRC,TGT or SRC,TGT,ALIGN"):
-    config_checks.validate(_text_config(f"{pair},{pair}"), 1)
+    experiment.validate(_text_config(f"{pair},{pair}"), 1)
   other = tiny_config("")
   other.dataset.files.train = pair
   with pytest.raises(ConfigError, match=r"read only by dataset\.name=text, not dates"):
-    config_checks.validate(other, 1)
+    experiment.validate(other, 1)
   bad_languages = _text_config(pair, validation=pair, test=pair)
   bad_languages.dataset.languages = "english-german"
   with pytest.raises(ConfigError, match=r"dataset\.languages='english-german' must be"):
-    config_checks.validate(bad_languages, 1)
+    experiment.validate(bad_languages, 1)
 
 
 def test_export_round_trips_a_dataset_with_gold_alignments(synthetic_data_dir, tmp_path):
-  original = datasets.load("synthetic/reverse", synthetic_data_dir)
+  original = datasets.open_dataset(named("synthetic/reverse", synthetic_data_dir)).load()
   for split, features in original.items():
     text.export(split, features, str(tmp_path), ("source", "target"))
   config = text_config.get_config(str(tmp_path))
@@ -93,13 +93,9 @@ def test_export_round_trips_a_dataset_with_gold_alignments(synthetic_data_dir, t
   assert config.dataset.files.train.endswith(
     f"train.source,{tmp_path}/train.target,{tmp_path}/train.align"
   )
-  read = datasets.load(
-    "text",
-    files={
-      **config.dataset.files,
-      "test_long": f"{tmp_path}/test_long.source,{tmp_path}/test_long.target,{tmp_path}/test_long.align",
-    },
-  )
+  read = datasets.open_dataset(config.dataset).load()
+  long = f"{tmp_path}/test_long.source,{tmp_path}/test_long.target,{tmp_path}/test_long.align"
+  read["test_long"] = text.read_split(long)  # a split `dataset.files` has no key for
   assert read.keys() == original.keys()
   for split, features in original.items():
     assert read[split]["source"] == features["source"]
@@ -138,7 +134,9 @@ def test_the_same_data_through_text_trains_the_same(synthetic_data_dir, tmp_path
   alignments): equal losses at every log step, and equal final metrics."""
   from attn_research.training import trainer
 
-  for split, features in datasets.load("synthetic/copy", synthetic_data_dir).items():
+  for split, features in (
+    datasets.open_dataset(named("synthetic/copy", synthetic_data_dir)).load().items()
+  ):
     text.export(split, features, str(tmp_path / "corpus"), ("source", "target"))
   results, losses = [], []
   for name in ("synthetic", "text"):

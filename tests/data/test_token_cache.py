@@ -14,6 +14,7 @@ from attn_research.data.vocab import Vocabulary
 from attn_research.errors import ConfigError
 from attn_research.training.data import cache_dir, prepare_data
 from experiments.configs import text as text_config
+from tests.conftest import named
 
 SOURCES = ["a b c", "", "d e", "a a a a a a", "b", "c d e a", "e e", "  ", "a c", "d"] * 7
 TARGETS = ["x y", "z", "", "y y y", "x", "z z z z", "y", "x", "   ", "z y"] * 7
@@ -180,14 +181,19 @@ def test_the_cache_defaults_to_the_tfds_data_dir(tmp_path):
 
 
 def test_builder_datasets_stream_and_fingerprint_their_stored_splits(dates_data_dir):
-  loaded = datasets.load("dates", dates_data_dir, splits=("validation",))
+  loaded = datasets.open_dataset(named("dates", dates_data_dir)).load(("validation",))
   assert list(loaded) == ["validation"]
-  streamed = list(datasets.stream("dates", dates_data_dir, None, "validation"))
+  streamed = list(datasets.open_dataset(named("dates", dates_data_dir)).stream("validation"))
   validation = loaded["validation"]
   assert streamed == list(zip(validation["source"], validation["target"], strict=True))
-  prints = {s: datasets.fingerprint("dates", dates_data_dir, None, s) for s in ("train", "test")}
+  prints = {
+    s: datasets.open_dataset(named("dates", dates_data_dir)).fingerprint(s)
+    for s in ("train", "test")
+  }
   assert prints["train"] != prints["test"]
-  assert prints["train"] == datasets.fingerprint("dates", dates_data_dir, None, "train")
+  assert prints["train"] == datasets.open_dataset(named("dates", dates_data_dir)).fingerprint(
+    "train"
+  )
 
 
 def test_spm_learns_from_a_seeded_sample_of_a_large_corpus():

@@ -11,6 +11,7 @@ import pytest
 from attn_research.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from attn_research.decoding import beam_search, greedy_decode
 from attn_research.decoding.beam import coverage_penalty, length_penalty
+from attn_research.decoding.config import DecodeConfig
 from tests.conftest import tiny_seq2seq
 
 VOCAB = 6  # <pad> <s> </s> <unk> and two words
@@ -60,7 +61,12 @@ def test_beam_finds_the_brute_force_best(alpha, beta):
   max_len = 3
   tokens, _, scores = jax.jit(
     functools.partial(
-      beam_search, model, beam_size=32, max_len=max_len, alpha=alpha, beta=beta, max_len_b=max_len
+      beam_search,
+      model,
+      options=DecodeConfig(
+        beam_size=32, length_penalty=alpha, coverage_penalty=beta, max_length_b=max_len
+      ),
+      max_len=max_len,
     )
   )(params, src, mask)
   non_eos = [v for v in range(VOCAB) if v != EOS_ID]
@@ -127,7 +133,12 @@ def test_beam_stops_early_only_when_nothing_can_overtake(alpha, beta):
   max_len = 7
   # One sentence a call: in a batch the loop runs until the last sentence is decided.
   search = jax.jit(
-    functools.partial(beam_search, model, beam_size=3, max_len=max_len, alpha=alpha, beta=beta)
+    functools.partial(
+      beam_search,
+      model,
+      options=DecodeConfig(beam_size=3, length_penalty=alpha, coverage_penalty=beta),
+      max_len=max_len,
+    )
   )
   forward = jax.jit(
     lambda src, mask, tgt_in: model.apply(
@@ -150,7 +161,11 @@ def test_n_best_are_the_final_beams_best_and_stop_only_when_all_are_final():
   max_len, k, n = 7, 4, 3
   search = jax.jit(
     functools.partial(
-      beam_search, model, beam_size=k, max_len=max_len, alpha=alpha, beta=beta, n_best=n
+      beam_search,
+      model,
+      options=DecodeConfig(beam_size=k, length_penalty=alpha, coverage_penalty=beta),
+      max_len=max_len,
+      n_best=n,
     )
   )
   forward = jax.jit(
@@ -171,7 +186,7 @@ def test_n_best_are_the_final_beams_best_and_stop_only_when_all_are_final():
         _, forced = _teacher_forced(model, params, *one, hyp)
         np.testing.assert_allclose(weights[row, slot, : len(hyp)], forced, atol=1e-5)
   with pytest.raises(ValueError, match="n_best=5 must be between 1 and the beam size 4"):
-    beam_search(model, params, src, mask, beam_size=4, max_len=3, n_best=5)
+    beam_search(model, params, src, mask, DecodeConfig(beam_size=4), max_len=3, n_best=5)
 
 
 def test_beam_keeps_top_k_a_partial_sort():
@@ -180,7 +195,11 @@ def test_beam_keeps_top_k_a_partial_sort():
   model = _model()
   params = _params(model)
   src, mask = _sources(2)
-  search = jax.jit(functools.partial(beam_search, model, beam_size=3, max_len=4, alpha=0.6))
+  search = jax.jit(
+    functools.partial(
+      beam_search, model, options=DecodeConfig(beam_size=3, length_penalty=0.6), max_len=4
+    )
+  )
   compiled = search.lower(params, src, mask).compile().as_text()
   assert "TopK" in compiled and " sort(" not in compiled
 
@@ -197,7 +216,11 @@ def test_beam_is_independent_of_the_batch_size_and_keeps_the_right_attention(att
   model = _model(**attention)
   params = _params(model, seed=3)
   src, mask = _sources(64, seed=2)
-  search = jax.jit(functools.partial(beam_search, model, beam_size=4, max_len=6, alpha=0.6))
+  search = jax.jit(
+    functools.partial(
+      beam_search, model, options=DecodeConfig(beam_size=4, length_penalty=0.6), max_len=6
+    )
+  )
   tokens, attention, _ = search(params, src, mask)
   for row in range(0, 64, 9):
     alone, alone_attention, _ = search(params, src[row : row + 1], mask[row : row + 1])
@@ -227,7 +250,7 @@ def test_beam_reorders_the_attention_state_with_its_hypotheses(attention):
   params = _params(model, seed=5)
   src, mask = _sources(16, seed=6)
   tokens, attention, _ = jax.jit(
-    functools.partial(beam_search, model, beam_size=4, max_len=6, n_best=4)
+    functools.partial(beam_search, model, options=DecodeConfig(beam_size=4), max_len=6, n_best=4)
   )(params, src, mask)
   # Teacher forcing of all 64 hypotheses at once (a step reads no later token).
   hyps = np.asarray(tokens).reshape(64, 6)
@@ -247,7 +270,11 @@ def test_beam_stages_keep_searching_the_open_sentences():
   model = _model()
   params = _params(model, seed=8)
   src, mask = _sources(64, seed=2)
-  search = jax.jit(functools.partial(beam_search, model, beam_size=4, max_len=12, alpha=0.6))
+  search = jax.jit(
+    functools.partial(
+      beam_search, model, options=DecodeConfig(beam_size=4, length_penalty=0.6), max_len=12
+    )
+  )
   alone = [search(params, src[i : i + 1], mask[i : i + 1]) for i in range(64)]
   ends = [
     list(np.asarray(tokens[0])).index(EOS_ID) if EOS_ID in tokens[0] else None
@@ -267,9 +294,9 @@ def test_beam_width_one_is_greedy():
   model = _model()
   params = _params(model, seed=4)
   src, mask = _sources(16, seed=5)
-  beam, _, _ = jax.jit(functools.partial(beam_search, model, beam_size=1, max_len=7))(
-    params, src, mask
-  )
+  beam, _, _ = jax.jit(
+    functools.partial(beam_search, model, options=DecodeConfig(beam_size=1), max_len=7)
+  )(params, src, mask)
   greedy, _ = jax.jit(greedy_decode, static_argnums=(0, 4))(model, params, src, mask, 7)
   np.testing.assert_array_equal(beam, greedy)
 
@@ -279,7 +306,12 @@ def test_length_limit_a_src_len_plus_b():
   params = _params(model)
   src, mask = _sources(8, seed=6)
   tokens, _, _ = jax.jit(
-    functools.partial(beam_search, model, beam_size=3, max_len=9, max_len_a=1.0, max_len_b=1)
+    functools.partial(
+      beam_search,
+      model,
+      options=DecodeConfig(beam_size=3, max_length_a=1.0, max_length_b=1),
+      max_len=9,
+    )
   )(params, src, mask)
   for row in range(8):
     hyp = [int(t) for t in tokens[row]]

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attn_research.decoding import beam_search, greedy_decode
+from attn_research.decoding.config import DecodeConfig
 from attn_research.decoding.ensemble import Ensemble
 from attn_research.model import Seq2Seq
 from tests.conftest import tiny_seq2seq
@@ -52,7 +53,9 @@ def test_an_ensemble_of_one_model_searches_as_that_model():
   ensemble = Ensemble([model])
   searches = {
     "greedy": functools.partial(greedy_decode, max_len=9),
-    "beam": functools.partial(beam_search, beam_size=3, max_len=9, alpha=0.6),
+    "beam": functools.partial(
+      beam_search, options=DecodeConfig(beam_size=3, length_penalty=0.6), max_len=9
+    ),
   }
   for name, search in searches.items():
     alone = search(model, params, src, mask)

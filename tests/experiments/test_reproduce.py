@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from attn_research import runs
+from attn_research.config import files as config_files
 from attn_research.errors import ConfigError
 from attn_research.model import ModelConfig, Seq2Seq
-from attn_research.training import parallel, setup
+from attn_research.training import experiment, parallel
 from experiments import reproduce
 from experiments.tables import TABLES, britz2017, luong2015
 from experiments.tables import table as tables
@@ -65,12 +66,12 @@ def test_every_table_builds_valid_trials(name, scale):
   flat = [t for row in trials.values() for t in row]
   assert len({t.name for t in flat}) == len(flat)
   assert set(trials) == {r.name for r in table.rows if r.overrides is not None}
-  base = runs.load_config(table.setup(scale).config)
+  base = config_files.load_config(table.setup(scale).config)
   mesh = parallel.make_mesh()
   models = set()
   for trial in flat:
     config = tables.trial_config(base, trial)
-    setup.validate(config, mesh)
+    experiment.validate(config, mesh.size)
     models.add(ModelConfig.from_config(config.model, 50, 60, config.data.source_buckets[-1]))
   if scale == "tiny":  # shapes only, but every layer is built
     for model in models:
@@ -197,7 +198,7 @@ def test_bahdanau_figure_and_length_filtered_rows(tmp_path):
     "rnnsearch-50",
     "rnnsearch-50-longer",
   ]
-  base = runs.load_config(table.setup("tiny").config)
+  base = config_files.load_config(table.setup("tiny").config)
   configs = {name: tables.trial_config(base, t[0]) for name, t in trials.items()}
   assert [c.data.max_train_words for c in configs.values()] == [30, 30, 50, 50, 50]
   steps = configs["rnnsearch-50"].train.num_steps
@@ -223,8 +224,10 @@ def test_fetch_downloads_only_what_can_be_fetched(tmp_path, monkeypatch):
   from attn_research.data import datasets
 
   fetched, loaded = [], []
-  monkeypatch.setattr(datasets, "fetch", lambda name, data_dir: fetched.append((name, data_dir)))
-  monkeypatch.setattr(datasets, "load", lambda name, data_dir: loaded.append(name))
+  monkeypatch.setattr(
+    datasets.Dataset, "fetch", lambda self: fetched.append((self.name, self.data_dir))
+  )
+  monkeypatch.setattr(datasets.Dataset, "load", lambda self: loaded.append(self.name))
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
   for name in ("luong2015_table4", "textbook_dates"):
     table = TABLES.get(name)
@@ -239,7 +242,7 @@ def test_stale_trial_directory_is_refused(tmp_path):
   trials = tables.plan(table, "tiny", seeds=1)
   trial = trials["attention"][0]
   root = reproduce.sweep_root(str(tmp_path), table, "tiny")
-  config = tables.trial_config(runs.load_config(table.setup("tiny").config), trial)
+  config = tables.trial_config(config_files.load_config(table.setup("tiny").config), trial)
   config.train.num_steps = 123
   os.makedirs(trial.workdir(root))
   with open(os.path.join(trial.workdir(root), "config.json"), "w") as f:

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from attn_research.data import datasets
-from tests.conftest import REPO
+from tests.conftest import REPO, named
 
 
 def _translate(workdir: str, stdin: str, *flags: str) -> subprocess.CompletedProcess:
@@ -24,7 +24,7 @@ def test_translates_stdin_to_stdout_in_order_with_attention(tiny_run, tmp_path):
     expected = f.read().splitlines()[:3]
   with open(f"{workdir}/config.json") as f:
     data_dir = json.load(f)["dataset"]["data_dir"]
-  sources = datasets.load("dates", data_dir)["test"]["source"][:3]
+  sources = datasets.open_dataset(named("dates", data_dir)).load()["test"]["source"][:3]
   attention = tmp_path / "attention.jsonl"
   stdin = "\r\n".join([sources[0], "", sources[1], sources[2]]) + "\r\n"
   result = _translate(

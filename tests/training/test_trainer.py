@@ -19,6 +19,7 @@ from attn_research.runs import WorkdirConflictError
 from attn_research.training import parallel, trainer
 from tests.conftest import (
   REPO,
+  named,
   short_synthetic_config,
   tensorboard_scalars,
   tiny_config,
@@ -59,7 +60,7 @@ def test_tiny_run_learns_and_writes_its_files(tiny_run, dates_data_dir):
   assert "aer" not in test
   bins = test["bleu_by_length"]
   assert sum(b["num_examples"] for b in bins) == 5000 and bins[0]["min_length"] == 1
-  references = datasets.load("dates", dates_data_dir)
+  references = datasets.open_dataset(named("dates", dates_data_dir)).load()
   for split in ("validation", "test"):
     with open(os.path.join(workdir, f"hypotheses.{split}.txt")) as f:
       hypotheses = f.read().splitlines()
@@ -208,7 +209,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(short_run, tmp
 
 
 def test_a_damaged_best_checkpoint_is_a_one_line_error(short_run, tmp_path):
-  from attn_research.training.evaluation import evaluate_run
+  from attn_research.inference.evaluation import evaluate_run
 
   run, config, _ = short_run
   workdir = _copy(run, tmp_path)

@@ -21,7 +21,7 @@ import contextlib
 import importlib.util
 import types
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import tensorflow_datasets as tfds
@@ -30,8 +30,11 @@ from tensorflow_datasets.core.download import extractor
 from tensorflow_datasets.translate import wmt14, wmt15
 
 from attn_research.data import locks
-from attn_research.data.datasets import array_records
+from attn_research.data.datasets import array_records, text
 from attn_research.errors import ConfigError
+
+if TYPE_CHECKING:
+  from attn_research.data.datasets import Dataset
 
 
 class TfdsTranslation:
@@ -52,15 +55,18 @@ class TfdsTranslation:
       self._pair_of[pair] = pair
     self.configs = tuple(self._pair_of)
 
+  check = staticmethod(text.refuse_files)
+
   def builder(self, config: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     """TFDS's builder of the pair that holds direction `config`, writing array_record."""
     return self.builder_cls(
       config=self._pair_of[config], data_dir=data_dir, file_format="array_record"
     )
 
-  def prepared(self, config: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-    """The builder of `config`, its splits prepared (downloaded and built the first time)."""
-    builder = self.builder(config, data_dir)
+  def prepared(self, dataset: "Dataset") -> tfds.core.DatasetBuilder:
+    """The dataset's builder, its splits prepared (downloaded and built the first time)."""
+    config = dataset.config
+    builder = self.builder(config, dataset.data_dir)
     try:
       with locks.exclusive(f"{builder.data_dir}.lock"), _extract_without_tensorflow():
         builder.download_and_prepare()
@@ -73,19 +79,22 @@ class TfdsTranslation:
       ) from error
     return builder
 
+  def split_names(self, dataset: "Dataset") -> list[str]:
+    return list(self.prepared(dataset).info.splits)
+
   def load(
-    self, config: str, data_dir: str | None, splits: Sequence[str] | None = None
+    self, dataset: "Dataset", splits: Sequence[str] | None
   ) -> dict[str, dict[str, list[str]]]:
-    sources = self.prepared(config, data_dir).as_data_source()
+    sources = self.prepared(dataset).as_data_source()
     texts = {}
     for split, data in sources.items():
       if splits is None or split in splits:
-        pairs = list(self._pairs(config, data))
+        pairs = list(self._pairs(dataset.config, data))
         texts[split] = {"source": [p[0] for p in pairs], "target": [p[1] for p in pairs]}
     return texts
 
-  def stream(self, config: str, data_dir: str | None, split: str) -> Iterator[tuple[str, str]]:
-    yield from self._pairs(config, self.prepared(config, data_dir).as_data_source(split))
+  def stream(self, dataset: "Dataset", split: str) -> Iterator[tuple[str, str]]:
+    yield from self._pairs(dataset.config, self.prepared(dataset).as_data_source(split))
 
   def _pairs(self, config: str, data: Any) -> Iterator[tuple[str, str]]:
     """`{language: bytes}` records → (source, target) texts, in the stored order."""
@@ -93,8 +102,9 @@ class TfdsTranslation:
     for record in array_records.records(data):
       yield record[source].decode("utf-8"), record[target].decode("utf-8")
 
-  def fingerprint(self, config: str, data_dir: str | None, split: str) -> str:
-    return f"{array_records.fingerprint(self.prepared(config, data_dir), split)} {config}"
+  def fingerprint(self, dataset: "Dataset", split: str) -> str:
+    digest = array_records.fingerprint(self.prepared(dataset), split)
+    return f"{digest} {dataset.config}"
 
 
 @contextlib.contextmanager

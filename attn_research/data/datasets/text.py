@@ -11,16 +11,21 @@ pairs stay in the evaluation splits (training drops them, see `TrainBatches`) an
 dataset exported by `python -m experiments.data --export` reads back unchanged.
 """
 
+import dataclasses
 import gzip
 import itertools
 import os
 import zlib
-from collections.abc import Iterator, Mapping
-from typing import BinaryIO
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, BinaryIO
 
+from attn_research.config.fields import Constraint, field
 from attn_research.data.datasets import array_records
 from attn_research.errors import ConfigError
 from attn_research.runs import atomic_write
+
+if TYPE_CHECKING:
+  from attn_research.data.datasets import Dataset
 
 SPLITS = ("train", "validation", "test")
 BOM = "\ufeff"
@@ -45,6 +50,39 @@ def check_files(value: str) -> str | None:
     if not os.path.isfile(path):
       return f"names {path}, which is not a file; fix the path"
   return None
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusFiles(Constraint):
+  """ "" or a text split's existing `TSV`, `SRC,TGT` or `SRC,TGT,ALIGN` files."""
+
+  def check(self, value, num_devices):
+    if not isinstance(value, str):
+      return self.problem("must be a string of comma-separated paths")
+    problem = check_files(value)
+    return self.problem(problem) if problem else None
+
+
+_FILES_DOC = "dataset.name=text: the split's SRC,TGT[,ALIGN] files or one TSV file"
+
+
+@dataclasses.dataclass(frozen=True)
+class TextFiles:
+  """`dataset.files`: the files of each split of `dataset.name=text`."""
+
+  train: str = field(CorpusFiles(), "", _FILES_DOC)
+  validation: str = field(CorpusFiles(), "", _FILES_DOC)
+  test: str = field(CorpusFiles(), "", _FILES_DOC)
+
+
+def refuse_files(dataset: "Dataset", splits: Sequence[str]) -> None:
+  """The check of a family that reads no `dataset.files`: it refuses them."""
+  del splits
+  if any(dataclasses.astuple(dataset.files)):
+    raise ConfigError(
+      f"dataset.files is read only by dataset.name=text, not {dataset.name}; clear it or set "
+      "dataset.name=text."
+    )
 
 
 def decode_lines(f: BinaryIO, name: str) -> Iterator[str]:
@@ -207,8 +245,3 @@ def export(
     paths.append(os.path.join(out_dir, f"{split}.{name}"))
     atomic_write(paths[-1], "".join(line + "\n" for line in column))
   return paths
-
-
-def load(files: Mapping[str, str]) -> dict[str, dict[str, list[str]]]:
-  """Every split named in `files` (split → `dataset.files.<split>` value) that is set."""
-  return {split: read_split(value) for split, value in files.items() if value}

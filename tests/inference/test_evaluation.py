@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from attn_research.errors import ConfigError
-from attn_research.training.evaluation import evaluate_run
+from attn_research.inference.evaluation import evaluate_run
 from tests.conftest import REPO, tiny_config
 
 

@@ -9,9 +9,10 @@ import pytest
 
 from attn_research import runs
 from attn_research.errors import ConfigError
-from attn_research.training import averaging, evaluation, parallel, setup
+from attn_research.inference import averaging, evaluation
+from attn_research.inference.evaluation import RunVocabs
+from attn_research.training import parallel, setup
 from attn_research.training.checkpointing import Checkpointer
-from attn_research.training.evaluation import RunVocabs
 from tests.conftest import REPO, tiny_config
 
 

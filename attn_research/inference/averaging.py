@@ -12,9 +12,9 @@ import numpy as np
 
 from attn_research import runs
 from attn_research.errors import ConfigError
-from attn_research.training import parallel, setup
+from attn_research.inference.evaluation import RunVocabs
+from attn_research.training import experiment, parallel, setup
 from attn_research.training.checkpointing import Checkpointer
-from attn_research.training.evaluation import RunVocabs
 
 
 def average_params(trees: list) -> object:
@@ -38,7 +38,7 @@ def average_checkpoints(workdir: str, last: int) -> list[int]:
   """
   if last < 1:
     raise ConfigError(f"--last={last}; average at least 1 checkpoint.")
-  config = runs.read_run_config(workdir)
+  config = experiment.read_stored(workdir)
   run = runs.Workdir(workdir)
   mesh = parallel.make_mesh()
   _, like = setup.build(config, RunVocabs.of_run(run, config), mesh)

@@ -20,15 +20,17 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from attn_research import config_checks
+from attn_research.config import fields
 from attn_research.data.pipeline import Buckets, EncodedSplit, decode_batches
 from attn_research.data.vocab import EOS_ID
+from attn_research.decoding.config import DecodeConfig
 from attn_research.decoding.ensemble import Ensemble
 from attn_research.decoding.unk_replace import load_dictionary, replace_unknowns
 from attn_research.errors import ConfigError
+from attn_research.inference import evaluation
+from attn_research.inference.evaluation import RunVocabs
 from attn_research.model import DECODERS, Seq2Seq
-from attn_research.training import evaluation, parallel
-from attn_research.training.evaluation import RunVocabs
+from attn_research.training import experiment, parallel
 from attn_research.training.evaluator import make_decoder
 
 
@@ -102,7 +104,7 @@ class Translator:
     self.model = model
     self.params = params
     self.vocabs = vocabs
-    self.decode = decode
+    self.decode = fields.parse(DecodeConfig, decode, "decode.")
     self.mesh = mesh
     self.batch_size = batch_size
     self.dtype = dtype
@@ -225,7 +227,7 @@ def load_translator(
   """
   mesh = parallel.make_mesh()
   first = evaluation.open_run(workdirs[0], config)
-  config_checks.validate(config, mesh.size, only=("decode.", "eval."))
+  experiment.validate(config, mesh.size, only=("decode.", "eval."))
   vocabs = RunVocabs.of_run(first, config)
   model, params, steps = evaluation.restore_runs(
     first, config, vocabs, workdirs[1:], checkpoint, mesh

@@ -8,15 +8,18 @@ from typing import Any
 import ml_collections
 
 from attn_research import runs
+from attn_research.config import fields
+from attn_research.config import overrides as config_overrides
 from attn_research.data.pipeline import Buckets
 from attn_research.data.vocab import Vocabulary
 from attn_research.decoding.ensemble import Ensemble
 from attn_research.errors import ConfigError
 from attn_research.model import Seq2Seq
-from attn_research.training import parallel, setup
+from attn_research.training import experiment, parallel, setup
 from attn_research.training.checkpointing import Checkpointer
 from attn_research.training.data import prepare_data
 from attn_research.training.evaluator import Evaluator
+from attn_research.training.experiment import Experiment
 from attn_research.training.reports import run_label, write_reports
 
 # A text run may be evaluated on other validation and test files.
@@ -82,10 +85,11 @@ def evaluate_run(
   workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
   run = open_run(workdirs[0], config)
   mesh = parallel.make_mesh()
-  setup.validate(config, mesh)
+  experiment.validate(config, mesh.size)
   data = prepare_data(config, run, (split,))
   model, params, steps = restore_runs(run, config, data, workdirs[1:], checkpoint, mesh)
-  evaluator = Evaluator(model, mesh, data, config.eval, config.decode, config.train.dtype)
+  typed = fields.parse(Experiment, config, num_devices=mesh.size)
+  evaluator = Evaluator(model, mesh, data, typed.eval, typed.decode, config.train.dtype)
   num_heatmaps = config.eval.num_heatmaps if evaluator.attentional else 0
   evaluation = evaluator.run(params, split, num_heatmaps)
   if reports_dir:
@@ -132,7 +136,7 @@ def restore_runs(
     return model, params, [step]
   models, all_params, steps = [model], [params], [step]
   for workdir in others:
-    run_config = runs.read_run_config(workdir)
+    run_config = experiment.read_stored(workdir)
     run = open_run(workdir, run_config)
     vocabs = RunVocabs.of_run(run, run_config)
     for side, name in (("src_vocab", "source"), ("tgt_vocab", "target")):
@@ -156,8 +160,10 @@ def open_run(workdir: str, config: ml_collections.ConfigDict) -> runs.Workdir:
   Raises:
     ConfigError: no run there, or an override besides `OVERRIDABLE`.
   """
-  stored = runs.read_run_config(workdir)
-  changed = [d for d in runs.config_differences(stored, config) if not d.startswith(OVERRIDABLE)]
+  stored = experiment.read_stored(workdir)
+  changed = [
+    d for d in config_overrides.config_differences(stored, config) if not d.startswith(OVERRIDABLE)
+  ]
   if changed:
     raise ConfigError(
       f"These overrides change the trained model, not its decoding: {'; '.join(changed)}. "

@@ -3,8 +3,8 @@ import pytest
 
 from attn_research.data import datasets
 from attn_research.errors import ConfigError
-from attn_research.training.translation import load_translator
-from tests.conftest import tiny_config
+from attn_research.inference.translation import load_translator
+from tests.conftest import named, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_translations_equal_the_runs_test_hypotheses_in_input_order(
 ):
   """The final evaluation decoded the test split at step 300 in other batches."""
   workdir, _ = tiny_run
-  sources = datasets.load("dates", dates_data_dir)["test"]["source"][:150]
+  sources = datasets.open_dataset(named("dates", dates_data_dir)).load()["test"]["source"][:150]
   lines = [*sources[:70], "", *sources[70:]]
   out = list(translator.translate(lines, chunk_size=64))  # three chunks, one batch each
   expected = _hypotheses(workdir)[:150]
@@ -64,7 +64,7 @@ def test_an_ensemble_of_one_model_twice_translates_as_that_model(
 ):
   """Greedy here; `tests/decoding/test_ensemble.py` checks beam search too."""
   workdir, _ = tiny_run
-  sources = datasets.load("dates", dates_data_dir)["test"]["source"][:40]
+  sources = datasets.open_dataset(named("dates", dates_data_dir)).load()["test"]["source"][:40]
   config = tiny_config(dates_data_dir)
   ensemble, steps = load_translator([workdir, workdir], config, "latest", keep_attention=True)
   assert steps == [300, 300]

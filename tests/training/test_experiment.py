@@ -10,10 +10,12 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
-from attn_research import config_checks, runs
+from attn_research.config import fields
+from attn_research.config import overrides as config_overrides
 from attn_research.errors import ConfigError
-from attn_research.training import optimizers
+from attn_research.training import experiment, optimizers
 from experiments.configs import base, dates, debian_l10n, synthetic
+from tests.conftest import REPO
 
 # Experiment configs: each must validate, and each of their keys must have a constraint.
 CONFIGS = {
@@ -38,7 +40,7 @@ def _with(overrides: dict[str, Any], config=None) -> ml_collections.ConfigDict:
 
 def _error(config, num_devices=8) -> str:
   with pytest.raises(ConfigError) as error:
-    config_checks.validate(config, num_devices)
+    experiment.validate(config, num_devices)
   message = str(error.value)
   assert "\n" not in message
   return message
@@ -47,14 +49,14 @@ def _error(config, num_devices=8) -> str:
 @pytest.mark.parametrize("name", [*CONFIGS, "base"])
 def test_every_key_has_a_constraint(name):
   config = base.get_config() if name == "base" else CONFIGS[name]()
-  keys = set(runs.flatten(config))
-  assert keys == set(config_checks.CONSTRAINTS)
+  keys = set(config_overrides.flatten(config))
+  assert keys == set(fields.constraints(experiment.Experiment))
 
 
 @pytest.mark.parametrize("num_devices", [1, 8])
 @pytest.mark.parametrize("name", CONFIGS)
 def test_experiment_configs_validate(name, num_devices):
-  config_checks.validate(CONFIGS[name](), num_devices)
+  experiment.validate(CONFIGS[name](), num_devices)
 
 
 BAD_VALUES = [
@@ -209,16 +211,22 @@ def test_architecture_that_cannot_be_built(overrides, fragment):
   ],
 )
 def test_architectures_and_values_that_can_run(overrides):
-  config_checks.validate(_with(overrides), 8)
+  experiment.validate(_with(overrides), 8)
 
 
-def test_missing_and_unknown_keys():
+def test_missing_keys_read_as_defaults_and_unknown_keys_fail():
   tree = dates.get_config().to_dict()
-  del tree["train"]["grad_clip"]
-  assert _error(ml_collections.ConfigDict(tree)).startswith("train.grad_clip is missing")
+  del tree["train"]["grad_clip"], tree["model"]["attention"]
+  experiment.validate(ml_collections.ConfigDict(tree), 8)  # a stored config's older keys
+  typed = fields.parse(experiment.Experiment, tree)
+  assert typed.train.grad_clip == 5.0 and typed.model.attention.score == "general"
   tree = dates.get_config().to_dict()
   tree["train"]["gradclip"] = 1.0
-  assert _error(ml_collections.ConfigDict(tree)).startswith("train.gradclip=1.0 is not a config")
+  message = _error(ml_collections.ConfigDict(tree))
+  assert message == (
+    "train.gradclip=1.0 is not a config key; remove it, or declare it as a field of "
+    "attn_research.training.experiment.TrainConfig."
+  )
 
 
 def test_data_dir_that_cannot_be_created(tmp_path):
@@ -238,7 +246,7 @@ def test_data_dir_that_cannot_be_created(tmp_path):
 
 def test_data_dir_is_checked_without_creating_it(tmp_path):
   for data_dir in ("", str(tmp_path), str(tmp_path / "new" / "tfds")):
-    config_checks.validate(_with({"dataset.data_dir": data_dir}), 8)
+    experiment.validate(_with({"dataset.data_dir": data_dir}), 8)
   assert not (tmp_path / "new").exists()
 
 
@@ -256,3 +264,23 @@ def test_grad_clip_zero_is_no_clipping():
     assert norm == pytest.approx(clip or float(jnp.linalg.norm(grads["w"])), rel=1e-5)
   # A checkpoint restores whether or not gradients are clipped.
   assert jax.tree.structure(states[0.0]) == jax.tree.structure(states[5.0])
+
+
+def test_key_reference_is_generated_from_the_fields():
+  with open(os.path.join(REPO, "docs", "config.md"), encoding="utf-8") as f:
+    assert f.read() == experiment.reference(), (
+      "run: python -m experiments.keys --output=docs/config.md"
+    )
+  reference = experiment.reference()
+  assert (
+    "| `model.attention.window` | `10` | an int ≥ 0 | D of local alignments (Luong: 10) |"
+    in reference
+  )
+  assert reference.count("\n| `") == len(fields.keys(experiment.Experiment))
+
+
+def test_base_config_is_the_fields_defaults():
+  assert base.get_config().to_dict() == fields.defaults(experiment.Experiment).to_dict()
+  typed = fields.parse(experiment.Experiment, dates.get_config())
+  assert typed.model == experiment.Experiment().model  # dates keeps the default model
+  assert typed.dataset.name == "dates" and typed.data.target_buckets == (12,)

@@ -1,9 +1,12 @@
-"""Constraints on config values, and the config dataclasses' fields that carry them.
+"""Config fields: the one declaration of each config key, with its default, constraint
+and doc.
 
-A model sub-config (`AttentionConfig`, `EncoderConfig`, `DecoderConfig`) declares each of
-its keys with `field(constraint, default)`; `attn_research.config_checks` collects them
-with `of(cls, prefix)` into its one table, beside the keys no module owns. So a new
-option is declared, checked and used in one module.
+Every config section is a frozen dataclass owned by the module that reads it
+(`AttentionConfig` by the attention layer, `TrainConfig` by the trainer, …); each key is
+one `field(constraint, default, doc)` and each subsection one `section(cls, doc)`. From
+these declarations alone come the experiment's default config (`defaults`), its table of
+checks (`constraints`), the typed section an implementation receives (`parse`, which
+reads a key a stored config lacks as its default) and the key reference (`reference`).
 """
 
 import dataclasses
@@ -13,9 +16,13 @@ import numbers
 import os
 import re
 from collections.abc import Collection
-from typing import Any
+from typing import Any, TypeVar
 
-CONSTRAINT = "constraint"  # the dataclass field metadata key
+import ml_collections
+
+from attn_research.errors import ConfigError
+
+CONSTRAINT, DOC, SECTION = "constraint", "doc", "section"  # dataclass field metadata keys
 
 
 def _is_int(value: Any) -> bool:
@@ -46,6 +53,10 @@ class Constraint:
 
   def problem(self, text: str) -> str:
     return f"{text} ({self.note})." if self.note else f"{text}."
+
+  def describe(self) -> str:
+    """What a valid value is, for the key reference: what a value of no type is told."""
+    return self.check(object(), 1) or ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,11 +207,83 @@ POSITIVE = Int(low=1)
 NON_NEGATIVE = Int(low=0)
 
 
-def field(constraint: Constraint, default: Any = dataclasses.MISSING) -> Any:
-  """A dataclass field whose values must satisfy `constraint`."""
-  return dataclasses.field(default=default, metadata={CONSTRAINT: constraint})
+def field(constraint: Constraint, default: Any, doc: str) -> Any:
+  """A config key: its values must satisfy `constraint`; `doc` says what it means."""
+  return dataclasses.field(default=default, metadata={CONSTRAINT: constraint, DOC: doc})
 
 
-def of(cls: type, prefix: str) -> dict[str, Constraint]:
-  """`{prefix + field name: constraint}` of a config dataclass's fields."""
-  return {f"{prefix}{f.name}": f.metadata[CONSTRAINT] for f in dataclasses.fields(cls)}
+def section(cls: type, doc: str) -> Any:
+  """A config subsection declared by the dataclass `cls`, its fields' defaults by default."""
+  return dataclasses.field(default_factory=cls, metadata={SECTION: cls, DOC: doc})
+
+
+def _declared(cls: type) -> list[dataclasses.Field]:
+  """The fields of `cls` that are config keys or subsections (not derived values)."""
+  return [f for f in dataclasses.fields(cls) if CONSTRAINT in f.metadata or SECTION in f.metadata]
+
+
+def keys(cls: type, prefix: str = "") -> dict[str, dataclasses.Field]:
+  """`{prefix + dotted key: field}` of every key of `cls` and of its subsections."""
+  out = {}
+  for f in _declared(cls):
+    if SECTION in f.metadata:
+      out.update(keys(f.metadata[SECTION], f"{prefix}{f.name}."))
+    else:
+      out[f"{prefix}{f.name}"] = f
+  return out
+
+
+def constraints(cls: type, prefix: str = "") -> dict[str, Constraint]:
+  """`{dotted key: constraint}` of `cls`'s keys."""
+  return {key: f.metadata[CONSTRAINT] for key, f in keys(cls, prefix).items()}
+
+
+def defaults(cls: type) -> ml_collections.ConfigDict:
+  """The section `cls` as a config holding every key's default."""
+  config = ml_collections.ConfigDict()
+  for f in _declared(cls):
+    config[f.name] = defaults(f.metadata[SECTION]) if SECTION in f.metadata else f.default
+  return config
+
+
+T = TypeVar("T")
+
+
+def parse(cls: type[T], node: Any, prefix: str = "", num_devices: int = 1) -> T:
+  """The section `cls` holding `node`'s values (a ConfigDict or a mapping); a key `node`
+  lacks (a config stored before the key existed) takes its default.
+
+  Raises:
+    ConfigError: `node` holds a key `cls` does not declare, or a value its constraint
+      refuses; the message names the key, the value and what would be valid.
+  """
+  if isinstance(node, ml_collections.ConfigDict):
+    node = node.to_dict()
+  node = dict(node or {})
+  values = {}
+  for f in _declared(cls):
+    key = f"{prefix}{f.name}"
+    if SECTION in f.metadata:
+      values[f.name] = parse(f.metadata[SECTION], node.pop(f.name, {}), f"{key}.", num_devices)
+      continue
+    value = node.pop(f.name, f.default)
+    value = tuple(value) if isinstance(value, list) else value
+    problem = f.metadata[CONSTRAINT].check(value, num_devices)
+    if problem is not None:
+      raise ConfigError(f"{key}={value!r} {problem}")
+    values[f.name] = value
+  for name, value in node.items():
+    raise ConfigError(
+      f"{prefix}{name}={value!r} is not a config key; remove it, or declare it as a field of "
+      f"{cls.__module__}.{cls.__qualname__}."
+    )
+  return cls(**values)
+
+
+def reference(cls: type, prefix: str = "") -> list[tuple[str, Any, str, str]]:
+  """`(dotted key, default, constraint, doc)` of every key of `cls`, in declaration order."""
+  rows = []
+  for key, f in keys(cls, prefix).items():
+    constraint = f.metadata[CONSTRAINT]
+    rows.append((key, f.default, constraint.describe(), f.metadata[DOC]))
+  return rows

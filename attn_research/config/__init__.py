@@ -1,0 +1,1 @@
+"""Config handling: fields with constraints, config files, overrides."""

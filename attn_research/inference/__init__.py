@@ -1,0 +1,1 @@
+"""What restores and uses stored runs: evaluate, translate, ensemble and average them."""
