@@ -15,7 +15,7 @@ from attn_research.attention.monotonic import EXPECTATIONS
 from attn_research.attention.normalizers import NORMALIZERS
 from attn_research.attention.scores import INITS, SCORES
 from attn_research.config import fields
-from attn_research.config.fields import NON_NEGATIVE, POSITIVE, Choice, Float, Int, field
+from attn_research.config.fields import NON_NEGATIVE, POSITIVE, Bool, Choice, Float, Int, field
 from attn_research.errors import ConfigError
 
 
@@ -70,6 +70,9 @@ class AttentionConfig:
     "parallel",
     "monotonic, mocha: parallel (the paper's cumulative products) | recursive (exact)",
   )
+  head_projection: bool = field(
+    Bool(), False, "project keys, values, query and context around the heads (Sockeye's mhdot)"
+  )
 
   @classmethod
   def from_config(
@@ -86,8 +89,9 @@ class AttentionConfig:
       ConfigError: a positive `max_source_length` shorter than `longest_source`, which
         would refuse the longest batches only once training reaches them; local-p with
         a Gaussian of width 0; coverage with a score that has no tanh layer to add it to;
-        a monotonic alignment with several heads, coverage, or (plain `monotonic`, which
-        normalises nothing) a normaliser other than softmax.
+        head projection with the `location` score, which reads no keys; a monotonic
+        alignment with several heads, head projection, coverage, or (plain `monotonic`,
+        which normalises nothing) a normaliser other than softmax.
     """
     config = self
     if 0 < config.max_source_length < longest_source:
@@ -107,9 +111,15 @@ class AttentionConfig:
         f"layer, which model.attention.score={config.score!r} has not; use a score among "
         f"{accepting} or coverage='none'."
       )
+    if config.head_projection and config.score == "location":
+      raise ConfigError(
+        "model.attention.head_projection=True projects keys that model.attention.score="
+        "'location' does not read; use another score or head_projection=False."
+      )
     if config.monotonic:
       for key, value, plain in (
         ("heads", config.heads, 1),
+        ("head_projection", config.head_projection, False),
         ("coverage", config.coverage, NO_COVERAGE),
         (
           "normalizer",
@@ -167,6 +177,12 @@ class AttentionState:
 class Attention(nn.Module):
   """Context `c_t = Σ_s a_t(s) h̄_s` with `a_t` from the chosen score and alignment.
 
+  With `head_projection` it is Sockeye 1.x's `MultiHeadDotAttention` (`mhdot`) around any
+  score: keys and values `[K; V] = W_s h̄ + b_s` (once per source), the query
+  `q' = W_q q + b_q`, the score and alignment on q' and K (local-p predicts p_t from q'
+  too), each head's context over its chunk of V, and the output `W_o [c_1; …; c_H] + b_o`,
+  every projection d = `query_size` wide like the model's encoder states.
+
   Attributes:
     config: score, alignment and their options.
     query_size: size of the decoder state used as the query.
@@ -184,17 +200,39 @@ class Attention(nn.Module):
       self.chunk_fn = SCORES.get(c.score)(c, self.query_size, name="chunk_score")
     if c.covered:
       self.coverage_fn = COVERAGES.get(c.coverage)(c, name="coverage")
+    if c.head_projection:
+      # init="paper": Sockeye's default `--weight-init xavier --weight-init-scale 3
+      # --weight-init-xavier-factor-type avg`, which is Glorot uniform; biases start at 0.
+      init = (
+        nn.initializers.xavier_uniform() if c.init == "paper" else nn.initializers.lecun_normal()
+      )
+      d = self.query_size
+      self.source_projection = nn.Dense(2 * d, kernel_init=init, name="source_projection")
+      self.query_projection = nn.Dense(d, kernel_init=init, name="query_projection")
+      self.output_projection = nn.Dense(d, kernel_init=init, name="output_projection")
 
   def prepare(self, values: jax.Array, mask: jax.Array) -> Memory:
     """Precomputes the per-source part of the score, once per source batch.
+
+    Under head projection the memory holds V `[batch, src_len, hidden]` as its values and
+    the score's preparation of K; coverage still reads the encoder states (Tu's h̄_j).
 
     Args:
       values: `[batch, src_len, hidden]` encoder states.
       mask: `[batch, src_len]` bool, True on real positions.
     """
     covered = self.coverage_fn.prepare(values, mask) if self.config.covered else None
-    chunk_keys = self.chunk_fn.prepare(values) if hasattr(self, "chunk_fn") else None
-    keys = self.score_fn.prepare(values)
+    keys = values
+    if self.config.head_projection:
+      if values.shape[-1] != self.query_size:
+        raise ConfigError(
+          f"model.attention.head_projection=True projects to the query size ({self.query_size}),"
+          f" which the encoder states must share, got {values.shape[-1]}; attend from "
+          f"queries of {values.shape[-1]} or set model.attention.head_projection=False."
+        )
+      keys, values = jnp.split(self.source_projection(values), 2, axis=-1)
+    chunk_keys = self.chunk_fn.prepare(keys) if hasattr(self, "chunk_fn") else None
+    keys = self.score_fn.prepare(keys)
     return Memory(values=values, keys=keys, mask=mask, coverage=covered, chunk_keys=chunk_keys)
 
   def initial_state(self, memory: Memory, hard: bool = False) -> AttentionState | None:
@@ -231,10 +269,13 @@ class Attention(nn.Module):
     Returns:
       context `[batch, ..., hidden]`, weights `[batch, ..., src_len]` (exactly 0 on
       padding and outside a local window; a fully padded source gives zero weights and a
-      zero context) and the state after the last query (None when it carries nothing).
+      zero context, b_o under head projection) and the state after the last query (None
+      when it carries nothing).
     """
     batch, *middle, size = query.shape
     flat = query.reshape(batch, -1, size)
+    if self.config.head_projection:  # q'; a coverage update below still reads the query q
+      flat = self.query_projection(flat)
     if state is None:
       state = self.initial_state(memory)
     if self.config.monotonic:
@@ -251,6 +292,8 @@ class Attention(nn.Module):
           raise ValueError("Coverage attends from one query per decoder step: [batch, query_size].")
         attended = memory.replace(keys=self.score_fn.cover(memory.keys, state.coverage))
       context, weights = self.align_fn(self.score_fn, flat, attended, pos.reshape(batch, -1))
+    if self.config.head_projection:  # W_o [c_1; …; c_H] + b_o: mixes the heads' contexts
+      context = self.output_projection(context)
     src_len = memory.mask.shape[1]
     weights = weights.reshape(batch, *middle, src_len)
     if self.config.covered:
