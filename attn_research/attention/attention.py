@@ -67,8 +67,9 @@ class AttentionConfig:
   )
   expectation: str = field(
     Choice(names=EXPECTATIONS),
-    "parallel",
-    "monotonic, mocha: parallel (the paper's cumulative products) | recursive (exact)",
+    "recursive",
+    "monotonic, mocha: recursive (exact) | parallel (the paper's cumulative products, which "
+    "lose the mass past 1e-10 of Π(1 − p))",
   )
   head_projection: bool = field(
     Bool(), False, "project keys, values, query and context around the heads (Sockeye's mhdot)"

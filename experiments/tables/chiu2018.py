@@ -53,7 +53,7 @@ TABLE = Table(
   caption="One model, three attentions: soft (a softmax over every source position), hard "
   "monotonic (Raffel et al. 2017) and MoChA (a softmax over the w positions ending where "
   "the monotonic process stops, from a second, chunk energy). The monotonic rows train with "
-  "their expectation (parallel form, pre-sigmoid noise N(0, 1), r from −1) and decode with "
+  "their expectation (recursive, exact form, pre-sigmoid noise N(0, 1), r from −1) and decode with "
   "the hard process, whose cost per step does not grow with the source. 'AER' is that "
   "of the attention the model decodes with, 'AER, expected alignment' that of the "
   "monotonic rows' training-time expectation, both under teacher forcing. Greedy "

@@ -124,7 +124,7 @@ TABLE = Table(
   caption="One model, its attention soft (a softmax over every source position) or hard "
   "monotonic (Raffel et al.: the decoder reads the source forward from its last position "
   "and attends to the first one whose energy fires). The monotonic rows train with the "
-  "expected alignment (parallel form, pre-sigmoid noise N(0, 1), r from −1) and decode with "
+  "expected alignment (recursive, exact form, pre-sigmoid noise N(0, 1), r from −1) and decode with "
   "the hard process. 'AER' is that of the attention the model decodes with (the hard "
   "process's; soft attention's most attended positions), 'AER, expected alignment' that "
   "of the monotonic rows' training-time expectation, both under teacher forcing. Greedy "

@@ -316,3 +316,22 @@ def test_monotonic_refuses_what_it_cannot_combine(key, value, message):
   if key == "normalizer":  # MoChA normalises its chunk with it
     config.alignment = "mocha"
     assert AttentionConfig.from_config(config, 40).normalizer == "sparsemax"
+
+
+def test_default_expectation_keeps_the_mass_far_into_the_source():
+  """p = σ(−1) (the default energy bias, no content) and α_{i−1} one-hot at position 80 of
+  120: Π(1 − p) before it is 0.73⁸⁰ ≈ 1.3e-11, under the parallel form's divisor floor."""
+  p = np.full(120, 1.0 / (1.0 + np.e))
+  previous = np.eye(120)[80]
+  exact = _double_sum(p, previous)  # all of it stays: Σ p (1 − p)^k over 40 positions
+  np.testing.assert_allclose(exact.sum(), 1.0 - (1.0 - p[0]) ** 40, rtol=1e-12)
+  kept = {
+    form: np.asarray(monotonic.expected_alignment(jnp.asarray(p), jnp.asarray(previous), form))
+    for form in monotonic.EXPECTATIONS
+  }
+  np.testing.assert_allclose(kept["recursive"], exact, atol=1e-6)
+  assert abs(kept["recursive"].sum() - 1.0) < 1e-5
+  # The parallel form scales it by Π(1 − p) / 1e-10: 0.131 of the mass survives.
+  np.testing.assert_allclose(kept["parallel"], exact * (1.0 - p[0]) ** 80 / 1e-10, rtol=2e-3)
+  assert 0.12 < kept["parallel"].sum() < 0.14
+  assert base.get_config().model.attention.expectation == "recursive"
