@@ -37,3 +37,11 @@ def test_no_upward_imports(package, forbidden):
     for path in pathlib.Path(REPO, package).rglob("*.py")
   }
   assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_library_packages_import_without_cycles():
+  """No package of the library imports one that imports it back (the module docstring of
+  `benchmarks.code_shape`), e.g. training ↔ a config checker."""
+  from benchmarks.code_shape import upward_imports
+
+  assert upward_imports(str(REPO)) == []
