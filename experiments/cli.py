@@ -15,8 +15,8 @@ the directory in `ATTN_RESEARCH_COMPILATION_CACHE`; `ATTN_RESEARCH_COMPILATION_C
 turns it off, and JAX's own `JAX_COMPILATION_CACHE_DIR` takes precedence.
 
 Where Debian's `libtcmalloc-minimal4` is installed, the process restarts itself once with
-tcmalloc preloaded (about 9% faster train steps on CPU than glibc's malloc; the README's
-"Speed" section); `ATTN_RESEARCH_TCMALLOC=0` keeps glibc's. Child processes inherit
+tcmalloc preloaded (about 9% faster train steps on CPU than glibc's malloc;
+docs/speed.md); `ATTN_RESEARCH_TCMALLOC=0` keeps glibc's. Child processes inherit
 it.
 """
 

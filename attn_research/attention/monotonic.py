@@ -12,7 +12,7 @@ chunk energy u_{i,j}.
 Energies: e = score(q, h̄_j) + r, r a learned scalar starting at `model.attention
 .energy_bias`: −1 by default, Lingvo's; Raffel et al.'s code suggests −4, which spreads
 the first expected alignments over long sources (on `dates`, −4 learned the hard process
-more slowly: see the README). With the
+more slowly: see docs/attention.md). With the
 `normed_additive` score this is their Eq. 13, g·(v/‖v‖)ᵀ tanh(W q + U h̄ + b) + r with g
 from 1/√N; with `scaled_general` it is TF-Addons' Luong-monotonic g·qᵀW h̄ + r, g from 1.
 MoChA's chunk energy is a second score of the same kind with its own parameters (an
