@@ -16,6 +16,7 @@ import pytest
 from attn_research.attention import Attention, AttentionConfig
 from attn_research.config import fields
 from attn_research.errors import ConfigError
+from tests.attention import test_zoo
 
 B, S, T, DIM = 4, 7, 3, 8
 LENGTHS = np.array([7, 4, 1, 0])  # row 3 is an empty source
@@ -23,12 +24,7 @@ PROJECTIONS = ("source_projection", "query_projection", "output_projection")
 
 
 def _inputs(seed=0):
-  rng = np.random.default_rng(seed)
-  query = rng.normal(size=(B, T, DIM))
-  values = rng.normal(size=(B, S, DIM))
-  mask = np.arange(S)[None, :] < LENGTHS[:, None]
-  values[~mask] = 100.0 * rng.normal(size=values[~mask].shape)  # padding must not leak
-  return query, values, mask
+  return test_zoo._inputs(seed, LENGTHS, T, DIM)
 
 
 def _apply(module, query, values, mask, positions=0):

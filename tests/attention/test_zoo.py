@@ -27,11 +27,14 @@ MAX_LEN = 12
 STATELESS = [a for a in ALIGNMENTS.names() if not getattr(ALIGNMENTS.get(a), "stateful", False)]
 
 
-def _inputs(seed=0):
+def _inputs(seed=0, lengths=LENGTHS, steps=T, dim=DIM):
+  """Queries `[batch, steps, dim]`, states `[batch, src_len, dim]` (`max(lengths)` long,
+  huge on padding) and their mask, for one source length per row."""
   rng = np.random.default_rng(seed)
-  query = rng.normal(size=(B, T, DIM))
-  values = rng.normal(size=(B, S, DIM))
-  mask = np.arange(S)[None, :] < LENGTHS[:, None]
+  batch, src_len = len(lengths), int(max(lengths))
+  query = rng.normal(size=(batch, steps, dim))
+  values = rng.normal(size=(batch, src_len, dim))
+  mask = np.arange(src_len)[None, :] < np.asarray(lengths)[:, None]
   values[~mask] = 100.0 * rng.normal(size=values[~mask].shape)  # padding must not leak
   return query, values, mask
 
