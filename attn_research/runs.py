@@ -62,6 +62,11 @@ NEW, UNFINISHED, COMPLETED, DIVERGED, FAILED_STATUS = (
   "failed",
 )
 FINISHED = (COMPLETED, DIVERGED)  # rerunning the same config would not change the outcome
+PREEMPTED = "preempted"  # what a trainer stopped by a signal returns; nothing is written
+
+# How a trainer's exit status tells its launcher what became of the run (sysexits' range).
+EXIT_PREEMPTED = 75  # stopped by SIGTERM/SIGUSR1 after checkpointing: rerun to resume
+EXIT_HELD = 76  # another live process holds the workdir: nothing was done
 
 
 class WorkdirConflictError(ConfigError):

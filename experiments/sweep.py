@@ -57,6 +57,11 @@ _SBATCH = flags.DEFINE_multi_string(
 _SETUP = flags.DEFINE_string(
   "slurm.setup", "", "slurm: shell line run first, e.g. 'source .venv/bin/activate'."
 )
+_SIGNAL_SECONDS = flags.DEFINE_integer(
+  "slurm.signal_seconds",
+  180,
+  "slurm: seconds before the time limit that a trial is asked to checkpoint, stop and requeue.",
+)
 flags.mark_flags_as_required(["config", "root"])
 
 
@@ -94,6 +99,7 @@ def _slurm(trials: list[Trial]) -> None:
     nodes=_NODES.value,
     sbatch=tuple(_SBATCH.value),
     setup=_SETUP.value,
+    signal_seconds=_SIGNAL_SECONDS.value,
   )
   job = slurm.write_job(trials, _ROOT.value, options, parallel=_PARALLEL.value)
   if job is None:

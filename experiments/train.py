@@ -6,12 +6,17 @@ r"""Trains and evaluates one experiment.
 Writes config.json, metrics.jsonl, checkpoints/ and result.json to --workdir; running the
 same command again resumes from the latest checkpoint. Prints the final metrics as JSON.
 
+One process at a time trains a workdir: a second one exits with status 76 (`runs.EXIT_HELD`)
+and a line naming the holder. SIGTERM or SIGUSR1 stops the run after its current step with
+a checkpoint there; it then exits with status 75 (`runs.EXIT_PREEMPTED`): rerun to resume.
+
 Several processes (hosts) train one run when started with the same command plus
 --coordinator_address=HOST:PORT (of process 0) --num_processes=N --process_id=I, or as the
 tasks of one Slurm step (`srun`), which JAX detects. Only process 0 writes and prints.
 """
 
 import json
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -40,13 +45,18 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   import jax  # after absl parsed the flags
 
-  from attn_research import runs
+  from attn_research import run_lock, runs
   from attn_research.training import distributed
 
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from attn_research.training import trainer  # after jax.distributed, before any jax use
 
-  result = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
+  try:
+    result = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
+  except run_lock.WorkdirHeldError as e:
+    cli.fail(e, status=runs.EXIT_HELD)
+  if result["status"] == runs.PREEMPTED:
+    sys.exit(runs.EXIT_PREEMPTED)  # the trainer said why in its last line
   if jax.process_index() != 0:
     return
   if result["status"] == runs.DIVERGED:

@@ -2,7 +2,11 @@
 
 Every trial runs in ROOT/<name> and logs to its train.log. Finished trials (completed or
 diverged) are skipped, so rerunning a sweep resumes it: killed trials restart from their
-checkpoints. A failed trial leaves ROOT/<name>/failed.json and the others go on.
+checkpoints. A failed trial leaves ROOT/<name>/failed.json and the others go on. A trial
+that another live process trains (a second launcher on the same root) waits for it: it
+is then skipped if that process finished it, else run here. SIGINT or SIGTERM stops the
+launcher and passes SIGTERM to each trial, which checkpoints its current step and exits
+(preempted: the next launch resumes it).
 With GPUs, each trial sees only its own `devices_per_trial` of them through
 CUDA_VISIBLE_DEVICES; the caller lists the devices, so nothing here initialises jax.
 Without GPUs, concurrent trials are pinned to disjoint sets of CPU cores: a small model's
@@ -21,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
-from attn_research import runs
+from attn_research import run_lock, runs
 from attn_research.errors import ConfigError
 from launch.sweep import Trial, train_command, write_manifest
 
@@ -37,10 +41,14 @@ class Summary:
   skipped: list[str] = dataclasses.field(default_factory=list)
   failed: list[str] = dataclasses.field(default_factory=list)
   diverged: list[str] = dataclasses.field(default_factory=list)
+  preempted: list[str] = dataclasses.field(default_factory=list)
+  elsewhere: list[str] = dataclasses.field(default_factory=list)  # finished by another process
 
   def __str__(self) -> str:
     line = f"{len(self.completed)} completed, {len(self.skipped)} skipped (already finished)"
+    line += f", {len(self.elsewhere)} finished by another process" if self.elsewhere else ""
     line += f", {len(self.diverged)} diverged" if self.diverged else ""
+    line += f", {len(self.preempted)} preempted" if self.preempted else ""
     line += f", {len(self.failed)} failed"
     return line + (f": {', '.join(self.failed)}" if self.failed else "")
 
@@ -175,13 +183,21 @@ def _output_tail(workdir: str, offset: int) -> str:
   return "\n".join(lines[-ERROR_LINES:])
 
 
+HELD = "held"  # an exited trial's outcome: another process trains it
+
+
 def _finish(run: _Running, root: str) -> str:
-  """Records the outcome of an exited trial: completed, diverged or failed."""
+  """Records the outcome of an exited trial: completed, diverged, preempted, held (by
+  another process) or failed."""
   workdir = run.trial.workdir(root)
   status = runs.read_run(workdir).status
   if status in runs.FINISHED:
     runs.clear_failure(workdir)
     return status
+  if run.process.returncode == runs.EXIT_PREEMPTED:
+    return runs.PREEMPTED
+  if run.process.returncode == runs.EXIT_HELD:
+    return HELD
   error = _output_tail(workdir, run.log_offset)
   if run.process.returncode == 0:
     error += f"\n(exited 0 without a finished {runs.RESULT})"
@@ -248,13 +264,32 @@ def run_local(
   parallel = parallel or auto_parallel(devices, devices_per_trial)
   parallel = max(1, min(parallel, len(pending)))  # all cores to a lone last trial
   free = slots(devices, devices_per_trial, parallel)
-  total, running = len(pending), []
+  total, running, held = len(pending), [], []
   report(f"{len(trials)} trials, {len(summary.skipped)} already finished, {total} to run")
+
+  def wait_for(trial: Trial, holder: object) -> None:
+    held.append(trial)
+    report(f"{trial.name} is held by {holder}; waiting for it")
+
+  def released() -> None:
+    """Takes back the held trials whose holder is gone: finished, or to run here."""
+    for trial in [t for t in held if run_lock.holder(t.workdir(root)) is None]:
+      held.remove(trial)
+      if runs.is_finished(trial.workdir(root)):
+        summary.elsewhere.append(trial.name)
+        report(f"{trial.name} was finished by another process")
+      else:
+        pending.append(trial)
+
   with _sigterm_interrupts():
     try:
-      while pending or running:
+      while pending or running or held:
         while pending and free:
-          run = _start(pending.pop(0), root, free.pop(0), command)
+          trial = pending.pop(0)
+          if (holder := run_lock.holder(trial.workdir(root))) is not None:
+            wait_for(trial, holder)
+            continue
+          run = _start(trial, root, free.pop(0), command)
           running.append(run)
           pinned = f" ({run.slot.prefix().strip()})" if run.slot.prefix() else ""
           report(f"started {run.trial.name}{pinned}")
@@ -264,18 +299,25 @@ def run_local(
           free.append(run.slot)
           seconds = time.monotonic() - run.started
           status = _finish(run, root)
+          name = run.trial.name
           if status == runs.COMPLETED:
-            summary.completed.append(run.trial.name)
-            report(f"completed {run.trial.name} in {seconds:.0f}s")
+            summary.completed.append(name)
+            report(f"completed {name} in {seconds:.0f}s")
           elif status == runs.DIVERGED:
-            summary.diverged.append(run.trial.name)
-            report(f"DIVERGED {run.trial.name} after {seconds:.0f}s; see its {runs.RESULT}")
+            summary.diverged.append(name)
+            report(f"DIVERGED {name} after {seconds:.0f}s; see its {runs.RESULT}")
+          elif status == runs.PREEMPTED:
+            summary.preempted.append(name)
+            report(f"PREEMPTED {name} after {seconds:.0f}s (checkpointed); rerun to resume")
+          elif status == HELD:
+            wait_for(run.trial, run_lock.holder(run.trial.workdir(root)) or "another process")
           else:
-            summary.failed.append(run.trial.name)
+            summary.failed.append(name)
             report(
-              f"FAILED {run.trial.name} (exit {run.process.returncode}); see "
+              f"FAILED {name} (exit {run.process.returncode}); see "
               f"{os.path.join(run.trial.workdir(root), runs.FAILED)}"
             )
+        released()
     except KeyboardInterrupt:
       report(f"interrupted: stopping {len(running)} running trials")
       _stop(running, grace_seconds)

@@ -6,12 +6,21 @@ import fcntl
 import os
 from collections.abc import Iterator
 
+from attn_research.errors import ConfigError
+
 
 @contextlib.contextmanager
 def exclusive(path: str) -> Iterator[None]:
   """Holds an exclusive lock on `path` (created, with its directory, if missing) for
   the block; another process's block on the same path waits for it."""
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  directory = os.path.dirname(path) or "."
+  try:
+    os.makedirs(directory, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(
+      f"Cannot create {directory} ({e.strerror}); point it at a directory you can write "
+      "(datasets: --config.dataset.data_dir)."
+    ) from e
   with open(path, "a") as f:
     fcntl.flock(f, fcntl.LOCK_EX)
     try:

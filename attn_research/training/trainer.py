@@ -2,7 +2,9 @@
 
 The run is resumable: the workdir's latest checkpoint holds the train state and the data
 iterator's position, so killing a run and starting it again with the same command ends
-with the same numbers as an uninterrupted run.
+with the same numbers as an uninterrupted run. One process at a time trains a workdir
+(`run_lock`); SIGTERM or SIGUSR1 stops it after its current step with a checkpoint there
+(`preemption`).
 """
 
 import collections
@@ -16,11 +18,12 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh
 
-from attn_research import runs
+from attn_research import run_lock, runs
 from attn_research.config import overrides as config_overrides
 from attn_research.training import distributed, experiment, parallel, setup
 from attn_research.training.clock import Clock
 from attn_research.training.losses import ATTENTION_TERMS
+from attn_research.training.preemption import Preemption
 from attn_research.training.reports import run_label, write_reports
 from attn_research.training.summaries import Summaries
 
@@ -59,17 +62,29 @@ def train_and_evaluate(
 
   Returns:
     the contents of `result.json`: `status` "completed", or "diverged" (with the step and
-    `error`) when the loss or a validation perplexity stopped being finite.
+    `error`) when the loss or a validation perplexity stopped being finite; or, written
+    nowhere, `{"status": "preempted", "step": S, "signal": …}` when a signal stopped the
+    run after checkpointing step S.
+
+  Raises:
+    run_lock.WorkdirHeldError: another live process is training `workdir`.
   """
   mesh = mesh or parallel.make_mesh()
   experiment.validate(config, mesh.size)
   run = runs.Workdir(workdir, writer=jax.process_index() == 0)
-  with distributed.writer_first("claim_workdir"):  # the others read what process 0 reset
-    run.claim(config, overwrite, experiment.complete)
-  if (previous := run.status()).status in runs.FINISHED:
-    _note(f"{run.path} already holds a {previous.status} run; returning its result.")
-    return previous.result
+  held = run_lock.hold(run.path, _note) if run.writer else contextlib.nullcontext()
+  with held, contextlib.closing(Preemption()) as preemption:
+    with distributed.writer_first("claim_workdir"):  # the others read what process 0 reset
+      run.claim(config, overwrite, experiment.complete)
+    if (previous := run.status()).status in runs.FINISHED:
+      _note(f"{run.path} already holds a {previous.status} run; returning its result.")
+      return previous.result
+    return _train(config, run, mesh, preemption)
 
+
+def _train(
+  config: ml_collections.ConfigDict, run: runs.Workdir, mesh: Mesh, preemption: Preemption
+) -> dict:
   job = setup.prepare(config, run, mesh, _note)
   log = Log(run, config, job)
   state, train = job.state, config.train
@@ -78,6 +93,8 @@ def train_and_evaluate(
     total=train.num_steps, initial=job.start_step, desc="train", unit="step", disable=not run.writer
   )
   with contextlib.closing(job), contextlib.closing(log), contextlib.closing(bar):
+    if stop := preemption.stop(at_log_step=True):  # during setup: nothing new to save
+      return log.preempted(job.start_step, stop)
     for step in range(job.start_step + 1, train.num_steps + 1):
       last = step == train.num_steps
       with log.clock.measure("train"):
@@ -85,7 +102,9 @@ def train_and_evaluate(
         state, metrics = job.train_step(state, [b for _, b in batches], job.dropout_rng)
         log.record_shapes(host for host, _ in batches)
         pending.add(metrics)
-        summed = pending.collect() if step % train.log_every == 0 or last else None
+        at_log_step = step % train.log_every == 0 or last
+        stop = preemption.stop(at_log_step)
+        summed = pending.collect() if at_log_step or stop else None
       bar.update(1)
       if summed is not None:
         record = log.train(step, *summed, job.schedule(step - 1))
@@ -97,9 +116,11 @@ def train_and_evaluate(
           validation = job.evaluator(state.params, "validation")
         if not log.validation(step, validation, state):
           return log.diverged(step, f"the validation perplexity is {validation['ppl']}")
-      if step % train.checkpoint_every == 0 or last:
+      if step % train.checkpoint_every == 0 or last or stop:
         with log.clock.measure("checkpoint"):
           job.checkpointer.save(step, state, log.progress(job.batches.get_state()))
+      if stop:
+        return log.preempted(step, stop)
     bar.close()
     job.end_training()
     with log.clock.measure("eval"):
@@ -222,6 +243,10 @@ class Log:
     error = f"{what} at step {step}; {DIVERGED_HINT}."
     result = {"status": runs.DIVERGED, "step": step, "error": error, **self.base}
     return self._finish(result | self.clock.as_dict() | extra)
+
+  def preempted(self, step: int, signal: str) -> dict:
+    _note(f"Stopped by {signal} with a checkpoint at step {step}; rerun to resume.")
+    return {"status": runs.PREEMPTED, "step": step, "signal": signal}
 
   def _finish(self, result: dict) -> dict:
     """Writes result.json; a diverged run also says so in one line."""

@@ -42,7 +42,7 @@ event("end")
 
 
 def _base() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({"seed": 0, "sleep": 0.0, "fail": False})
+  return ml_collections.ConfigDict({"seed": 0, "sleep": 0.0, "fail": False, "preempt": False})
 
 
 def _trials(sweep_: list[dict]) -> list[sweep.Trial]:
@@ -284,3 +284,73 @@ def test_cli_names_a_config_without_sweep(tmp_path):
   assert result.returncode == 2
   assert result.stderr.startswith("error: experiments/configs/dates.py defines no get_sweep")
   assert "Traceback" not in result.stderr
+
+
+# A stand-in for experiments.train that holds the trial's workdir as the trainer does:
+# refused while another process holds it, a no-op on a finished run; logs its pid to
+# trained.txt, or exits preempted if asked.
+LOCKED_TRAIN = f"""
+import json, os, sys, time
+sys.path.insert(0, {REPO!r})
+from attn_research import run_lock, runs
+workdir, overrides = sys.argv[1], json.loads(sys.argv[2])
+try:
+  with run_lock.hold(workdir, print):
+    if os.path.exists(os.path.join(workdir, "result.json")):
+      sys.exit(0)
+    with open(os.path.join(workdir, "trained.txt"), "a") as f:
+      f.write(f"{{os.getpid()}}\\n")
+    time.sleep(2.0)  # much longer than a starting holder retries for
+    if overrides.get("preempt"):
+      sys.exit(runs.EXIT_PREEMPTED)
+    with open(os.path.join(workdir, "result.json"), "w") as f:
+      json.dump({{"status": "completed"}}, f)
+except run_lock.WorkdirHeldError as e:
+  print(e)
+  sys.exit(runs.EXIT_HELD)
+"""
+
+
+@pytest.fixture
+def locked(tmp_path) -> local.Command:
+  script = tmp_path / "locked_train.py"
+  script.write_text(LOCKED_TRAIN)
+  return lambda trial, workdir: [sys.executable, str(script), workdir, json.dumps(trial.overrides)]
+
+
+def test_two_launchers_on_one_root_train_every_trial_once(tmp_path, locked):
+  import threading
+
+  root = tmp_path / "sweep"
+  trials = _trials(sweep.seeds(4))
+  summaries, lines = {}, {"a": [], "b": []}
+
+  def launch(name: str) -> None:
+    summaries[name] = local.run_local(
+      trials, str(root), parallel=2, command=locked, report=lines[name].append, poll_seconds=0.02
+    )
+
+  threads = [threading.Thread(target=launch, args=(name,)) for name in "ab"]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join(timeout=120)
+  for trial in trials:
+    trained = (root / trial.name / "trained.txt").read_text().split()
+    assert len(trained) == 1, (trial.name, lines)
+  names = sorted(t.name for t in trials)
+  for a in "ab":
+    assert summaries[a].failed == [] and summaries[a].skipped == []
+    # Each launcher ends with every trial finished: by itself or by the other one.
+    assert sorted(summaries[a].completed + summaries[a].elsewhere) == names, lines
+  waited = [line for line in lines["a"] + lines["b"] if "; waiting for it" in line]
+  assert waited and all(re.search(r" is held by (pid \d+ on |another process)", w) for w in waited)
+
+
+def test_a_preempted_trial_is_not_a_failure_and_resumes_on_the_next_launch(tmp_path, locked):
+  root = tmp_path / "sweep"
+  trials = _trials([{"seed": 0}, {"seed": 1, "preempt": True}])
+  summary = _run(trials, root, locked)
+  assert summary.completed == ["seed=0"] and summary.preempted == ["seed=1_preempt=true"]
+  assert summary.failed == [] and not (root / "seed=1_preempt=true" / runs.FAILED).exists()
+  assert str(summary) == "1 completed, 0 skipped (already finished), 1 preempted, 0 failed"

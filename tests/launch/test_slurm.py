@@ -1,12 +1,15 @@
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import ml_collections
 import pytest
 
+from attn_research import runs
 from attn_research.errors import ConfigError
 from launch import slurm, sweep
 from tests.conftest import REPO
@@ -62,9 +65,16 @@ def test_script_runs_an_array_of_trials(tmp_path):
     "#SBATCH --mem=64G",
     "#SBATCH --account=nlp",
     "#SBATCH --qos=high",
+    "#SBATCH --signal=B:USR1@180",
+    "#SBATCH --requeue",
+    "#SBATCH --open-mode=append",
     "source .venv/bin/activate",
     f"cd {shlex.quote(os.getcwd())}",
-    'eval "$command"',
+    'bash -c "exec $command" &',
+    """trap 'kill -USR1 "$child" 2> /dev/null || true' USR1""",
+    """trap 'kill -TERM "$child" 2> /dev/null || true' TERM""",
+    f'if [ "$status" -eq {runs.EXIT_PREEMPTED} ]; then',
+    '  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
   ]:
     assert line in script.splitlines(), line
   assert "srun" not in script
@@ -99,7 +109,7 @@ def test_multi_node_trials_run_through_srun(tmp_path):
   slurm.write_job(_trials(), str(tmp_path), slurm.SlurmOptions(nodes=2), parallel=1)
   script = _script(tmp_path).splitlines()
   assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=1" in script
-  assert 'eval "srun $command"' in script
+  assert 'bash -c "exec srun $command" &' in script
   with pytest.raises(ConfigError, match="at least 1"):
     slurm.write_job(_trials(), str(tmp_path), slurm.SlurmOptions(nodes=0))
 
@@ -127,6 +137,56 @@ def test_an_array_task_runs_its_own_trial_with_its_arguments(tmp_path):
   (root / slurm.TRIALS).write_text((root / slurm.TRIALS).read_text().replace("seed=1", "seed=9"))
   result = subprocess.run(["bash", script_file], env=env, capture_output=True, text=True)
   assert result.returncode != 0 and "changed since this job was generated" in result.stderr
+
+
+# A stand-in for a trial that checkpoints and exits preempted on SIGUSR1.
+PREEMPTIBLE = f"""
+import signal, sys, time
+signal.signal(signal.SIGUSR1, lambda *_: sys.exit({runs.EXIT_PREEMPTED}))
+open(sys.argv[1], "w").close()
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("preempted", [True, False])
+def test_an_array_task_passes_the_early_signal_on_and_requeues_a_preempted_trial(
+  tmp_path, preempted
+):
+  trial_file = tmp_path / "trial.py"
+  trial_file.write_text(PREEMPTIBLE if preempted else "import sys; open(sys.argv[1], 'w')")
+  started = tmp_path / "started"
+  scontrol = tmp_path / "bin" / "scontrol"
+  scontrol.parent.mkdir()
+  scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.txt"}\n')
+  scontrol.chmod(0o755)
+  trials = _trials()[:1]
+  script_file, _ = slurm.write_job(
+    trials,
+    str(tmp_path / "sweep"),
+    slurm.SlurmOptions(gpus_per_task=0),
+    command=lambda trial, workdir: [sys.executable, str(trial_file), str(started)],
+    chdir=str(tmp_path),
+  )
+  env = {
+    **os.environ,
+    "PATH": f"{scontrol.parent}:{os.environ['PATH']}",
+    "SLURM_ARRAY_JOB_ID": "42",
+    "SLURM_ARRAY_TASK_ID": "0",
+  }
+  task = subprocess.Popen(["bash", script_file], env=env, stdout=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 60
+  while not started.exists():
+    assert time.monotonic() < deadline and (task.poll() is None or not preempted)
+    time.sleep(0.02)
+  if preempted:
+    task.send_signal(signal.SIGUSR1)  # what SLURM sends signal_seconds before the limit
+  output = task.communicate(timeout=60)[0]
+  if preempted:
+    assert task.returncode == runs.EXIT_PREEMPTED
+    assert "trial 0 checkpointed and stopped; requeueing it" in output
+    assert (tmp_path / "scontrol.txt").read_text() == "requeue 42_0\n"
+  else:
+    assert task.returncode == 0 and not (tmp_path / "scontrol.txt").exists()
 
 
 def test_submit_without_sbatch_says_what_to_do(tmp_path, monkeypatch):

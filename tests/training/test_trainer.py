@@ -1,7 +1,9 @@
-"""End to end: a tiny dates run learns, 1 and 8 devices agree, a killed run resumes."""
+"""End to end: a tiny dates run learns, 1 and 8 devices agree, a preempted or killed run
+resumes, one trainer at a time."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 import sacrebleu
 
+from attn_research import run_lock, runs
 from attn_research.data import datasets
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics, significance
@@ -101,42 +104,62 @@ def test_one_and_eight_devices_give_the_same_loss_curve(dates_data_dir, tmp_path
   np.testing.assert_allclose(curves[1], curves[0], rtol=1e-5)
 
 
-def test_killed_run_resumes_to_the_same_result(tiny_run, dates_data_dir, tmp_path):
-  """…and the resumed process loads its compiled steps from the compilation cache."""
+def test_a_preempted_then_killed_run_resumes_to_the_same_result(tiny_run, dates_data_dir, tmp_path):
+  """One trainer per workdir; SIGTERM checkpoints the current step and exits preempted; a
+  killed holder's workdir is taken over; the run ends as an uninterrupted one, and the
+  resumed processes load their compiled steps from the compilation cache."""
   _, reference = tiny_run
-  workdir = str(tmp_path / "killed")
+  workdir = str(tmp_path / "preempted")
   command = tiny_train_command(workdir, dates_data_dir)
   cache = str(tmp_path / "cache")
   env = {**os.environ, "PYTHONPATH": REPO, "ATTN_RESEARCH_COMPILATION_CACHE": cache}
-  process = subprocess.Popen(
-    command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-  )
-  # Kill it once step 150 is logged: the step-100 checkpoint has been committed (Orbax
-  # ignores a checkpoint whose write was cut off) and 50 logged steps must be discarded.
   metrics = os.path.join(workdir, "metrics.jsonl")
-  deadline = time.time() + 300
-  while process.poll() is None and '"step": 150' not in _read(metrics):
-    assert time.time() < deadline
-    time.sleep(0.05)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  assert not os.path.exists(os.path.join(workdir, "result.json"))  # it died mid-run
+
+  def start_until(step: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+      command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.time() + 300
+    while process.poll() is None and f'"step": {step}' not in _read(metrics):
+      assert time.time() < deadline
+      time.sleep(0.05)
+    return process
+
+  first = start_until(150)
+  with pytest.raises(run_lock.WorkdirHeldError, match=rf"held by pid {first.pid} on .*since"):
+    trainer.train_and_evaluate(_config(dates_data_dir), workdir)
+  first.send_signal(signal.SIGTERM)
+  output = first.communicate(timeout=300)[0]
+  assert first.returncode == runs.EXIT_PREEMPTED, output[-3000:]
+  stopped = re.search(r"Stopped by SIGTERM with a checkpoint at step (\d+); rerun", output)
+  stopped = int(stopped[1])
+  assert 150 <= stopped < 300 and stopped % 100, stopped  # not a periodic checkpoint
+  assert str(stopped) in os.listdir(os.path.join(workdir, "checkpoints"))
+  assert not os.path.exists(os.path.join(workdir, "result.json"))
+
+  # Killed once step 250 is logged: the step-200 checkpoint has been committed (Orbax
+  # ignores a checkpoint whose write was cut off) and 50 logged steps must be discarded.
+  second = start_until(250)
+  second.send_signal(signal.SIGKILL)
+  output = second.communicate()[0]
+  assert f"Resumed from the checkpoint at step {stopped} " in output
 
   rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
-  assert "Resumed from the checkpoint at step 100" in rerun.stderr
+  assert f"Took over {workdir} from pid {second.pid} on " in rerun.stderr
+  assert "Resumed from the checkpoint at step 200 " in rerun.stderr
   with open(os.path.join(workdir, "result.json")) as f:
     resumed = json.load(f)
   assert resumed["metrics"] == reference["metrics"]
   assert resumed["cache_hits"] > 0
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+  with open(metrics) as f:
     records = [json.loads(line) for line in f]
   steps = [r["step"] for r in records if "train_loss" in r]
-  assert steps == sorted(set(steps))  # no step logged twice
-  # TensorBoard shows the same: the killed run's steps 125 and 150 are purged, and the
+  assert steps == sorted(set(steps)) and stopped in steps  # none twice; the cut interval
+  # TensorBoard shows the same: the killed run's steps 225 and 250 are purged, and the
   # resumed run's take their place.
   tensorboard = tensorboard_scalars(os.path.join(workdir, "tensorboard"))
-  assert len(os.listdir(os.path.join(workdir, "tensorboard"))) == 2
+  assert len(os.listdir(os.path.join(workdir, "tensorboard"))) == 3
   assert sorted(s for tag, s in tensorboard if tag == "train/loss") == steps
   for r in records:
     if "train_loss" in r:
