@@ -1,12 +1,14 @@
 r"""Runs a paper table's sweep and prints our numbers beside the paper's.
 
   python -m experiments.reproduce --table=luong2015_table4 --scale=tiny --root=runs/tables \
-      [--seeds=N] [--fetch] [--parallel=N] [--dry_run]
+      [--seeds=N] [--fetch] [--parallel=N] [--docs=docs/papers] [--dry_run]
 
 Trials run in ROOT/<table>/<scale>/<row>[_seed=<s>] through `launch.local`; rerunning the
 command skips finished trials and resumes the others; by default as many run at once as
 there are GPUs, or without GPUs CPU cores, each pinned to its own. Then ROOT/<table>.md
-(and ROOT/<table>.png for tables with a BLEU-by-length figure) is written and printed.
+(and ROOT/<table>.png for tables with a BLEU-by-length figure) is written and printed, and
+with --docs the table's docs page DOCS/<table>.md (`experiments.tables.pages`: the command,
+machine, date and wall time above that markdown).
 Scales: tiny (minutes on a 2-core CPU, offline data), small (hours on one GPU), paper (the
 paper's data and hyperparameters as far as the codebase has them). Tables:
 luong2015_table{1,4,6}, bahdanau2015_table1, britz2017_attention, tfnmt_iwslt15,
@@ -15,6 +17,7 @@ textbook_dates.
 
 import os
 import shlex
+import time
 from collections.abc import Sequence
 
 from absl import app, flags
@@ -24,7 +27,7 @@ from attn_research.config import files as config_files
 from attn_research.config import overrides as config_overrides
 from attn_research.errors import ConfigError
 from experiments import cli
-from experiments.tables import TABLES
+from experiments.tables import TABLES, pages
 from experiments.tables import table as tables
 from launch import local
 from launch.sweep import Trial, train_command
@@ -46,7 +49,15 @@ _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the trials and their comman
 _FETCH = flags.DEFINE_bool(
   "fetch", False, "First download what the datasets read (debian_l10n: apt-get download)."
 )
+_DOCS = flags.DEFINE_string(
+  "docs",
+  "",
+  "Also write the table's docs page DOCS/<table>.md (e.g. docs/papers): the command, machine, "
+  "date and wall time above the table; empty: no page.",
+)
 flags.mark_flags_as_required(["table", "scale", "root"])
+# The flags a page's command repeats when given, in this order (--dry_run writes no page).
+_COMMAND_FLAGS = (_TABLE, _SCALE, _ROOT, _SEEDS, _PARALLEL, _FETCH, _DOCS)
 
 
 def sweep_root(root: str, table: tables.Table, scale: str) -> str:
@@ -136,24 +147,31 @@ def run(
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  started = time.monotonic()
   table = TABLES.get(_TABLE.value)
   trials = tables.plan(table, _SCALE.value, _SEEDS.value)
   if _DRY_RUN.value:
     print(dry_run(table, _SCALE.value, trials, _ROOT.value))
     return
+  if _DOCS.value:
+    pages.check_dir(_DOCS.value, _ROOT.value)  # before hours of trials, not after
   prepare_data(table, _SCALE.value, [t for row in trials.values() for t in row], _FETCH.value)
+  gpus = local.visible_gpus()
   summary, markdown = run(
-    table,
-    _SCALE.value,
-    trials,
-    _ROOT.value,
-    parallel=_PARALLEL.value,
-    devices=local.visible_gpus(),
+    table, _SCALE.value, trials, _ROOT.value, parallel=_PARALLEL.value, devices=gpus
   )
   written = [f"{table.name}.{ext}" for ext in ("md", "png")]
   written = [
     os.path.join(_ROOT.value, w) for w in written if os.path.exists(os.path.join(_ROOT.value, w))
   ]
+  if _DOCS.value:
+    given = [(f.name, f.value) for f in _COMMAND_FLAGS if f.present]
+    invocation = pages.Invocation(
+      pages.command(given), time.monotonic() - started, summary, tuple(gpus)
+    )
+    written += pages.write(
+      _DOCS.value, table, _SCALE.value, trials, _ROOT.value, markdown, invocation
+    )
   print(f"\n{markdown}\nwrote {', '.join(written)}")
   if summary.failed:
     cli.fail(f"{len(summary.failed)} trials failed (see the table's notes); fix and rerun.", 1)

@@ -360,3 +360,112 @@ def test_a_significant_difference_that_the_seeds_do_not_share_is_flagged(tmp_pat
   assert (attention.verdict, attention.seeds) == ("agrees", (2, 2))
   assert peeky.comparison.p_value < 0.05 and peeky.seeds == (2, 1)  # 0.40 vs 0.30, pooled
   assert peeky.verdict == "agrees (seeds split)"
+
+
+# ----------------------------------------------------------------------------------------
+# Docs pages (`--docs`): the page of a run, from fake trials (nothing trains).
+
+
+def _finished_trials(table, scale: str, root: str, seeds: int = 1) -> dict:
+  """`plan`'s trials, each given a completed result.json under ROOT/<table>/<scale>."""
+  trials = tables.plan(table, scale, seeds)
+  run_root = reproduce.sweep_root(root, table, scale)
+  for i, trial in enumerate(t for row in trials.values() for t in row):
+    os.makedirs(trial.workdir(run_root))
+    result = {**_result(10.0 + i, 30.0, exact_match=0.5), "wall_seconds": 20.0 + i}
+    runs.write_json(os.path.join(trial.workdir(run_root), runs.RESULT), result)
+  return trials
+
+
+def test_docs_page_has_the_command_machine_date_wall_time_and_the_table(tmp_path):
+  import datetime
+
+  from experiments.tables import pages
+
+  table, root, docs = TABLES.get("bahdanau2015_table1"), tmp_path / "runs", tmp_path / "docs"
+  trials = _finished_trials(table, "tiny", str(root))
+  summary, markdown = reproduce.run(table, "tiny", trials, str(root), command=None)
+  given = [("table", table.name), ("scale", "tiny"), ("root", "runs/t"), ("fetch", True)]
+  invocation = pages.Invocation(pages.command(given), 125.4, summary)
+  now = datetime.datetime(2026, 12, 8, 9, 30, tzinfo=datetime.UTC)
+  written = pages.write(str(docs), table, "tiny", trials, str(root), markdown, invocation, now)
+
+  assert written == [str(docs / f"{table.name}.md"), str(docs / f"{table.name}.png")]
+  page = (docs / f"{table.name}.md").read_text()
+  assert page.endswith("\n\n" + (root / f"{table.name}.md").read_text())  # the table, as is
+  head = page[: -len(markdown)]
+  command = (
+    ".venv/bin/python -m experiments.reproduce --table=bahdanau2015_table1 --scale=tiny "
+    "--root=runs/t --fetch"
+  )
+  assert f"# {table.title}\n\nmeasured 2026-12-08 09:30 UTC on {pages.machine()}; " in head
+  assert f"regenerate with:\n\n```bash\n{command}\n```\n" in head
+  assert pages.machine().endswith(", no GPU (XLA CPU), jax " + jax.__version__)
+  assert " cores, " in pages.machine()
+  # 5 trials of 20 … 24 s, skipped here as finished.
+  assert "Wall time of this invocation: 2 min 5 s (125 s); its trials: 0 completed, 5 skipped" in (
+    head
+  )
+  assert "The 5 finished trials' own wall times (`wall_seconds` in their result.json) sum to " in (
+    head
+  )
+  assert "sum to 1 min 50 s (110 s), 20–24 s each.\n" in head
+  assert f"]({table.name}.png)" in markdown  # the figure, copied beside the page
+  assert (docs / f"{table.name}.png").read_bytes() == (root / f"{table.name}.png").read_bytes()
+
+
+def _main(monkeypatch, **given: str) -> None:
+  """`reproduce.main` as if run with `given` flags, its data preparation and GPUs stubbed."""
+  from absl import flags
+  from absl.testing import flagsaver
+
+  monkeypatch.setattr(reproduce, "prepare_data", lambda *args, **kwargs: None)
+  monkeypatch.setattr(reproduce.local, "visible_gpus", lambda: [])
+  parsed = flags.FLAGS.is_parsed()
+  flags.FLAGS.mark_as_parsed()
+  try:
+    with flagsaver.as_parsed(**given):
+      reproduce.main(["reproduce"])
+  finally:
+    if not parsed:
+      flags.FLAGS.unparse_flags()
+
+
+def test_docs_flag_writes_the_page_of_the_run_and_its_absence_none(tmp_path, monkeypatch):
+  table = TABLES.get("textbook_dates")
+  root, docs = tmp_path / "runs", tmp_path / "docs" / "papers"
+  _finished_trials(table, "tiny", str(root))
+  flags = {"table": table.name, "scale": "tiny", "root": str(root), "seeds": "1"}
+  _main(monkeypatch, **flags)
+  assert (root / "textbook_dates.md").exists() and not (tmp_path / "docs").exists()
+
+  _main(monkeypatch, docs=str(docs), fetch="false", **flags)  # given in another order
+  page = (docs / "textbook_dates.md").read_text()
+  command = (
+    f".venv/bin/python -m experiments.reproduce --table=textbook_dates --scale=tiny "
+    f"--root={root} --seeds=1 --nofetch --docs={docs}"
+  )
+  assert f"\n```bash\n{command}\n```\n" in page
+  assert "; its trials: 0 completed, 3 skipped (already finished), 0 failed. The 3 " in page
+  assert page.endswith("\n\n" + (root / "textbook_dates.md").read_text())
+  assert os.listdir(docs) == ["textbook_dates.md"]  # no figure for this table
+
+
+def test_unwritable_docs_dir_is_a_one_line_error_before_any_trial(tmp_path, monkeypatch):
+  from experiments.tables import pages
+
+  (tmp_path / "file").write_text("")
+  docs, root = tmp_path / "file" / "papers", tmp_path / "runs"
+  flags = {"table": "textbook_dates", "scale": "tiny", "root": str(root), "docs": str(docs)}
+  with pytest.raises(ConfigError) as error:
+    _main(monkeypatch, **flags)
+  assert (
+    str(error.value) == f"--docs={docs} cannot be created (Not a directory); pass a writable one."
+  )
+  assert not root.exists()  # no trial ran
+  with pytest.raises(ConfigError, match=r"--docs=.* is --root: the page would replace its table"):
+    pages.check_dir(str(tmp_path), str(tmp_path))
+  table = TABLES.get("textbook_dates")
+  invocation = pages.Invocation("cmd", 1.0, reproduce.local.Summary())
+  with pytest.raises(ConfigError, match=r"^--docs=.*/file/papers: cannot write the page \("):
+    pages.write(str(docs), table, "tiny", {}, str(tmp_path), "# t\n", invocation)
