@@ -113,7 +113,8 @@ def use_compilation_cache() -> None:
     )
 
 
-def _guarded(main: Callable[[list[str]], None], interrupted: str, argv: list[str]) -> None:
+def guarded(main: Callable[[list[str]], None], interrupted: str, argv: list[str]) -> None:
+  """`main(argv)` with the log level, the compilation cache and the one-line error path."""
   if not flags.FLAGS["verbosity"].present:  # library INFO logs drown the progress bar
     logging.set_verbosity(logging.WARNING)
   use_compilation_cache()
@@ -158,4 +159,4 @@ def run(
   """`absl.app.run(main)` with the shared flag parsing and error path; `interrupted` is
   the advice printed on Ctrl-C."""
   preload_tcmalloc()
-  app.run(functools.partial(_guarded, main, interrupted), flags_parser=parse_flags)
+  app.run(functools.partial(guarded, main, interrupted), flags_parser=parse_flags)

@@ -10,9 +10,8 @@ there are GPUs, or without GPUs CPU cores, each pinned to its own. Then ROOT/<ta
 with --docs the table's docs page DOCS/<table>.md (`experiments.tables.pages`: the command,
 machine, date and wall time above that markdown).
 Scales: tiny (minutes on a 2-core CPU, offline data), small (hours on one GPU), paper (the
-paper's data and hyperparameters as far as the codebase has them). Tables:
-luong2015_table{1,4,6}, bahdanau2015_table1, britz2017_attention, tfnmt_iwslt15,
-textbook_dates.
+paper's data and hyperparameters as far as the codebase has them). Tables: the names of
+`experiments.tables.TABLES`, listed in docs/papers.md (an unknown --table names them too).
 """
 
 import os

@@ -1,17 +1,31 @@
-"""Test setup: CPU with 8 simulated devices, configured before jax is imported."""
+"""Test setup: CPU with 8 simulated devices, configured before jax is imported.
+
+The suite runs in parallel (`pytest -n auto`, pytest-xdist): what several tests read (the
+built datasets, a trained tiny run) is built once per session and shared by the workers,
+and every process of the session (workers and the entry points tests start) shares one
+JAX compilation cache, so a program compiled once is loaded elsewhere.
+"""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 
 os.environ["XLA_FLAGS"] = (
   os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The entry points that tests start share one compilation cache, emptied per session.
-os.environ["ATTN_RESEARCH_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="attn_jax_cache_")
+# One cache per session: made by the first process (the xdist controller, or a lone
+# pytest), inherited by the workers and the entry points through the environment.
+os.environ["ATTN_RESEARCH_TEST_CACHE"] = os.environ.get(
+  "ATTN_RESEARCH_TEST_CACHE"
+) or tempfile.mkdtemp(prefix="attn_jax_cache_")
+os.environ["ATTN_RESEARCH_COMPILATION_CACHE"] = os.environ["ATTN_RESEARCH_TEST_CACHE"]
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["ATTN_RESEARCH_TEST_CACHE"]
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +37,29 @@ jax.config.update("jax_enable_x64", False)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_unconfigure(config) -> None:
+  if not hasattr(config, "workerinput"):  # the process that made the session's cache
+    shutil.rmtree(os.environ["ATTN_RESEARCH_TEST_CACHE"], ignore_errors=True)
+
+
+def shared_dir(tmp_path_factory, name: str, build: Callable[[str], None]) -> str:
+  """Directory `name`, built by `build(path)` once per test session: the first worker to
+  ask builds it under a lock while the others wait, then all read it."""
+  from attn_research.data import locks
+
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # the session's directory, above each worker's own
+  path, done = os.path.join(root, name), os.path.join(root, f"{name}.done")
+  with locks.exclusive(os.path.join(root, f"{name}.lock")):
+    if not os.path.exists(done):
+      shutil.rmtree(path, ignore_errors=True)
+      os.makedirs(path)
+      build(path)
+      open(done, "w").close()
+  return path
+
+
 def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
   """`python -m module args…` from the repository root, output captured as text."""
   return subprocess.run(
@@ -32,6 +69,49 @@ def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
     text=True,
     env={**os.environ, "PYTHONPATH": REPO},
   )
+
+
+def run_entry_point(module: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+  """Entry point `module` run in this process as `python -m module args…` would run it
+  (absl's flag parsing, the one error path, exit status and output), without paying a
+  new interpreter's imports. Its flags are defined for the call and removed after it, so
+  entry points that define the same flag names run one after another."""
+  import contextlib
+  import importlib
+  import io
+
+  from absl import app, flags
+  from absl import logging as absl_logging
+
+  from experiments import cli
+
+  before, verbosity = set(flags.FLAGS), absl_logging.get_verbosity()
+  sys.modules.pop(module, None)  # run its module body: it defines the flags
+  stdout, stderr, status = io.StringIO(), io.StringIO(), 0
+  patch = pytest.MonkeyPatch()
+  patch.setattr(sys, "argv", [module, *args])  # what flag defaults may read at import
+  patch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode()), encoding="utf-8"))
+  try:
+    main = importlib.import_module(module).main
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+      try:
+        argv = cli.parse_flags([module, *args])
+        cli.guarded(main, "rerun", argv)
+      except app.UsageError as e:
+        print(f"FATAL Flags parsing error: {e}", file=sys.stderr)
+        status = 1
+      except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else 1
+        if isinstance(e.code, str):
+          print(e.code, file=sys.stderr)
+  finally:
+    patch.undo()
+    for name in set(flags.FLAGS) - before:
+      delattr(flags.FLAGS, name)
+    flags.FLAGS.unparse_flags()
+    sys.modules.pop(module, None)
+    absl_logging.set_verbosity(verbosity)
+  return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
 
 
 def tiny_train_command(workdir: str, data_dir: str) -> list[str]:
@@ -53,14 +133,23 @@ def named(name: str, data_dir: str):
   return DatasetConfig(name=name, data_dir=data_dir)
 
 
+# The dates dataset as the tests build it: the full training split, small evaluation
+# splits (every evaluation of every test decodes them).
+DATES_SIZES = {"train": 45_000, "validation": 500, "test": 500}
+
+
 @pytest.fixture(scope="session")
 def dates_data_dir(tmp_path_factory) -> str:
-  """A TFDS data dir holding the dates dataset, built once per test session."""
+  """A TFDS data dir holding the dates dataset (`DATES_SIZES`), built once per session."""
   from attn_research.data import datasets
+  from attn_research.data.datasets import dates
 
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
-  datasets.open_dataset(named("dates", data_dir)).load()
-  return data_dir
+  def build(data_dir: str) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+      patch.setattr(dates, "SPLIT_SIZES", DATES_SIZES)
+      datasets.open_dataset(named("dates", data_dir)).load()
+
+  return shared_dir(tmp_path_factory, "tfds", build)
 
 
 @pytest.fixture(scope="session")
@@ -69,13 +158,14 @@ def synthetic_data_dir(tmp_path_factory) -> str:
   from attn_research.data import datasets
   from attn_research.data.datasets import synthetic
 
-  data_dir = str(tmp_path_factory.mktemp("tfds_synthetic"))
-  sizes = {"train": 2000, "validation": 64, "test": 64, "test_long": 64}
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(synthetic, "SPLIT_SIZES", sizes)
-    for task in ("copy", "reverse"):
-      datasets.open_dataset(named(f"synthetic/{task}", data_dir)).load()
-  return data_dir
+  def build(data_dir: str) -> None:
+    sizes = {"train": 2000, "validation": 64, "test": 64, "test_long": 64}
+    with pytest.MonkeyPatch.context() as patch:
+      patch.setattr(synthetic, "SPLIT_SIZES", sizes)
+      for task in ("copy", "reverse"):
+        datasets.open_dataset(named(f"synthetic/{task}", data_dir)).load()
+
+  return shared_dir(tmp_path_factory, "tfds_synthetic", build)
 
 
 def tensorboard_scalars(directory: str) -> dict[tuple[str, int], float]:
@@ -135,11 +225,16 @@ def tiny_config(data_dir: str, **train):
 
 @pytest.fixture(scope="session")
 def tiny_run(dates_data_dir, tmp_path_factory):
-  """A finished 300-step run of the tiny dates config: (workdir, result)."""
+  """A finished 300-step run of the tiny dates config, trained once per session and read
+  by every test that needs a trained run: (workdir, result)."""
+  from attn_research import runs
   from attn_research.training import trainer
 
-  workdir = str(tmp_path_factory.mktemp("tiny"))
-  return workdir, trainer.train_and_evaluate(tiny_config(dates_data_dir), workdir)
+  def build(workdir: str) -> None:
+    trainer.train_and_evaluate(tiny_config(dates_data_dir), workdir)
+
+  workdir = shared_dir(tmp_path_factory, "tiny", build)
+  return workdir, runs.read_json(os.path.join(workdir, runs.RESULT))
 
 
 def plain_cell_loop(cell_cls, weights, projected, carry, mask):

@@ -5,11 +5,11 @@ import sys
 import pytest
 
 from experiments import cli
-from tests.conftest import REPO, run_module
+from tests.conftest import DATES_SIZES, REPO, run_entry_point, run_module
 
 
 def test_unknown_config_key_is_rejected_by_name(tmp_path):
-  result = run_module(
+  result = run_entry_point(
     "experiments.train",
     "--config=experiments/configs/dates.py",
     f"--workdir={tmp_path}",
@@ -22,7 +22,7 @@ def test_unknown_config_key_is_rejected_by_name(tmp_path):
 
 
 def test_unknown_variant_lists_the_valid_ones(tmp_path):
-  result = run_module(
+  result = run_entry_point(
     "experiments.train",
     "--config=experiments/configs/dates.py",
     f"--workdir={tmp_path}/run",
@@ -77,7 +77,7 @@ def test_variants_lists_every_family():
 
 
 def test_variants_lists_datasets_with_their_configs():
-  result = run_module("experiments.variants")
+  result = run_entry_point("experiments.variants")
   lines = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
   names = lines["dataset.name"].split()
   assert {"dates", "synthetic/reverse", "debian_l10n/en-de", "iwslt15/en-vi"} <= set(names)
@@ -86,7 +86,7 @@ def test_variants_lists_datasets_with_their_configs():
 
 
 def test_data_command_describes_a_built_dataset(synthetic_data_dir):
-  result = run_module(
+  result = run_entry_point(
     "experiments.data", "--dataset=synthetic/reverse", f"--data_dir={synthetic_data_dir}"
   )
   assert result.returncode == 0, result.stderr[-2000:]
@@ -98,15 +98,19 @@ def test_data_command_describes_a_built_dataset(synthetic_data_dir):
 
 
 def test_data_command_errors_name_the_fix(tmp_path, dates_data_dir):
-  result = run_module(
+  result = run_entry_point(
     "experiments.data", "--dataset=dates", f"--data_dir={dates_data_dir}", "--fetch"
   )
   assert result.returncode == 0, result.stderr[-2000:]
   assert "note: dates has nothing to fetch; building it." in result.stderr
-  assert "dates: 55,000 pairs" in result.stdout
-  result = run_module("experiments.data", "--dataset=debian_l10n/en-xx", f"--data_dir={tmp_path}")
+  assert f"dates: {sum(DATES_SIZES.values()):,} pairs" in result.stdout
+  result = run_entry_point(
+    "experiments.data", "--dataset=debian_l10n/en-xx", f"--data_dir={tmp_path}"
+  )
   assert "needs one of the configs debian_l10n/en-de" in result.stderr
-  result = run_module("experiments.data", "--dataset=debian_l10n/en-de", f"--data_dir={tmp_path}")
+  result = run_entry_point(
+    "experiments.data", "--dataset=debian_l10n/en-de", f"--data_dir={tmp_path}"
+  )
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "apt-get download libreoffice-l10n-de=4:7.4.7-1+deb12u14" in result.stderr
   assert not os.path.exists(tmp_path / "debian_l10n" / "en-de" / "1.0.0" / "dataset_info.json")
@@ -127,7 +131,7 @@ def test_compare_tables_runs_and_plots_bleu_by_length(tiny_run, tmp_path):
   assert rows[0][-2:] == ["bleu vs first [95%]", "p"]  # paired bootstrap against the first
   assert rows[2][-2:] == ["baseline", "—"] and rows[3][-2:] == ["+0.00 [+0.00, +0.00]", "1.000"]
   assert output.read_bytes()[:4] == b"\x89PNG"
-  missing = run_module("experiments.compare", f"--workdirs={tmp_path}")
+  missing = run_entry_point("experiments.compare", f"--workdirs={tmp_path}")
   assert missing.returncode != 0 and "holds no completed run" in missing.stderr
 
 

@@ -4,10 +4,15 @@ import subprocess
 import sys
 
 from attn_research.data import datasets
-from tests.conftest import REPO, named
+from tests.conftest import REPO, named, run_entry_point
 
 
 def _translate(workdir: str, stdin: str, *flags: str) -> subprocess.CompletedProcess:
+  """In this process (`run_entry_point`); the first test runs the command itself."""
+  return run_entry_point("experiments.translate", f"--workdir={workdir}", *flags, stdin=stdin)
+
+
+def _translate_process(workdir: str, stdin: str, *flags: str) -> subprocess.CompletedProcess:
   return subprocess.run(
     [sys.executable, "-m", "experiments.translate", f"--workdir={workdir}", *flags],
     cwd=REPO,
@@ -27,7 +32,7 @@ def test_translates_stdin_to_stdout_in_order_with_attention(tiny_run, tmp_path):
   sources = datasets.open_dataset(named("dates", data_dir)).load()["test"]["source"][:3]
   attention = tmp_path / "attention.jsonl"
   stdin = "\r\n".join([sources[0], "", sources[1], sources[2]]) + "\r\n"
-  result = _translate(
+  result = _translate_process(
     workdir, stdin, "--checkpoint=latest", f"--attention={attention}", "--config.decode.beam_size=0"
   )
   assert result.returncode == 0, result.stderr[-2000:]

@@ -8,14 +8,14 @@ import pytest
 
 from attn_research.errors import ConfigError
 from attn_research.inference.evaluation import evaluate_run
-from tests.conftest import REPO, tiny_config
+from tests.conftest import DATES_SIZES, REPO, tiny_config
 
 
 def test_greedy_evaluation_reproduces_the_run_and_beam_search_runs(tiny_run, dates_data_dir):
   workdir, trained = tiny_run
   config = tiny_config(dates_data_dir)
   result, hypotheses = evaluate_run(workdir, config, "test", checkpoint="latest")
-  assert result["step"] == 300 and len(hypotheses) == 5000
+  assert result["step"] == 300 and len(hypotheses) == DATES_SIZES["test"]
   assert result["metrics"] == trained["metrics"]["test"]  # same checkpoint, same decoding
 
   # "best" is the state with the lowest validation perplexity among the evaluations.
@@ -28,7 +28,7 @@ def test_greedy_evaluation_reproduces_the_run_and_beam_search_runs(tiny_run, dat
   config.decode.beam_size = 2
   config.decode.length_penalty = 0.6
   beam, beam_hyps = evaluate_run(workdir, config, "test", checkpoint="latest")
-  assert beam["decode"]["beam_size"] == 2 and len(beam_hyps) == 5000
+  assert beam["decode"]["beam_size"] == 2 and len(beam_hyps) == DATES_SIZES["test"]
   # Beam search optimises the model score, not exact match: it stays close to greedy.
   assert abs(beam["metrics"]["exact_match"] - result["metrics"]["exact_match"]) < 0.05
 
@@ -75,7 +75,7 @@ def test_cli_writes_hypotheses_and_prints_metrics_of_an_ensemble(
   }
   assert result["metrics"]["ppl"] == pytest.approx(alone["ppl"], rel=1e-5)
   lines = output.read_text().splitlines()
-  assert len(lines) == 5000
+  assert len(lines) == DATES_SIZES["test"]
 
 
 def test_forced_decoding_aer_matches_an_independent_computation(synthetic_data_dir, tmp_path):

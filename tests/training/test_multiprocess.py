@@ -12,7 +12,7 @@ import pytest
 
 from attn_research.errors import ConfigError
 from attn_research.training import distributed, parallel, trainer
-from tests.conftest import REPO, tiny_config, tiny_train_command
+from tests.conftest import DATES_SIZES, REPO, tiny_config, tiny_train_command
 
 # Small enough to run in well under a minute: one bucket shape (one compilation per step
 # function), a checkpoint mid-run, and the final evaluation of the validation split.
@@ -100,7 +100,7 @@ def test_two_processes_train_like_one(dates_data_dir, tmp_path):
     assert p.returncode == 0, stderr[-3000:]
   summaries = [_summaries(stdout) for stdout, _ in outputs]
   assert [len(s) for s in summaries] == [1, 0]  # process 0 alone prints the summary
-  assert summaries[0][0]["metrics"]["validation"]["num_examples"] == 5000
+  assert summaries[0][0]["metrics"]["validation"]["num_examples"] == DATES_SIZES["validation"]
 
   losses, config_json, hypotheses = _run_files(str(tmp_path / "multi"))
   ref_losses, ref_config_json, ref_hypotheses = _run_files(str(tmp_path / "single"))

@@ -21,6 +21,7 @@ from attn_research.evaluation import metrics, significance
 from attn_research.runs import WorkdirConflictError
 from attn_research.training import parallel, trainer
 from tests.conftest import (
+  DATES_SIZES,
   REPO,
   named,
   short_synthetic_config,
@@ -45,7 +46,7 @@ def test_tiny_run_learns_and_writes_its_files(tiny_run, dates_data_dir):
   workdir, result = tiny_run
   assert result["status"] == "completed"
   test = result["metrics"]["test"]
-  assert test["num_examples"] == 5000
+  assert test["num_examples"] == DATES_SIZES["test"]
   assert test["exact_match"] > 0.6, test  # from 0 at initialisation, in 300 steps
   assert test["ppl"] < 1.3
   assert result["num_params"] > 10_000 and result["train_tokens_per_second"] > 0
@@ -62,12 +63,12 @@ def test_tiny_run_learns_and_writes_its_files(tiny_run, dates_data_dir):
   # gold alignments, so no AER).
   assert "aer" not in test
   bins = test["bleu_by_length"]
-  assert sum(b["num_examples"] for b in bins) == 5000 and bins[0]["min_length"] == 1
+  assert sum(b["num_examples"] for b in bins) == DATES_SIZES["test"] and bins[0]["min_length"] == 1
   references = datasets.open_dataset(named("dates", dates_data_dir)).load()
   for split in ("validation", "test"):
     with open(os.path.join(workdir, f"hypotheses.{split}.txt")) as f:
       hypotheses = f.read().splitlines()
-    assert len(hypotheses) == 5000
+    assert len(hypotheses) == DATES_SIZES["test"]
     # The reported metrics are sacreBLEU's and NumPy's of the hypotheses.
     refs = references[split]["target"]
     reported = result["metrics"][split]
@@ -78,7 +79,7 @@ def test_tiny_run_learns_and_writes_its_files(tiny_run, dates_data_dir):
     saved = significance.load(os.path.join(workdir, f"statistics.{split}.npz"))
     assert sorted(saved.metrics) == ["bleu", "chrf", "exact_match", "tokenized_bleu"]
     for name, rows in saved.metrics.items():
-      assert rows.shape[0] == 5000
+      assert rows.shape[0] == DATES_SIZES["test"]
       score = metrics.SCORES[name](rows.sum(0))
       assert score == pytest.approx(result["metrics"][split][name], abs=1e-9)
     assert os.path.getsize(os.path.join(workdir, f"bleu_by_length.{split}.png")) > 1000

@@ -99,6 +99,7 @@ def all_dates() -> list[datetime.date]:
   return [FIRST_DATE + datetime.timedelta(days=i) for i in range(days)]
 
 
+@functools.cache  # ≈1.4M strings: a process that builds the dataset checks them once
 def check_unambiguous(formats: tuple[DateFormat, ...] = FORMATS) -> int:
   """Formats every date of the range in every format; raises if a string has two dates.
 
