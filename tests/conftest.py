@@ -85,7 +85,19 @@ def run_entry_point(module: str, *args: str, stdin: str = "") -> subprocess.Comp
 
   from experiments import cli
 
+  # Entry points that tests imported (to call a function of theirs) keep their flags
+  # defined in this process: set them aside for the call, as a new process would not
+  # have them, and put them back after it.
+  held = [
+    (owner, flag)
+    for owner, defined in flags.FLAGS.flags_by_module_dict().items()
+    if owner.startswith("experiments.")
+    for flag in defined
+  ]
+  for _, flag in held:
+    delattr(flags.FLAGS, flag.name)
   before, verbosity = set(flags.FLAGS), absl_logging.get_verbosity()
+  was_parsed = flags.FLAGS.is_parsed()
   sys.modules.pop(module, None)  # run its module body: it defines the flags
   stdout, stderr, status = io.StringIO(), io.StringIO(), 0
   patch = pytest.MonkeyPatch()
@@ -109,6 +121,11 @@ def run_entry_point(module: str, *args: str, stdin: str = "") -> subprocess.Comp
     for name in set(flags.FLAGS) - before:
       delattr(flags.FLAGS, name)
     flags.FLAGS.unparse_flags()
+    for owner, flag in held:
+      flags.FLAGS[flag.name] = flag
+      flags.FLAGS.register_flag_by_module(owner, flag)
+    if was_parsed:
+      flags.FLAGS.mark_as_parsed()
     sys.modules.pop(module, None)
     absl_logging.set_verbosity(verbosity)
   return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
