@@ -107,7 +107,8 @@ def code_version() -> str:
   commit = git("rev-parse", "--short", "HEAD")
   if not commit:
     return ""
-  dirty = git("status", "--porcelain", "--untracked-files=no")
+  # Pages written by earlier tables of the same session are not code.
+  dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs")
   return f"`{commit}`" + (" with uncommitted changes" if dirty else "")
 
 
