@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 
-from attn_research.errors import ConfigError
+from attn_research.errors import ConfigError, make_dirs
 
 LOCK = ".lock"
 ATTEMPTS, PAUSE_SECONDS = 5, 0.1  # a reader's probe holds the lock for an instant
@@ -81,12 +81,7 @@ def hold(path: str, note: Callable[[str], None]) -> Iterator[None]:
     WorkdirHeldError: another live process holds it (one line naming the holder).
     ConfigError: the directory cannot be created.
   """
-  try:
-    os.makedirs(path, exist_ok=True)
-  except OSError as e:
-    raise ConfigError(
-      f"Cannot create the run directory {path} ({e.strerror}); pass another --workdir."
-    ) from e
+  make_dirs(path, f"Cannot create the run directory {path}", "pass another --workdir.")
   fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o666)
   try:
     for _ in range(ATTEMPTS):

@@ -6,7 +6,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 
-from attn_research.errors import ConfigError
+from attn_research.errors import make_dirs
 
 
 @contextlib.contextmanager
@@ -14,13 +14,11 @@ def exclusive(path: str) -> Iterator[None]:
   """Holds an exclusive lock on `path` (created, with its directory, if missing) for
   the block; another process's block on the same path waits for it."""
   directory = os.path.dirname(path) or "."
-  try:
-    os.makedirs(directory, exist_ok=True)
-  except OSError as e:
-    raise ConfigError(
-      f"Cannot create {directory} ({e.strerror}); point it at a directory you can write "
-      "(datasets: --config.dataset.data_dir)."
-    ) from e
+  make_dirs(
+    directory,
+    f"Cannot create {directory}",
+    "point it at a directory you can write (datasets: --config.dataset.data_dir).",
+  )
   with open(path, "a") as f:
     fcntl.flock(f, fcntl.LOCK_EX)
     try:

@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from attn_research import runs
-from attn_research.errors import ConfigError
+from attn_research.errors import ConfigError, make_dirs
 from experiments.tables import table as tables
 from launch import local
 from launch.sweep import Trial
@@ -141,12 +141,7 @@ def check_dir(docs: str, root: str) -> None:
   """
   if os.path.realpath(docs) == os.path.realpath(root):
     raise ConfigError(f"--docs={docs} is --root: the page would replace its table; pass another.")
-  try:
-    os.makedirs(docs, exist_ok=True)
-  except OSError as e:
-    raise ConfigError(
-      f"--docs={docs} cannot be created ({e.strerror}); pass a writable one."
-    ) from e
+  make_dirs(docs, f"--docs={docs} cannot be created", "pass a writable one.")
   if not os.access(docs, os.W_OK | os.X_OK):
     raise ConfigError(f"--docs={docs} is not writable; pass a writable directory.")
 
