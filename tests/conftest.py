@@ -14,8 +14,13 @@ import sys
 import tempfile
 from collections.abc import Callable
 
+# Compiling dominates the suite's time on CPU: LLVM's optimisation level 1 instead of 2
+# compiles the tests' programs in about 70% of the time and runs them as fast (measured on
+# the tiny dates run: compile 48 s → 35 s, training 4.1 s → 3.6 s); level 0 would
+# compile faster still but train 2.7× slower. The HLO the tests check is the same.
 os.environ["XLA_FLAGS"] = (
-  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  os.environ.get("XLA_FLAGS", "")
+  + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=1"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One cache per session: made by the first process (the xdist controller, or a lone

@@ -2,6 +2,7 @@
 NumPy: the expectation against brute force over every outcome of the stochastic process,
 the layer against the papers' double sums, the hard process against a plain scan."""
 
+import functools
 import itertools
 
 import jax
@@ -52,6 +53,18 @@ def _one_hot_start(src_len):
   return np.eye(src_len)[0]
 
 
+# Compiled once per shape (and form): op by op, each of their many small ops compiles alone.
+_expected = jax.jit(monotonic.expected_alignment, static_argnums=2)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _first_firing_in(table, start, lengths, src_len):
+  """`monotonic.first_firing` of the energies `table` `[batch, src_len]`."""
+  return monotonic.first_firing(
+    lambda index: jnp.take_along_axis(table, index, axis=1), start, lengths, src_len
+  )
+
+
 @pytest.mark.parametrize("form", monotonic.EXPECTATIONS)
 def test_expectation_equals_brute_force_over_every_draw(form):
   rng = np.random.default_rng(0)
@@ -61,7 +74,7 @@ def test_expectation_equals_brute_force_over_every_draw(form):
     expected = _brute_force(p)
     alpha = jnp.asarray(_one_hot_start(4), jnp.float32)
     for i in range(3):
-      alpha = monotonic.expected_alignment(jnp.asarray(p[i], jnp.float32), alpha, form)
+      alpha = _expected(jnp.asarray(p[i], jnp.float32), alpha, form)
       np.testing.assert_allclose(alpha, expected[i], atol=2e-6)
     assert np.all(np.asarray(alpha)[length:] == 0.0)
   assert 0.0 < expected.sum(-1).max() <= 1.0  # mass is lost, never renormalised
@@ -78,22 +91,22 @@ def test_parallel_and_recursive_forms_agree_and_where_parallel_is_inexact():
   # Where Π (1 − p) stays above the divisor's floor of 1e-10, both forms are exact.
   p, previous, reference = _random_step(rng, 64, 12, 0.1, 0.7)
   for form in monotonic.EXPECTATIONS:
-    got = monotonic.expected_alignment(jnp.asarray(p), jnp.asarray(previous), form)
+    got = _expected(jnp.asarray(p), jnp.asarray(previous), form)
     np.testing.assert_allclose(got, reference, atol=3e-6)
   # Over 20 positions the product falls below it and the parallel form loses the mass
   # that α_{i−1} holds past that point; the recursive form does not.
   p, previous, reference = _random_step(rng, 64, 20, 0.01, 0.99)
-  recursive = monotonic.expected_alignment(jnp.asarray(p), jnp.asarray(previous), "recursive")
+  recursive = _expected(jnp.asarray(p), jnp.asarray(previous), "recursive")
   np.testing.assert_allclose(recursive, reference, atol=3e-6)
-  parallel = monotonic.expected_alignment(jnp.asarray(p), jnp.asarray(previous), "parallel")
+  parallel = _expected(jnp.asarray(p), jnp.asarray(previous), "parallel")
   assert np.abs(np.asarray(parallel) - reference).max() > 0.01
   # A p of 1 makes the parallel form's divisor underflow (TF-Addons' documented
   # inexactness): α₂ is 0.25, as the recursion gives, only in the recursive form.
   p = np.array([0.2, 1.0, 0.5, 0.5, 0.5, 0.5])
   previous = np.array([0.0, 0.0, 0.5, 0.5, 0.0, 0.0])
   assert _double_sum(p, previous)[2] == 0.25
-  recursive = monotonic.expected_alignment(jnp.asarray(p), jnp.asarray(previous), "recursive")
-  parallel = monotonic.expected_alignment(jnp.asarray(p), jnp.asarray(previous), "parallel")
+  recursive = _expected(jnp.asarray(p), jnp.asarray(previous), "recursive")
+  parallel = _expected(jnp.asarray(p), jnp.asarray(previous), "parallel")
   np.testing.assert_allclose(recursive, _double_sum(p, previous), atol=1e-7)
   assert float(parallel[2]) < 0.01
 
@@ -112,14 +125,9 @@ def test_saturated_probabilities_give_the_hard_process(form):
   for i in range(6):
     if form == "parallel":
       fires[i] &= np.arange(src_len) >= np.asarray(position)[:, None]
-    alpha = monotonic.expected_alignment(jnp.asarray(fires[i], jnp.float32), alpha, form)
-    table = jnp.asarray(np.where(fires[i], 1.0, -1.0))
-    position = monotonic.first_firing(
-      lambda index, table=table: jnp.take_along_axis(table, index, axis=1),
-      position,
-      jnp.asarray(lengths),
-      src_len,
-    )
+    alpha = _expected(jnp.asarray(fires[i], jnp.float32), alpha, form)
+    table = np.where(fires[i], 1.0, -1.0)
+    position = _first_firing_in(table, position, lengths, src_len)
     hard = np.eye(src_len + 1)[np.asarray(position)][:, :src_len]  # src_len: stopped
     np.testing.assert_array_equal(alpha, hard)
 
@@ -128,20 +136,12 @@ def test_hard_search_reads_past_its_lookahead_block():
   src_len = 3 * monotonic.LOOKAHEAD + 5
   energies = np.full((4, src_len), -1.0)
   energies[0, 2] = energies[1, 19] = energies[2, src_len - 1] = 1.0  # row 3 never fires
-  starts = jnp.array([0, 3, 7, 0])
-  lengths = jnp.array([src_len, src_len, src_len, src_len])
-  table = jnp.asarray(energies)
-  found = monotonic.first_firing(
-    lambda index: jnp.take_along_axis(table, index, axis=1), starts, lengths, src_len
-  )
+  starts = np.array([0, 3, 7, 0])
+  lengths = np.array([src_len, src_len, src_len, src_len])
+  found = _first_firing_in(energies, starts, lengths, src_len)
   np.testing.assert_array_equal(found, [2, 19, src_len - 1, src_len])
   # A row that fires only in its padding stops.
-  short = monotonic.first_firing(
-    lambda index: jnp.take_along_axis(table[2:3], index, axis=1),
-    starts[2:3],
-    jnp.array([10]),
-    src_len,
-  )
+  short = _first_firing_in(energies[2:3], starts[2:3], np.array([10]), src_len)
   np.testing.assert_array_equal(short, [src_len])
 
 
@@ -166,7 +166,8 @@ def test_chunkwise_attention_equals_the_double_sum(width):
   lengths = np.array([9, 6, 9, 1, 3])
   mask = np.arange(9)[None] < lengths[:, None]
   alpha[~mask] = 0.0
-  beta = monotonic.chunkwise(jnp.asarray(alpha), jnp.asarray(u), mask, width, softmax)
+  chunkwise = jax.jit(monotonic.chunkwise, static_argnums=(3, 4))  # one program per width
+  beta = chunkwise(jnp.asarray(alpha), jnp.asarray(u), mask, width, softmax)
   reference = np.array([_chunk_reference(alpha[r], u[r], lengths[r], width) for r in range(5)])
   np.testing.assert_allclose(beta, reference, atol=1e-6)
   np.testing.assert_allclose(np.asarray(beta).sum(-1), alpha.sum(-1), atol=1e-6)
@@ -239,7 +240,8 @@ def test_layer_matches_the_papers_formulas(score, alignment, hard):
   memory = layer.apply(params, args[1], mask, method="prepare")
   state = layer.apply(params, memory, hard, method="initial_state")
   for t in range(T):
-    c_t, a_t, state = layer.apply(params, args[0][:, t], memory, t, state)
+    step = jnp.asarray(query[:, t], jnp.float32)  # sliced on the host: no program per t
+    c_t, a_t, state = layer.apply(params, step, memory, t, state)
     np.testing.assert_allclose(a_t, weights[:, t], atol=1e-6)
     np.testing.assert_allclose(c_t, context[:, t], atol=1e-5)
 
@@ -326,7 +328,7 @@ def test_default_expectation_keeps_the_mass_far_into_the_source():
   exact = _double_sum(p, previous)  # all of it stays: Σ p (1 − p)^k over 40 positions
   np.testing.assert_allclose(exact.sum(), 1.0 - (1.0 - p[0]) ** 40, rtol=1e-12)
   kept = {
-    form: np.asarray(monotonic.expected_alignment(jnp.asarray(p), jnp.asarray(previous), form))
+    form: np.asarray(_expected(jnp.asarray(p), jnp.asarray(previous), form))
     for form in monotonic.EXPECTATIONS
   }
   np.testing.assert_allclose(kept["recursive"], exact, atol=1e-6)

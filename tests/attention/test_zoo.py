@@ -261,10 +261,15 @@ def test_bfloat16_and_vmap(score, alignment):
   query, values, mask = _inputs()
   layer = _build(score, alignment)
   args32 = (jnp.asarray(query, jnp.float32), jnp.asarray(values, jnp.float32), mask, 1)
-  params = layer.init(jax.random.key(1), *args32, method=_apply)
-  context32, weights32 = layer.apply(params, *args32, method=_apply)
-  bf = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
-  args16 = (args32[0].astype(jnp.bfloat16), args32[1].astype(jnp.bfloat16), mask, 1)
+  # Compiled whole: op by op, these layers' programs are found in no other test.
+  params = jax.jit(functools.partial(layer.init, method=_apply))(jax.random.key(1), *args32)
+  context32, weights32 = jax.jit(functools.partial(layer.apply, method=_apply))(params, *args32)
+
+  def bfloat16(x):  # rounded on the host, to nearest even as XLA's convert
+    return jnp.asarray(np.asarray(x).astype(jnp.bfloat16))
+
+  bf = jax.tree.map(bfloat16, params)
+  args16 = (bfloat16(args32[0]), bfloat16(args32[1]), mask, 1)
   context16, weights16 = jax.jit(lambda p, q, v: layer.apply(p, q, v, mask, 1, method=_apply))(
     bf, args16[0], args16[1]
   )
@@ -275,11 +280,11 @@ def test_bfloat16_and_vmap(score, alignment):
   np.testing.assert_allclose(np.asarray(context16, np.float32), context32, atol=0.5, rtol=0.05)
 
   # vmap over an extra leading axis equals applying to each slice.
-  stacked = jnp.stack([args32[0], args32[0][::-1]])
-  vmapped = jax.vmap(lambda q: layer.apply(params, q, args32[1], mask, 1, method=_apply)[1])(
-    stacked
-  )
-  np.testing.assert_allclose(vmapped[0], weights32, atol=1e-6)
+  stacked = jnp.asarray(np.stack([query, query[::-1]]), jnp.float32)
+  vmapped = jax.jit(
+    jax.vmap(lambda q: layer.apply(params, q, args32[1], mask, 1, method=_apply)[1])
+  )(stacked)
+  np.testing.assert_allclose(np.asarray(vmapped)[0], weights32, atol=1e-6)
 
 
 def test_location_refuses_sources_longer_than_its_reach():

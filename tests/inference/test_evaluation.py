@@ -110,7 +110,7 @@ def test_forced_decoding_aer_matches_an_independent_computation(synthetic_data_d
   for i, (s, t) in enumerate(zip(split.sources, split.targets, strict=True)):
     src[i, : len(s)] = s
     tgt_in[i, : len(t) + 1] = [BOS_ID, *t]
-  _, weights = model.apply({"params": state.params}, src, src > 0, tgt_in)
+  _, weights = jax.jit(model.apply)({"params": state.params}, src, src > 0, tgt_in)
   weights = np.asarray(jax.device_get(weights))
   rows = []
   for i in range(n):
