@@ -32,18 +32,54 @@ def _model(decoder="luong", **attention):
 
 
 def _sources(batch, seed=0):
+  """NumPy sources and mask (sliced on the host; jit takes them as they are)."""
   rng = np.random.default_rng(seed)
   src = rng.integers(4, 9, (batch, 5)).astype(np.int32)
   mask = np.arange(5)[None] < rng.integers(1, 6, batch)[:, None]
   src[~mask] = PAD_ID
-  return jnp.asarray(src), jnp.asarray(mask)
+  return src, mask
 
 
-def _params(model, seed=0):
+@functools.partial(jax.jit, static_argnames="model")
+def _init(model, seed):
   src, mask = _sources(2)
   params = model.init(jax.random.key(seed), src, mask, src[:, :3])["params"]
   # Sharper output distributions make the search non-trivial.
   return jax.tree.map(lambda x: 3.0 * x, params)
+
+
+def _params(model, seed=0):
+  return _init(model, seed)  # the seed is traced: one compiled init a model
+
+
+@functools.partial(jax.jit, static_argnames=("model", "hard"))
+def _forward(model, params, src, mask, tgt_in, hard=False):
+  """Teacher forcing of `tgt_in` `[n · batch, len]`, each source row repeated n times:
+  log-probabilities `[n · batch, len, vocab]` and attention rows."""
+  n = tgt_in.shape[0] // src.shape[0]
+  repeat = functools.partial(jnp.repeat, repeats=n, axis=0)
+  logits, weights = model.apply({"params": params}, repeat(src), repeat(mask), tgt_in, hard=hard)
+  return jax.nn.log_softmax(logits), weights
+
+
+@functools.partial(
+  jax.jit, static_argnames=("model", "beam_size", "max_len", "n_best", "max_length_b")
+)
+def _search_any_penalty(
+  model, params, src, mask, alpha, beta, *, beam_size, max_len, n_best=1, max_length_b=0
+):
+  """`beam_search` with α and β traced, so that every (α, β) shares one compiled search."""
+  options = DecodeConfig(
+    beam_size=beam_size, length_penalty=alpha, coverage_penalty=beta, max_length_b=max_length_b
+  )
+  return beam_search(model, params, src, mask, options, max_len=max_len, n_best=n_best)
+
+
+_coverage_penalty = jax.jit(coverage_penalty)  # β traced: one program for every β
+
+
+def _host(*arrays):
+  return tuple(np.asarray(x) for x in arrays)
 
 
 def _teacher_forced(model, params, src, mask, hypothesis, length=6):
@@ -52,24 +88,9 @@ def _teacher_forced(model, params, src, mask, hypothesis, length=6):
   reads no later token)."""
   tgt_in = np.full((1, max(length, len(hypothesis))), PAD_ID, np.int32)
   tgt_in[0, : len(hypothesis)] = [BOS_ID, *hypothesis[:-1]]
-  logits, weights = _forward(model)(params, src, mask, jnp.asarray(tgt_in))
-  logp = np.asarray(jax.nn.log_softmax(logits[0]))
-  score = float(sum(logp[i, y] for i, y in enumerate(hypothesis)))
-  return score, np.asarray(weights[0])[: len(hypothesis)]
-
-
-_FORWARDS = {}
-
-
-def _forward(model):
-  """`model.apply` with hard attention, compiled once per model."""
-  if id(model) not in _FORWARDS:
-    _FORWARDS.clear()  # one model at a time: ids are reused once a model is freed
-    _FORWARDS[id(model)] = (
-      model,
-      jax.jit(lambda p, s, m, t: model.apply({"params": p}, s, m, t, hard=True)),
-    )
-  return _FORWARDS[id(model)][1]
+  logp, weights = _host(*_forward(model, params, src, mask, tgt_in, hard=True))
+  score = float(sum(logp[0, i, y] for i, y in enumerate(hypothesis)))
+  return score, weights[0, : len(hypothesis)]
 
 
 @pytest.mark.parametrize("alpha,beta", [(0.0, 0.0), (0.6, 0.2)])
@@ -78,16 +99,11 @@ def test_beam_finds_the_brute_force_best(alpha, beta):
   params = _params(model)
   src, mask = _sources(3, seed=1)
   max_len = 3
-  tokens, _, scores = jax.jit(
-    functools.partial(
-      beam_search,
-      model,
-      options=DecodeConfig(
-        beam_size=32, length_penalty=alpha, coverage_penalty=beta, max_length_b=max_len
-      ),
-      max_len=max_len,
+  tokens, _, scores = _host(
+    *_search_any_penalty(
+      model, params, src, mask, alpha, beta, beam_size=32, max_len=max_len, max_length_b=max_len
     )
-  )(params, src, mask)
+  )
   non_eos = [v for v in range(VOCAB) if v != EOS_ID]
   hyps = [
     [*p, EOS_ID] for n in range(1, max_len + 1) for p in itertools.product(non_eos, repeat=n - 1)
@@ -96,19 +112,18 @@ def test_beam_finds_the_brute_force_best(alpha, beta):
   for i, hyp in enumerate(hyps):
     padded[i, : len(hyp)] = hyp
   tgt_in = np.concatenate([np.full((len(hyps), 1), BOS_ID, np.int32), padded[:, :-1]], axis=1)
-  score_all = jax.jit(lambda s, m: model.apply({"params": params}, s, m, jnp.asarray(tgt_in)))
   for row in range(3):
     # Every hypothesis of up to max_len tokens, scored by teacher forcing in one batch.
-    rep = lambda x: jnp.repeat(x[row : row + 1], len(hyps), axis=0)  # noqa: E731, B023
-    logits, weights = score_all(rep(src), rep(mask))
-    logp = np.asarray(jax.nn.log_softmax(logits), np.float64)
+    one = (src[row : row + 1], mask[row : row + 1])
+    logp, weights = _host(*_forward(model, params, *one, tgt_in))
+    logp = logp.astype(np.float64)
+    coverage = np.stack([weights[i, : len(hyp)].sum(0) for i, hyp in enumerate(hyps)])
+    penalties = np.asarray(_coverage_penalty(coverage, mask[row], beta))
     best, best_hyp = -np.inf, None
     for i, hyp in enumerate(hyps):
       n = len(hyp)
       total = sum(logp[i, j, y] for j, y in enumerate(hyp))
-      score = total / float(length_penalty(n, alpha)) + float(
-        coverage_penalty(jnp.asarray(weights[i, :n]).sum(0), mask[row], beta)
-      )
+      score = total / float(length_penalty(n, alpha)) + float(penalties[i])
       if score > best:
         best, best_hyp = score, hyp
     got = [int(x) for x in tokens[row][: len(best_hyp)]]
@@ -118,8 +133,8 @@ def test_beam_finds_the_brute_force_best(alpha, beta):
 
 def _reference_beam(forward, src, mask, k, max_len, alpha, beta):
   """The GNMT procedure run for all `max_len` steps (no early stop), in NumPy, with every
-  prefix's next-token distribution and attention from teacher forcing by `forward`: the
-  final beam as (tokens, score), best first."""
+  prefix's next-token log-probabilities and attention from teacher forcing by `forward`:
+  the final beam as (tokens, score), best first."""
   real = np.asarray(mask[0])
 
   def score(h):
@@ -131,13 +146,14 @@ def _reference_beam(forward, src, mask, k, max_len, alpha, beta):
     alive = [h for h in beam if not h[3]]
     candidates = [h for h in beam if h[3]]
     if alive:
-      # One shape for every call: k rows of max_len inputs, read at position `step`.
-      tgt_in = np.full((k, max_len), PAD_ID, np.int32)
-      for i in range(k):
+      # One shape for every call: max(k, 4) rows of max_len inputs, read at position
+      # `step` (rows past the alive ones repeat the last; k = 3 and 4 share a program).
+      tgt_in = np.full((max(k, 4), max_len), PAD_ID, np.int32)
+      for i in range(len(tgt_in)):
         tgt_in[i, : step + 1] = [BOS_ID, *alive[min(i, len(alive) - 1)][0]]
-      logits, weights = forward(src, mask, jnp.asarray(tgt_in))
-      logp = np.asarray(jax.nn.log_softmax(logits[:, step]), np.float64)
-      for h, row, attention in zip(alive, logp, np.asarray(weights[:, step]), strict=False):
+      logp, weights = _host(*forward(src, mask, tgt_in))
+      logp = logp[:, step].astype(np.float64)
+      for h, row, attention in zip(alive, logp, weights[:, step], strict=False):
         for token in range(VOCAB):
           candidates.append((h[0] + (token,), h[1] + row[token], h[2] + attention, token == EOS_ID))
     beam = sorted(candidates, key=score, reverse=True)[:k]
@@ -150,23 +166,13 @@ def test_beam_stops_early_only_when_nothing_can_overtake(alpha, beta):
   params = _params(model, seed=8)
   src, mask = _sources(8, seed=9)
   max_len = 7
-  # One sentence a call: in a batch the loop runs until the last sentence is decided.
-  search = jax.jit(
-    functools.partial(
-      beam_search,
-      model,
-      options=DecodeConfig(beam_size=3, length_penalty=alpha, coverage_penalty=beta),
-      max_len=max_len,
-    )
-  )
-  forward = jax.jit(
-    lambda src, mask, tgt_in: model.apply(
-      {"params": params}, jnp.repeat(src, 3, 0), jnp.repeat(mask, 3, 0), tgt_in
-    )
-  )
+  forward = functools.partial(_forward, model, params)
   for row in range(8):
+    # One sentence a call: in a batch the loop runs until the last sentence is decided.
     one = (src[row : row + 1], mask[row : row + 1])
-    tokens, _, score = search(params, *one)
+    tokens, _, score = _host(
+      *_search_any_penalty(model, params, *one, alpha, beta, beam_size=3, max_len=max_len)
+    )
     best, best_score = _reference_beam(forward, *one, 3, max_len, alpha, beta)[0]
     assert [int(t) for t in tokens[0][: len(best)]] == best, row
     np.testing.assert_allclose(score[0], best_score, rtol=1e-5)
@@ -187,12 +193,8 @@ def test_n_best_are_the_final_beams_best_and_stop_only_when_all_are_final():
       n_best=n,
     )
   )
-  forward = jax.jit(
-    lambda src, mask, tgt_in: model.apply(
-      {"params": params}, jnp.repeat(src, k, 0), jnp.repeat(mask, k, 0), tgt_in
-    )
-  )
-  tokens, weights, scores = search(params, src, mask)
+  forward = functools.partial(_forward, model, params)
+  tokens, weights, scores = _host(*search(params, src, mask))
   assert tokens.shape == (4, n, max_len) and weights.shape == (4, n, max_len, 5)
   for row in range(4):
     one = (src[row : row + 1], mask[row : row + 1])
@@ -240,16 +242,16 @@ def test_beam_is_independent_of_the_batch_size_and_keeps_the_right_attention(att
       beam_search, model, options=DecodeConfig(beam_size=4, length_penalty=0.6), max_len=6
     )
   )
-  tokens, attention, _ = search(params, src, mask)
+  tokens, attention, _ = _host(*search(params, src, mask))
   for row in range(0, 64, 9):
-    alone, alone_attention, _ = search(params, src[row : row + 1], mask[row : row + 1])
+    alone, alone_attention, _ = _host(*search(params, src[row : row + 1], mask[row : row + 1]))
     np.testing.assert_array_equal(alone[0], tokens[row])
     np.testing.assert_allclose(alone_attention[0], attention[row], atol=1e-6)
     hyp = [int(t) for t in tokens[row]]
     n = hyp.index(EOS_ID) + 1 if EOS_ID in hyp else len(hyp)
     _, weights = _teacher_forced(model, params, src[row : row + 1], mask[row : row + 1], hyp[:n])
-    np.testing.assert_allclose(np.asarray(attention[row])[:n], weights, atol=1e-5)
-    assert np.all(np.asarray(attention[row])[n:] == 0.0)
+    np.testing.assert_allclose(attention[row][:n], weights, atol=1e-5)
+    assert np.all(attention[row][n:] == 0.0)
 
 
 @pytest.mark.parametrize(
@@ -268,19 +270,19 @@ def test_beam_reorders_the_attention_state_with_its_hypotheses(attention):
   model = _model(**attention, attention_init="default")
   params = _params(model, seed=5)
   src, mask = _sources(16, seed=6)
-  tokens, attention, _ = jax.jit(
-    functools.partial(beam_search, model, options=DecodeConfig(beam_size=4), max_len=6, n_best=4)
-  )(params, src, mask)
-  # Teacher forcing of all 64 hypotheses at once (a step reads no later token).
-  hyps = np.asarray(tokens).reshape(64, 6)
-  tgt_in = np.concatenate([np.full((64, 1), BOS_ID), hyps[:, :-1]], axis=1)
-  _, forced = model.apply(
-    {"params": params}, jnp.repeat(src, 4, axis=0), jnp.repeat(mask, 4, axis=0), tgt_in, hard=True
+  tokens, attention, _ = _host(
+    *jax.jit(
+      functools.partial(beam_search, model, options=DecodeConfig(beam_size=4), max_len=6, n_best=4)
+    )(params, src, mask)
   )
-  attention = np.asarray(attention).reshape(64, 6, -1)
+  # Teacher forcing of all 64 hypotheses at once (a step reads no later token).
+  hyps = tokens.reshape(64, 6)
+  tgt_in = np.concatenate([np.full((64, 1), BOS_ID, np.int32), hyps[:, :-1]], axis=1)
+  _, forced = _host(*_forward(model, params, src, mask, tgt_in, hard=True))
+  attention = attention.reshape(64, 6, -1)
   for row, hyp in enumerate(hyps.tolist()):
     n = hyp.index(EOS_ID) + 1 if EOS_ID in hyp else len(hyp)
-    np.testing.assert_allclose(attention[row, :n], np.asarray(forced)[row, :n], atol=1e-5)
+    np.testing.assert_allclose(attention[row, :n], forced[row, :n], atol=1e-5)
 
 
 def test_beam_stages_keep_searching_the_open_sentences():
@@ -294,15 +296,12 @@ def test_beam_stages_keep_searching_the_open_sentences():
       beam_search, model, options=DecodeConfig(beam_size=4, length_penalty=0.6), max_len=12
     )
   )
-  alone = [search(params, src[i : i + 1], mask[i : i + 1]) for i in range(64)]
-  ends = [
-    list(np.asarray(tokens[0])).index(EOS_ID) if EOS_ID in tokens[0] else None
-    for tokens, _, _ in alone
-  ]
+  alone = [_host(*search(params, src[i : i + 1], mask[i : i + 1])) for i in range(64)]
+  ends = [list(tokens[0]).index(EOS_ID) if EOS_ID in tokens[0] else None for tokens, _, _ in alone]
   chosen = [i for i, end in enumerate(ends) if end is not None]
   chosen.append(ends.index(None))
   assert len(chosen) > 16 and sorted({ends[i] for i in chosen[:-1]}) == [0, 1, 2, 3]
-  tokens, attention, scores = search(params, src[np.array(chosen)], mask[np.array(chosen)])
+  tokens, attention, scores = _host(*search(params, src[chosen], mask[chosen]))
   for row, i in enumerate(chosen):
     np.testing.assert_array_equal(tokens[row], alone[i][0][0])
     np.testing.assert_allclose(attention[row], alone[i][1][0], atol=1e-6)
@@ -332,6 +331,7 @@ def test_length_limit_a_src_len_plus_b():
       max_len=9,
     )
   )(params, src, mask)
+  tokens = np.asarray(tokens)
   for row in range(8):
     hyp = [int(t) for t in tokens[row]]
     assert EOS_ID in hyp and hyp.index(EOS_ID) + 1 <= int(mask[row].sum()) + 1
