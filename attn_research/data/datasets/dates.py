@@ -36,6 +36,14 @@ def _locale(code: str) -> babel.Locale:
   return babel.Locale.parse(code)
 
 
+@functools.cache
+def _pattern(code: str, pattern: str) -> babel_dates.DateTimePattern:
+  """A CLDR width or LDML pattern parsed once (`format_date` looks it up on every call)."""
+  if pattern in ("short", "medium", "long", "full"):
+    pattern = babel_dates.get_date_format(pattern, locale=_locale(code)).pattern
+  return babel_dates.parse_pattern(pattern)
+
+
 @dataclasses.dataclass(frozen=True)
 class DateFormat:
   """A way to write a date: a CLDR width ("short" … "full") or a custom pattern.
@@ -51,7 +59,10 @@ class DateFormat:
   case: str = ""
 
   def format(self, date: datetime.date) -> str:
-    text = babel_dates.format_date(date, self.pattern, locale=_locale(self.locale))
+    return self.cased(_pattern(self.locale, self.pattern).apply(date, _locale(self.locale)))
+
+  def cased(self, text: str) -> str:
+    """`text`, as this format writes it, in this format's case."""
     return {"": text, "upper": text.upper(), "lower": text.lower()}[self.case]
 
   @property
@@ -108,15 +119,21 @@ def check_unambiguous(formats: tuple[DateFormat, ...] = FORMATS) -> int:
   """
   seen: dict[str, tuple[datetime.date, DateFormat]] = {}
   dates = all_dates()
+  cases: dict[tuple[str, str], list[DateFormat]] = {}  # the case variants of one pattern
   for fmt in formats:
+    cases.setdefault((fmt.locale, fmt.pattern), []).append(fmt)
+  for (locale, pattern), variants in cases.items():
+    plain = DateFormat(locale, pattern)
     for date in dates:
-      text = fmt.format(date)
-      other = seen.setdefault(text, (date, fmt))
-      if other[0] != date:
-        raise ValueError(
-          f"Ambiguous date format: {text!r} is {other[0]} in {other[1].name} and {date} in "
-          f"{fmt.name}; drop one of the two formats from FORMATS."
-        )
+      text = plain.format(date)
+      for fmt in variants:
+        cased = fmt.cased(text)
+        other = seen.setdefault(cased, (date, fmt))
+        if other[0] != date:
+          raise ValueError(
+            f"Ambiguous date format: {cased!r} is {other[0]} in {other[1].name} and {date} "
+            f"in {fmt.name}; drop one of the two formats from FORMATS."
+          )
   return len(seen)
 
 
