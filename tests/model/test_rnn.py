@@ -38,10 +38,14 @@ def test_lstm_scan_and_step_match_numpy_with_padding():
   xs = rng.normal(size=(BATCH, TIME, IN))
   mask = np.arange(TIME)[None] < np.array([6, 2, 4])[:, None]
   cell = LSTMCell(input_size=IN, hidden_size=HID)
-  carry0 = (jnp.zeros((BATCH, HID)), jnp.zeros((BATCH, HID)))
-  x32 = jnp.asarray(xs, jnp.float32)
-  params = cell.init(jax.random.key(0), x32, carry0, mask, method=LSTMCell.scan)
-  outputs, (c, h) = cell.apply(params, x32, carry0, mask, method=LSTMCell.scan)
+  carry0 = (np.zeros((BATCH, HID), np.float32), np.zeros((BATCH, HID), np.float32))
+  x32 = xs.astype(np.float32)  # on the host: its slices below compile nothing
+  params = jax.jit(functools.partial(cell.init, method=LSTMCell.scan))(
+    jax.random.key(0), x32, carry0, mask
+  )
+  outputs, (c, h) = jax.jit(functools.partial(cell.apply, method=LSTMCell.scan))(
+    params, x32, carry0, mask
+  )
   p = {k: np.asarray(v, np.float64) for k, v in params["params"].items()}
   np.testing.assert_allclose(p["b"][HID : 2 * HID], 1.0)  # forget bias starts at 1
   ref_out, (ref_c, ref_h) = _numpy_lstm(xs, mask, p["w_x"], p["w_h"], p["b"])
@@ -50,17 +54,19 @@ def test_lstm_scan_and_step_match_numpy_with_padding():
   np.testing.assert_allclose(h, ref_h, atol=1e-5)
 
   carry = carry0
+  step = jax.jit(functools.partial(cell.apply, method=LSTMCell.step))  # compiled once
   for t in range(TIME):
-    carry = cell.apply(params, carry, x32[:, t], method=LSTMCell.step)
-    np.testing.assert_allclose(carry[1][0], ref_out[0, t], atol=1e-5)  # row 0 is unpadded
+    carry = step(params, carry, x32[:, t])
+    np.testing.assert_allclose(np.asarray(carry[1])[0], ref_out[0, t], atol=1e-5)  # row 0 unpadded
 
 
 def test_reverse_padded_reverses_within_length_and_is_an_involution():
-  xs = jnp.arange(2 * 5).reshape(2, 5)
-  lengths = jnp.array([5, 3])
-  reversed_ = reverse_padded(xs, lengths)
+  xs = jnp.asarray(np.arange(2 * 5, dtype=np.int32).reshape(2, 5))
+  lengths = jnp.asarray(np.array([5, 3], np.int32))
+  reverse = jax.jit(reverse_padded)
+  reversed_ = reverse(xs, lengths)
   np.testing.assert_array_equal(reversed_, [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]])
-  np.testing.assert_array_equal(reverse_padded(reversed_, lengths), xs)
+  np.testing.assert_array_equal(reverse(reversed_, lengths), xs)
 
 
 def _numpy_gru(xs, mask, w_x, b, u_zr, u_h):
@@ -83,18 +89,23 @@ def test_gru_scan_and_step_match_numpy_with_padding():
   xs = rng.normal(size=(BATCH, TIME, IN))
   mask = np.arange(TIME)[None] < np.array([6, 2, 4])[:, None]
   cell = GRUCell(input_size=IN, hidden_size=HID)
-  carry0 = (jnp.zeros((BATCH, HID)),)
-  x32 = jnp.asarray(xs, jnp.float32)
-  params = cell.init(jax.random.key(0), x32, carry0, mask, method=GRUCell.scan)
-  outputs, (h,) = cell.apply(params, x32, carry0, mask, method=GRUCell.scan)
+  carry0 = (np.zeros((BATCH, HID), np.float32),)
+  x32 = xs.astype(np.float32)  # on the host: its slices below compile nothing
+  params = jax.jit(functools.partial(cell.init, method=GRUCell.scan))(
+    jax.random.key(0), x32, carry0, mask
+  )
+  outputs, (h,) = jax.jit(functools.partial(cell.apply, method=GRUCell.scan))(
+    params, x32, carry0, mask
+  )
   p = {k: np.asarray(v, np.float64) for k, v in params["params"].items()}
   ref_out, ref_h = _numpy_gru(xs, mask, p["w_x"], p["b"], p["u_zr"], p["u_h"])
   np.testing.assert_allclose(outputs, ref_out, atol=1e-5)
   np.testing.assert_allclose(h, ref_h, atol=1e-5)
   carry = carry0
+  step = jax.jit(functools.partial(cell.apply, method=GRUCell.step))  # compiled once
   for t in range(TIME):
-    carry = cell.apply(params, carry, x32[:, t], method=GRUCell.step)
-    np.testing.assert_allclose(carry[0][0], ref_out[0, t], atol=1e-5)
+    carry = step(params, carry, x32[:, t])
+    np.testing.assert_allclose(np.asarray(carry[0])[0], ref_out[0, t], atol=1e-5)
 
 
 @pytest.mark.parametrize("cell_cls", [LSTMCell, GRUCell])
@@ -122,14 +133,12 @@ def test_loop_gradient_equals_autodiff(cell_cls, masked):
         jnp.sum(f * p) for f, p in zip(final, probe_carry, strict=True)
       )
 
-    fast = jax.grad(functools.partial(loss, cell_cls.loop), argnums=(0, 1, 2))
-    reference = jax.grad(
-      functools.partial(loss, functools.partial(plain_cell_loop, cell_cls)), argnums=(0, 1, 2)
-    )
+    fast_loss = jax.jit(functools.partial(loss, cell_cls.loop))
+    reference_loss = jax.jit(functools.partial(loss, functools.partial(plain_cell_loop, cell_cls)))
+    fast = jax.jit(jax.grad(fast_loss, argnums=(0, 1, 2)))
+    reference = jax.jit(jax.grad(reference_loss, argnums=(0, 1, 2)))
     args = (weights, projected, carry)
-    np.testing.assert_allclose(
-      loss(cell_cls.loop, *args), loss(functools.partial(plain_cell_loop, cell_cls), *args)
-    )
+    np.testing.assert_allclose(fast_loss(*args), reference_loss(*args))
     for got, want in zip(
       jax.tree.leaves(fast(*args)), jax.tree.leaves(reference(*args)), strict=True
     ):
@@ -138,9 +147,9 @@ def test_loop_gradient_equals_autodiff(cell_cls, masked):
 
 def test_loop_gradient_carries_no_weight_accumulator():
   """The reverse loop of the LSTM's gradient carries only `[batch, hidden]` arrays."""
-  w_h = jnp.zeros((1, HID, 4 * HID))
-  projected = jnp.zeros((TIME, 1, BATCH, 4 * HID))
-  carry = (jnp.zeros((1, BATCH, HID)),) * 2
+  w_h = jnp.asarray(np.zeros((1, HID, 4 * HID), np.float32))  # no compiled fills
+  projected = jnp.asarray(np.zeros((TIME, 1, BATCH, 4 * HID), np.float32))
+  carry = (jnp.asarray(np.zeros((1, BATCH, HID), np.float32)),) * 2
 
   def loss(w_h):
     return jnp.sum(LSTMCell.loop((w_h,), projected, carry, None)[0])

@@ -1,10 +1,12 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attn_research.training import steps
-from attn_research.training.losses import Objective, coverage_loss, guided_alignment_loss, token_nll
+from attn_research.training import losses, steps
+from attn_research.training.losses import Objective, token_nll
 from tests.conftest import tiny_seq2seq
 
 VOCAB, SIZE = 5, 4
@@ -32,7 +34,8 @@ def _numpy_nll(features, matrix, targets, mask, eps):
 def test_token_nll_in_chunks_equals_numpy(eps, max_logits):
   """One chunk, 3 chunks of 2 rows, and 2 chunks of 4 rows (the last padded)."""
   features, matrix, targets, mask = _inputs()
-  total, tokens = token_nll(features, matrix, targets, mask, eps, max_logits=max_logits)
+  nll = jax.jit(functools.partial(token_nll, label_smoothing=eps, max_logits=max_logits))
+  total, tokens = nll(features, matrix, targets, mask)
   np.testing.assert_allclose(total, _numpy_nll(features, matrix, targets, mask, eps), rtol=1e-5)
   assert tokens == 4
 
@@ -43,7 +46,7 @@ def test_token_nll_gradient_in_chunks_equals_one_chunk(eps):
 
   def grads(max_logits):
     loss = lambda f, w: token_nll(f, w, targets, mask, eps, max_logits=max_logits)[0]  # noqa: E731
-    return jax.grad(loss, argnums=(0, 1))(features, matrix)
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))(features, matrix)
 
   for chunked, whole in zip(grads(4 * VOCAB), grads(1 << 25), strict=True):
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
@@ -65,6 +68,7 @@ def test_coverage_loss_reads_the_coverage_before_each_step():
   rng = np.random.default_rng(1)
   weights = rng.dirichlet(np.ones(4), size=(3, 5))  # [batch 3, tgt 5, src 4]
   mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], bool)
+  coverage_loss = jax.jit(losses.coverage_loss)  # a program per shape, not per operation
   loss = float(coverage_loss(jnp.asarray(weights), jnp.asarray(mask)))
   np.testing.assert_allclose(loss, _numpy_coverage_loss(weights, mask), rtol=1e-6)
   # The first step has no coverage yet: a one-step target costs nothing.
@@ -73,24 +77,24 @@ def test_coverage_loss_reads_the_coverage_before_each_step():
   assert abs(loss - mask.sum()) > 1.0
   # Attending to a new word every step costs nothing; attending twice costs the overlap.
   one_hot = np.eye(4)[None, :4]
-  assert float(coverage_loss(jnp.asarray(one_hot), jnp.ones((1, 4), bool))) == 0.0
+  assert float(coverage_loss(jnp.asarray(one_hot), np.ones((1, 4), bool))) == 0.0
   again = np.eye(4)[None, [0, 0, 1]]
-  assert float(coverage_loss(jnp.asarray(again), jnp.ones((1, 3), bool))) == 1.0
+  assert float(coverage_loss(jnp.asarray(again), np.ones((1, 3), bool))) == 1.0
 
 
 def test_the_coverage_loss_weight_scales_its_term_linearly():
   model = tiny_seq2seq(attention_score="additive", attention_coverage="see")
   rng = np.random.default_rng(2)
-  src = jnp.asarray(rng.integers(4, 23, (3, 6)), jnp.int32)
-  tgt = jnp.asarray(rng.integers(4, 17, (3, 5)), jnp.int32)
-  batch = {
+  src = rng.integers(4, 23, (3, 6)).astype(np.int32)
+  tgt = rng.integers(4, 17, (3, 5)).astype(np.int32)
+  batch = {  # host arrays, rolled on the host: nothing computed op by op
     "src": src,
-    "src_mask": jnp.asarray(np.arange(6)[None] < np.array([[6], [3], [1]])),
+    "src_mask": np.arange(6)[None] < np.array([[6], [3], [1]]),
     "tgt_in": tgt,
-    "tgt_out": jnp.roll(tgt, -1, axis=1),
-    "tgt_mask": jnp.asarray(np.arange(5)[None] < np.array([[5], [2], [4]])),
+    "tgt_out": np.roll(tgt, -1, axis=1),
+    "tgt_mask": np.arange(5)[None] < np.array([[5], [2], [4]]),
   }
-  params = model.init(jax.random.key(0), src, batch["src_mask"], tgt)["params"]
+  params = jax.jit(model.init)(jax.random.key(0), src, batch["src_mask"], tgt)["params"]
 
   def loss(weight, start=0, step=0):
     objective = Objective(coverage=weight, coverage_start=start)
@@ -125,17 +129,20 @@ def test_guided_alignment_against_numpy():
   ce = -(gold * np.log(weights + 1e-6)).sum(-1)
   mse = np.square(weights - gold).sum(-1)
   aligned = mask & (gold.sum(-1) > 0)  # row 0 step 2 and row 1 step 1 have no links
+  guided_alignment_loss = jax.jit(losses.guided_alignment_loss, static_argnames="kind")
   for kind, per_step in (("ce", ce), ("mse", mse)):
-    loss = guided_alignment_loss(jnp.asarray(weights), jnp.asarray(gold), jnp.asarray(mask), kind)
+    loss = guided_alignment_loss(
+      jnp.asarray(weights), jnp.asarray(gold), jnp.asarray(mask), kind=kind
+    )
     np.testing.assert_allclose(float(loss), per_step[aligned].sum(), rtol=1e-5)
   # a = G: the CE is G's entropy (here ln 2 for the 1-to-2 row), the MSE 0.
   exact = jnp.asarray(gold)
   assert abs(float(guided_alignment_loss(exact, exact, jnp.asarray(mask))) - np.log(2)) < 1e-4
-  assert float(guided_alignment_loss(exact, exact, jnp.asarray(mask), "mse")) == 0.0
+  assert float(guided_alignment_loss(exact, exact, jnp.asarray(mask), kind="mse")) == 0.0
   # A sparse normaliser's exact 0 on a gold link costs −log ε, not ∞ (and no NaN gradient).
-  zero = jnp.zeros_like(exact)
-  value, grad = jax.value_and_grad(lambda w: guided_alignment_loss(w, exact, jnp.asarray(mask)))(
-    zero
-  )
+  zero = jnp.asarray(np.zeros_like(gold, np.float32))
+  value, grad = jax.jit(
+    jax.value_and_grad(lambda w: guided_alignment_loss(w, exact, jnp.asarray(mask)))
+  )(zero)
   np.testing.assert_allclose(float(value), -np.log(1e-6) * aligned.sum(), rtol=1e-5)
   assert np.all(np.isfinite(np.asarray(grad)))
