@@ -45,9 +45,7 @@ def _launch(data_dir: str, workdir: str) -> list[subprocess.Popen]:
   env = {
     **os.environ,
     "PYTHONPATH": REPO,
-    "XLA_FLAGS": os.environ["XLA_FLAGS"].replace(
-      "device_count=8", f"device_count={LOCAL_DEVICES}"
-    ),
+    "XLA_FLAGS": os.environ["XLA_FLAGS"].replace("device_count=8", f"device_count={LOCAL_DEVICES}"),
   }
   return [
     subprocess.Popen(
