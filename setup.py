@@ -29,6 +29,12 @@ setuptools.setup(
     "tensorboardX>=2.6.5",  # TensorBoard event files without TensorFlow
   ],
   extras_require={
-    "test": ["pytest>=9.2.0", "pytest-xdist>=3.8.0", "ruff>=0.17.5", "chex>=0.1.92"],
+    "test": [
+      "pytest>=9.2.0",
+      "pytest-xdist>=3.8.0",
+      "ruff>=0.17.5",
+      "chex>=0.1.92",
+      "filelock>=3.12",  # JAX's size-capped compilation cache (the suite keeps one)
+    ],
   },
 )

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 
 # Compiling dominates the suite's time on CPU: LLVM's optimisation level 1 instead of 2
@@ -23,14 +22,18 @@ os.environ["XLA_FLAGS"] = (
   + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=1"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# One cache per session: made by the first process (the xdist controller, or a lone
-# pytest), inherited by the workers and the entry points through the environment.
-os.environ["ATTN_RESEARCH_TEST_CACHE"] = os.environ.get(
-  "ATTN_RESEARCH_TEST_CACHE"
-) or tempfile.mkdtemp(prefix="attn_jax_cache_")
+# The suite's JAX compilation cache, shared by the workers and the entry points the tests
+# start, and kept between runs in the checkout (`.cache/`, ignored by git): a run after a
+# change compiles only the programs the change touched (a clean clone, as CI's, starts
+# cold; so does `rm -rf .cache/jax_tests`). Every program is kept, the tests' many small
+# ones too: reading one back takes milliseconds, compiling it ~70 ms on a slow CPU.
+os.environ["ATTN_RESEARCH_TEST_CACHE"] = os.environ.get("ATTN_RESEARCH_TEST_CACHE") or (
+  os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax_tests")
+)
 os.environ["ATTN_RESEARCH_COMPILATION_CACHE"] = os.environ["ATTN_RESEARCH_TEST_CACHE"]
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["ATTN_RESEARCH_TEST_CACHE"]
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(2 << 30)  # least recently used go first
 
 import jax
 import jax.numpy as jnp
@@ -40,11 +43,6 @@ import pytest
 jax.config.update("jax_enable_x64", False)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def pytest_unconfigure(config) -> None:
-  if not hasattr(config, "workerinput"):  # the process that made the session's cache
-    shutil.rmtree(os.environ["ATTN_RESEARCH_TEST_CACHE"], ignore_errors=True)
 
 
 def shared_dir(tmp_path_factory, name: str, build: Callable[[str], None]) -> str:
