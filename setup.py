@@ -34,7 +34,6 @@ setuptools.setup(
       "pytest-xdist>=3.8.0",
       "ruff>=0.17.5",
       "chex>=0.1.92",
-      "filelock>=3.12",  # JAX's size-capped compilation cache (the suite keeps one)
     ],
   },
 )

@@ -26,14 +26,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # start, and kept between runs in the checkout (`.cache/`, ignored by git): a run after a
 # change compiles only the programs the change touched (a clean clone, as CI's, starts
 # cold; so does `rm -rf .cache/jax_tests`). Every program is kept, the tests' many small
-# ones too: reading one back takes milliseconds, compiling it ~70 ms on a slow CPU.
+# ones too: reading one back takes milliseconds, compiling it ~70 ms on a slow CPU. JAX's
+# own size cap is not used: it rescans the directory under one lock on every write.
 os.environ["ATTN_RESEARCH_TEST_CACHE"] = os.environ.get("ATTN_RESEARCH_TEST_CACHE") or (
   os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax_tests")
 )
 os.environ["ATTN_RESEARCH_COMPILATION_CACHE"] = os.environ["ATTN_RESEARCH_TEST_CACHE"]
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["ATTN_RESEARCH_TEST_CACHE"]
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(2 << 30)  # least recently used go first
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,16 @@ import pytest
 jax.config.update("jax_enable_x64", False)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE_LIMIT_BYTES = 2 << 30  # a cache past this (old programs pile up) starts afresh
+
+
+def pytest_configure(config) -> None:
+  cache = os.environ["ATTN_RESEARCH_TEST_CACHE"]
+  if hasattr(config, "workerinput") or not os.path.isdir(cache):
+    return  # the session's first process checks it, before the workers start
+  with os.scandir(cache) as entries:
+    if sum(e.stat().st_size for e in entries if e.is_file()) > CACHE_LIMIT_BYTES:
+      shutil.rmtree(cache, ignore_errors=True)
 
 
 def shared_dir(tmp_path_factory, name: str, build: Callable[[str], None]) -> str:
