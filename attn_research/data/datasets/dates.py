@@ -44,6 +44,9 @@ def _pattern(code: str, pattern: str) -> babel_dates.DateTimePattern:
   return babel_dates.parse_pattern(pattern)
 
 
+_CASES = {"": str, "upper": str.upper, "lower": str.lower}
+
+
 @dataclasses.dataclass(frozen=True)
 class DateFormat:
   """A way to write a date: a CLDR width ("short" … "full") or a custom pattern.
@@ -63,7 +66,7 @@ class DateFormat:
 
   def cased(self, text: str) -> str:
     """`text`, as this format writes it, in this format's case."""
-    return {"": text, "upper": text.upper(), "lower": text.lower()}[self.case]
+    return _CASES[self.case](text)
 
   @property
   def name(self) -> str:
