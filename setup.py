@@ -29,6 +29,8 @@ setuptools.setup(
     "tensorboardX>=2.6.5",  # TensorBoard event files without TensorFlow
   ],
   extras_require={
+    "wandb": ["wandb>=0.31"],  # tracking.wandb
+    "mlflow": ["mlflow-skinny>=3.18"],  # tracking.mlflow
     "test": [
       "pytest>=9.2.0",
       "pytest-xdist>=3.8.0",

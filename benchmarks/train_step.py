@@ -75,7 +75,11 @@ def main(argv: list[str]) -> None:
     batch = parallel.shard_batch(batch, mesh)
     params = model.init(jax.random.key(0), batch["src"], batch["src_mask"], batch["tgt_in"])
     state = train_state.TrainState.create(
-      apply_fn=model.apply, params=params["params"], tx=optimizers.make_optimizer(config.train)
+      apply_fn=model.apply,
+      params=params["params"],
+      tx=optimizers.make_optimizer(
+        config.train, optimizers.StepPlan(config.train.num_steps, steps_per_epoch=1.0)
+      ),
     )
     repl = parallel.replicated(mesh)
     state = jax.device_put(state, repl)

@@ -126,6 +126,19 @@ def guarded(main: Callable[[list[str]], None], interrupted: str, argv: list[str]
     fail(f"interrupted; {interrupted}", INTERRUPTED)
 
 
+DETERMINISTIC_OPS = "--xla_gpu_deterministic_ops=true"
+
+
+def deterministic_gpu_ops() -> None:
+  """Asks XLA for deterministic GPU kernels (`train.deterministic`): scatter-adds and
+  reductions in a fixed order, so two runs of one config match bit for bit. XLA reads its
+  flags when the backend starts, so this must run before any jax computation; CPU
+  kernels are deterministic already and ignore it."""
+  current = os.environ.get("XLA_FLAGS", "")
+  if DETERMINISTIC_OPS not in current.split():
+    os.environ["XLA_FLAGS"] = f"{current} {DETERMINISTIC_OPS}".strip()
+
+
 TCMALLOC_VARIABLE = "ATTN_RESEARCH_TCMALLOC"
 TCMALLOC = "libtcmalloc_minimal.so.4"
 LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")

@@ -6,13 +6,15 @@ against the first, and one BLEU-by-length plot.
 
 Reads each run's `result.json` and the per-sentence statistics of its final evaluation
 (`statistics.<split>.npz`); nothing is decoded again, and every number is the run's own.
+Runs trained with other library versions, processors or devices get a one-line warning.
 """
 
 import os
+import sys
 
 from absl import app, flags
 
-from attn_research import runs
+from attn_research import provenance, runs
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics, significance
 from attn_research.training import experiment
@@ -70,6 +72,8 @@ def main(argv: list[str]) -> None:
   print(report.compare_table(labels, results, _SPLIT.value, _METRIC.value, tests), end="")
   if problem:
     print(problem)
+  if warning := provenance.differences(results):
+    print(warning, file=sys.stderr)
   if _OUTPUT.value:
     plots.save_bleu_by_length(_OUTPUT.value, curves, f"{_SPLIT.value}: BLEU by source length")
     print(f"wrote {_OUTPUT.value}")

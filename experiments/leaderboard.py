@@ -12,7 +12,8 @@ the baseline (default: the first row) on the metric, over its runs' per-sentence
 statistics (`statistics.<split>.npz`; bleu, tokenized_bleu, chrf, exact_match, aer): the
 95% interval of its mean, its difference from the baseline and a p-value (a `p_value`
 column in CSV). HTML draws each variant's seeds, mean and interval, and links each seed's
-plots relative to --output.
+plots relative to --output. Runs trained with other library versions, processors or
+devices get a one-line warning.
 """
 
 import os
@@ -20,7 +21,7 @@ import sys
 
 from absl import app, flags
 
-from attn_research import runs
+from attn_research import provenance, runs
 from attn_research.evaluation import leaderboard
 from experiments import cli, report
 
@@ -39,7 +40,10 @@ _OUTPUT = flags.DEFINE_string("output", "", "File to write; empty: stdout.")
 def main(argv: list[str]) -> None:
   if len(argv) < 2:
     raise app.UsageError("Pass one or more run or sweep directories.")
-  board = leaderboard.rank(leaderboard.collect(argv[1:]), _METRIC.value, _BASELINE.value)
+  collection = leaderboard.collect(argv[1:])
+  if warning := provenance.differences([run.result for run in collection.runs]):
+    print(warning, file=sys.stderr)
+  board = leaderboard.rank(collection, _METRIC.value, _BASELINE.value)
   link_base = os.path.dirname(os.path.abspath(_OUTPUT.value)) if _OUTPUT.value else os.getcwd()
   text = report.render_leaderboard(board, _FORMAT.value, link_base)
   left_out = ", ".join(f"{len(items)} {title.lower()}" for title, items in board.skipped)

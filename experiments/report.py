@@ -19,13 +19,13 @@ from attn_research import runs
 from attn_research.errors import ConfigError
 from attn_research.evaluation import significance
 from attn_research.evaluation.leaderboard import (
-  HIGHER_IS_BETTER,
   Entry,
   Leaderboard,
   Run,
   Stat,
   seed,
 )
+from attn_research.evaluation.metrics import HIGHER_IS_BETTER
 
 FORMATS = ("markdown", "csv", "html")
 TEST_HEADERS = ("95% CI", "vs baseline", "p")  # leaderboard columns of significance tests

@@ -13,6 +13,7 @@ a checkpoint there; it then exits with status 75 (`runs.EXIT_PREEMPTED`): rerun 
 Several processes (hosts) train one run when started with the same command plus
 --coordinator_address=HOST:PORT (of process 0) --num_processes=N --process_id=I, or as the
 tasks of one Slurm step (`srun`), which JAX detects. Only process 0 writes and prints.
+`--config.train.deterministic=True` asks XLA for deterministic GPU kernels first.
 """
 
 import json
@@ -43,6 +44,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  if _CONFIG.value.train.get("deterministic"):
+    cli.deterministic_gpu_ops()  # before the backend starts
   import jax  # after absl parsed the flags
 
   from attn_research import run_lock, runs

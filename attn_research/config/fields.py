@@ -130,6 +130,18 @@ class Choice(Constraint):
 
 
 @dataclasses.dataclass(frozen=True)
+class Text(Constraint):
+  """A string (non-empty unless `empty`)."""
+
+  empty: bool = True
+
+  def check(self, value, num_devices):
+    if isinstance(value, str) and (self.empty or value):
+      return None
+    return self.problem("must be a string" if self.empty else "must be a non-empty string")
+
+
+@dataclasses.dataclass(frozen=True)
 class Lengths(Constraint):
   """Padded lengths: a non-empty, strictly increasing sequence of ints ≥ 1."""
 

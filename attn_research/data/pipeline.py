@@ -347,6 +347,8 @@ class TrainBatches(Iterator[Batch]):
       )
     self.epoch, self.position = 0, 0
     self._plan = self._make_plan(0)
+    # Every epoch cuts the same number of batches from each bucket: only the order changes.
+    self.batches_per_epoch = len(self._plan)
 
   def _make_plan(self, epoch: int) -> list[tuple[int, int, np.ndarray]]:
     rng = np.random.default_rng([self.seed, epoch])

@@ -24,16 +24,8 @@ from attn_research.config import overrides as config_overrides
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics, significance
 
-IGNORED_KEYS = ("seed", "dataset.data_dir")  # config keys that do not change the experiment
-HIGHER_IS_BETTER = {
-  "bleu": True,
-  "tokenized_bleu": True,
-  "chrf": True,
-  "exact_match": True,
-  "ppl": False,
-  "loss": False,
-  "aer": False,
-}
+# Config keys (or key prefixes ending in ".") that do not change the experiment.
+IGNORED_KEYS = ("seed", "dataset.data_dir", "tracking.", "train.deterministic")
 HEADLINE = ("bleu", "chrf", "exact_match", "ppl", "aer")  # shown beside the ranked metric
 
 
@@ -164,7 +156,7 @@ def group(runs: Sequence[Run]) -> dict[str, list[Run]]:
     config = {
       k: v
       for k, v in config_overrides.flatten(run.result.get("config", {})).items()
-      if k not in IGNORED_KEYS
+      if not (k in IGNORED_KEYS or k.startswith(tuple(p for p in IGNORED_KEYS if p.endswith("."))))
     }
     key = json.dumps(config, sort_keys=True, default=str)
     variants.setdefault(key, []).append(run)
@@ -193,13 +185,13 @@ def rank(collection: Collection, metric: str, baseline: str = "") -> Leaderboard
       for run in collection.runs
       for s, values in run.result.get("metrics", {}).items()
       for n in values
-      if n in HIGHER_IS_BETTER
+      if n in metrics.HIGHER_IS_BETTER
     }
   )
-  if name not in HIGHER_IS_BETTER or (collection.runs and metric not in available):
+  if name not in metrics.HIGHER_IS_BETTER or (collection.runs and metric not in available):
     raise ConfigError(
       f"Unknown metric {metric!r}; pass --metric as one of: "
-      f"{', '.join(available) or ', '.join(f'<split>.{n}' for n in HIGHER_IS_BETTER)}."
+      f"{', '.join(available) or ', '.join(f'<split>.{n}' for n in metrics.HIGHER_IS_BETTER)}."
     )
   groups = group(collection.runs)
   present = {n for runs in groups.values() for r in runs for n in _split(r, split)}
@@ -208,7 +200,7 @@ def rank(collection: Collection, metric: str, baseline: str = "") -> Leaderboard
     label: {m: stat(_split(r, split).get(m) for r in runs) for m in columns}
     for label, runs in groups.items()
   }
-  sign = -1 if HIGHER_IS_BETTER[name] else 1
+  sign = -1 if metrics.HIGHER_IS_BETTER[name] else 1
 
   def order(label: str) -> tuple[bool, float, str]:  # best first, missing values last
     mean = stats[label][name].mean

@@ -44,6 +44,17 @@ def _ratio(empty: str) -> Callable[[np.ndarray], float]:
 
 _LINKS_HIT = _ratio("AER of empty alignments.")  # (|A∩S| + |A∩P|) / (|A| + |S|)
 
+# Every metric a run reports and ranks by, and whether higher is better.
+HIGHER_IS_BETTER = {
+  "bleu": True,
+  "tokenized_bleu": True,
+  "chrf": True,
+  "exact_match": True,
+  "ppl": False,
+  "loss": False,
+  "aer": False,
+}
+
 # Metric → the corpus score of its summed `[sentences, k]` statistics.
 SCORES: dict[str, Callable[[np.ndarray], float]] = {
   "bleu": _sacrebleu_score(_BLEU),

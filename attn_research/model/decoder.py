@@ -238,12 +238,54 @@ class RecurrentDecoder(nn.Module):
     del x
     return outputs
 
-  def step(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool = False):
-    """One step from `[batch]` previous tokens → (state, logits, attention weights)."""
+  def step_features(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool):
+    """One step from `[batch]` previous tokens → (state, the output layer's inputs
+    `[batch, output_input_size]`, attention weights `[batch, src_len]`)."""
     x = self.embed(tokens)
     state, outputs, weights = self.step_outputs(memory, state, x, train)
-    features = self.output_inputs(self.readout(outputs, x), train)
+    return state, self.output_inputs(self.readout(outputs, x), train), weights
+
+  def step(self, memory: Memory, state: DecoderState, tokens: jax.Array, train: bool = False):
+    """One step from `[batch]` previous tokens → (state, logits, attention weights)."""
+    state, features, weights = self.step_features(memory, state, tokens, train)
     return state, logits(features, self.output_matrix()), weights
+
+  def sampled_features(
+    self,
+    memory: Memory,
+    state: DecoderState,
+    tokens: jax.Array,
+    keep_gold: jax.Array,
+    train: bool,
+  ):
+    """Scheduled sampling: `features`, except that step t > 0 reads `tokens[:, t]` only
+    where `keep_gold[:, t]` (`[batch, tgt_len]` bool), and elsewhere the argmax of step
+    t − 1's logits (no gradient flows through that choice). Step by step, since each
+    input may depend on the previous output."""
+    if self.is_initializing():  # create the parameters the loop reads
+      return self.features(memory, state, tokens, train)
+    module, variables = self.unbind()
+    matrix = module.apply(variables, method="output_matrix")
+    keys = jax.random.split(self.make_rng("dropout"), tokens.shape[1]) if train else None
+
+    def step(carry, inputs):
+      state, predicted = carry
+      gold, keep, key = inputs
+      state, features, weights = module.apply(
+        variables,
+        memory,
+        state,
+        jnp.where(keep, gold, predicted),
+        train,
+        rngs=None if key is None else {"dropout": key},
+        method="step_features",
+      )
+      predicted = jnp.argmax(logits(features, matrix), axis=-1).astype(gold.dtype)
+      return (state, jax.lax.stop_gradient(predicted)), (features, weights)
+
+    xs = (tokens.T, keep_gold.T, keys)
+    _, ys = jax.lax.scan(step, (state, tokens[:, 0]), xs)
+    return jax.tree.map(lambda y: jnp.swapaxes(y, 0, 1), ys)
 
   def scan_steps(self, memory: Memory, state: DecoderState, xs: jax.Array, train: bool):
     """Teacher forcing by running `step_outputs` over `[batch, tgt_len, embedding]`, in a

@@ -144,6 +144,20 @@ class Seq2Seq(nn.Module):
     features, weights = self.decoder.features(memory, state, tgt_in, train)
     return features, self.decoder.output_matrix(), weights
 
+  def sampled_features(
+    self,
+    src: jax.Array,
+    src_mask: jax.Array,
+    tgt_in: jax.Array,
+    keep_gold: jax.Array,
+    train: bool = False,
+  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`features` under scheduled sampling: the decoder reads `tgt_in` where `keep_gold`
+    (`[batch, tgt_len]` bool) and its own previous argmax elsewhere."""
+    memory, state = self.encode(src, src_mask, train)
+    features, weights = self.decoder.sampled_features(memory, state, tgt_in, keep_gold, train)
+    return features, self.decoder.output_matrix(), weights
+
   def __call__(
     self,
     src: jax.Array,

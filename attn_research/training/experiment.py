@@ -18,6 +18,7 @@ from attn_research.config.fields import (
   NON_NEGATIVE,
   POSITIVE,
   BatchSize,
+  Bool,
   Choice,
   Float,
   Int,
@@ -30,17 +31,25 @@ from attn_research.data.pipeline import DataConfig, batch_rows
 from attn_research.decoding.config import DecodeConfig
 from attn_research.errors import ConfigError
 from attn_research.model import DECODERS, ModelConfig
+from attn_research.training import sampling, watch
 from attn_research.training.evaluator import EvalConfig
 from attn_research.training.losses import GUIDED_ALIGNMENT_LOSSES
 from attn_research.training.optimizers import OPTIMIZERS, SCHEDULES
 from attn_research.training.precision import DTYPES
+from attn_research.training.trackers import TrackingConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """`train`: the optimizer, its schedule, the batches, the losses and the loop's clock."""
 
-  num_steps: int = field(POSITIVE, 1000, "optimizer steps")
+  num_steps: int = field(POSITIVE, 1000, "optimizer steps (unless num_epochs is set)")
+  num_epochs: float = field(
+    Float(low=0, note="0: num_steps"),
+    0.0,
+    "> 0: train this many passes over the training batches instead of num_steps (rounded "
+    "up to a whole step)",
+  )
   batch_size: int = field(BatchSize(), 128, "sentence pairs per batch")
   accumulate_steps: int = field(
     POSITIVE,
@@ -53,10 +62,45 @@ class TrainConfig:
     "> 0: a token budget per batch instead of batch_size rows: each bucket shape takes the "
     "most rows whose padded max(S, T) tokens fit, a multiple of the devices",
   )
-  optimizer: str = field(Choice(names=OPTIMIZERS), "adam", "adam | sgd")
+  optimizer: str = field(Choice(names=OPTIMIZERS), "adam", "adam | sgd | adadelta | adagrad")
+  adadelta_rho: float = field(
+    Float(low=0, high=1, low_open=True, high_open=True), 0.95, "Adadelta's ρ (Bahdanau: 0.95)"
+  )
+  adadelta_eps: float = field(Float(low=0, low_open=True), 1e-6, "Adadelta's ε (Bahdanau: 1e-6)")
+  adagrad_init: float = field(
+    Float(low=0), 0.1, "Adagrad's initial accumulator value (See et al.: 0.1)"
+  )
   learning_rate: float = field(Float(low=0, low_open=True), 3e-3, "peak learning rate")
-  schedule: str = field(Choice(names=SCHEDULES), "cosine", "constant | cosine")
+  schedule: str = field(
+    Choice(names=SCHEDULES), "cosine", "constant | cosine | halving | plateau (after warm-up)"
+  )
   warmup_steps: int = field(NON_NEGATIVE, 100, "linear warm-up steps")
+  decay_factor: float = field(
+    Float(low=0, high=1, low_open=True, high_open=True),
+    0.5,
+    "halving, plateau: what each decay multiplies the learning rate by",
+  )
+  decay_start: float = field(
+    Float(low=0), 5.0, "halving: when the first decay happens, in decay_units (Luong: 5 epochs)"
+  )
+  decay_every: float = field(
+    Float(low=0, low_open=True), 1.0, "halving: decay_units between decays (Luong: 1 epoch)"
+  )
+  decay_unit: str = field(
+    Choice(names=("epoch", "step")), "epoch", "halving: the unit of decay_start and decay_every"
+  )
+  decay_metric: str = field(
+    Choice(names=watch.METRICS), "validation.ppl", "plateau: the validation metric watched"
+  )
+  decay_patience: int = field(
+    POSITIVE, 1, "plateau: decay after this many validations in a row without improvement"
+  )
+  decay_min_delta: float = field(
+    Float(low=0), 0.0, "plateau: an improvement beats the best by more than this"
+  )
+  early_stopping: watch.EarlyStoppingConfig = section(
+    watch.EarlyStoppingConfig, "stop when a validation metric stops improving"
+  )
   grad_clip: float = field(
     Float(low=0, note="0: no clipping"),
     5.0,
@@ -79,8 +123,27 @@ class TrainConfig:
   guided_alignment_loss: str = field(
     Choice(names=GUIDED_ALIGNMENT_LOSSES), "ce", "ce | mse, per target token"
   )
+  scheduled_sampling: str = field(
+    Choice(names=sampling.DECAYS),
+    "none",
+    "none | linear | exponential | inverse_sigmoid: Bengio et al. 2015's decay of ε, the "
+    "probability of feeding the gold previous token instead of the model's own argmax",
+  )
+  sampling_k: float = field(
+    Float(low=0, low_open=True),
+    100.0,
+    "k of the decay: linear's start, exponential's base (< 1), inverse_sigmoid's (≥ 1)",
+  )
+  sampling_c: float = field(Float(low=0), 1e-3, "linear: ε's decrease per step")
+  sampling_min: float = field(Float(low=0, high=1), 0.0, "linear: the floor of ε")
   dtype: str = field(
     Choice(names=DTYPES), "float32", "float32 | bfloat16 computation (parameters stay float32)"
+  )
+  deterministic: bool = field(
+    Bool(),
+    False,
+    "GPU: XLA's deterministic kernels, so that reruns match bit for bit (set by "
+    "experiments.train before jax starts; CPU runs are deterministic already)",
   )
   log_every: int = field(POSITIVE, 100, "steps between logged training metrics")
   eval_every: int = field(POSITIVE, 250, "steps between validations")
@@ -100,6 +163,7 @@ class Experiment:
   train: TrainConfig = section(TrainConfig, "how it trains")
   eval: EvalConfig = section(EvalConfig, "what the final evaluation reports")
   decode: DecodeConfig = section(DecodeConfig, "how it decodes")
+  tracking: TrackingConfig = section(TrackingConfig, "optional trackers mirroring the metrics")
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -161,6 +225,34 @@ def validate(
     buckets = experiment.data.buckets
     last = (len(buckets.source) - 1, len(buckets.target) - 1)
     batch_rows(buckets, *last, train.batch_size, train.batch_tokens, num_devices)
+  watchers = [
+    name
+    for name, on in (
+      ("train.schedule='plateau'", train.schedule == "plateau"),
+      (
+        f"train.early_stopping.patience={train.early_stopping.patience}",
+        train.early_stopping.patience,
+      ),
+    )
+    if on
+  ]
+  bounds = {
+    "exponential": "< 1 (ε = k^step)",
+    "inverse_sigmoid": "≥ 1 (ε = k / (k + exp(step / k)))",
+  }
+  k_ok = {"exponential": train.sampling_k < 1, "inverse_sigmoid": train.sampling_k >= 1}
+  if not k_ok.get(train.scheduled_sampling, True):
+    raise ConfigError(
+      f"train.sampling_k={train.sampling_k!r} must be {bounds[train.scheduled_sampling]} for "
+      f"train.scheduled_sampling={train.scheduled_sampling!r}; set train.sampling_k."
+    )
+  if watchers and not train.num_epochs and train.eval_every >= train.num_steps:
+    raise ConfigError(
+      f"{' and '.join(watchers)} {'act' if len(watchers) > 1 else 'acts'} on validations "
+      "during training, but "
+      f"train.eval_every={train.eval_every} ≥ train.num_steps={train.num_steps} validates only "
+      "at the end; lower train.eval_every."
+    )
   if not DECODERS.get(experiment.model.decoder.type).attentional:
     for key in ("coverage_loss", "guided_alignment"):
       if getattr(train, key):

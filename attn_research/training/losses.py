@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_research.model.decoder import logits as output_logits
+from attn_research.training.sampling import ScheduledSampling
 
 MAX_LOGITS = 1 << 25  # elements of float32 logits alive at once (128 MB)
 # Terms on the attention weights an `Objective` may add; a step reports `<term>_sum`.
@@ -34,6 +35,7 @@ class Objective:
       then a short phase with it.
     guided_alignment: λ of the guided alignment loss (`train.guided_alignment`; 0: none).
     guided_alignment_loss: its distance, "ce" or "mse" (`train.guided_alignment_loss`).
+    sampling: scheduled sampling of the decoder's inputs (`train.scheduled_sampling`).
   """
 
   label_smoothing: float = 0.0
@@ -41,6 +43,7 @@ class Objective:
   coverage_start: int = 0
   guided_alignment: float = 0.0
   guided_alignment_loss: str = "ce"
+  sampling: ScheduledSampling = dataclasses.field(default_factory=ScheduledSampling)
 
 
 def coverage_loss(weights: jax.Array, mask: jax.Array) -> jax.Array:

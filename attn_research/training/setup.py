@@ -22,18 +22,25 @@ from attn_research.training.data import Data, prepare_data, with_train_alignment
 from attn_research.training.evaluator import Evaluator
 from attn_research.training.experiment import Experiment
 from attn_research.training.prefetch import Prefetch
+from attn_research.training.sampling import ScheduledSampling
 
 
 def build(
-  config: ml_collections.ConfigDict, data: Data, mesh: Mesh
+  config: ml_collections.ConfigDict,
+  data: Data,
+  mesh: Mesh,
+  plan: optimizers.StepPlan | None = None,
 ) -> tuple[Seq2Seq, train_state.TrainState]:
-  """The model and its freshly initialised, replicated train state."""
+  """The model and its freshly initialised, replicated train state. `plan` sets the
+  learning-rate schedule's length; without it the state is one to restore a checkpoint
+  into (its structure does not depend on the plan)."""
+  plan = plan or optimizers.StepPlan(config.train.num_steps, steps_per_epoch=1.0)
   model = Seq2Seq(
     ModelConfig.from_config(
       config.model, len(data.src_vocab), len(data.tgt_vocab), data.buckets.source[-1]
     )
   )
-  tx = optimizers.make_optimizer(config.train)
+  tx = optimizers.make_optimizer(config.train, plan)
 
   def init_state(rng):
     src = jnp.zeros((1, data.buckets.source[0]), jnp.int32)
@@ -67,6 +74,7 @@ class Prepared:
     train_step: `(state, batches, rng) → (state, metrics)` (`jit_train_step`).
     dropout_rng: the key each step folds its step number into.
     progress: what the newest checkpoint saved beside the state ({} when fresh).
+    plan: how many steps the run trains, and its steps per epoch.
   """
 
   data: Data
@@ -81,6 +89,7 @@ class Prepared:
   dropout_rng: jax.Array
   evaluator: Evaluator
   schedule: optax.Schedule
+  plan: optimizers.StepPlan
   _ended: bool = False
 
   def end_training(self) -> None:
@@ -104,14 +113,17 @@ def prepare(
   data = prepare_data(config, run, note=note)
   if config.train.guided_alignment:
     data = with_train_alignments(data, config.dataset)
-  model, state = build(config, data, mesh)
+  batches = train_batches(config, data, mesh)
+  plan = optimizers.StepPlan.of(config.train, batches.batches_per_epoch)
+  model, state = build(config, data, mesh, plan)
   checkpointer = Checkpointer(run.file(runs.CHECKPOINTS), config.train.keep_checkpoints)
   start_step, progress = 0, {}
   restored = restore_newest(checkpointer, state, note)
   if restored is not None:
     start_step, state, progress = restored
     note(f"Resumed from the checkpoint at step {start_step} in {run.path}.")
-  batches = train_batches(config, data, progress, mesh)
+  if "data" in progress:
+    batches.set_state(progress["data"])
   return Prepared(
     data=data,
     model=model,
@@ -124,15 +136,16 @@ def prepare(
     train_step=jit_train_step(config, model, mesh),
     dropout_rng=jax.random.split(jax.random.key(config.seed))[1],
     evaluator=Evaluator(model, mesh, data, typed.eval, typed.decode, config.train.dtype),
-    schedule=optimizers.SCHEDULES.get(config.train.schedule)(config.train),
+    schedule=optimizers.SCHEDULES.get(config.train.schedule)(config.train, plan),
+    plan=plan,
   )
 
 
 def train_batches(
-  config: ml_collections.ConfigDict, data: Data, progress: dict, mesh: Mesh | None = None
+  config: ml_collections.ConfigDict, data: Data, mesh: Mesh | None = None
 ) -> TrainBatches:
-  """This process's rows of the training batches (every row without `mesh`), positioned
-  where the restored `progress` left them."""
+  """This process's rows of the training batches (every row without `mesh`), from the
+  start of the first epoch."""
   batches = TrainBatches(
     data.splits["train"],
     data.buckets,
@@ -143,8 +156,6 @@ def train_batches(
     multiple=mesh.size if mesh else 1,
     shard=parallel.process_devices(mesh) if mesh else None,
   )
-  if "data" in progress:
-    batches.set_state(progress["data"])
   dropped = {reason: n for reason, n in batches.dropped.items() if n}
   if dropped:
     logging.warning(
@@ -167,6 +178,12 @@ def jit_train_step(config: ml_collections.ConfigDict, model: Seq2Seq, mesh: Mesh
     coverage_start=config.train.coverage_loss_start,
     guided_alignment=config.train.guided_alignment,
     guided_alignment_loss=config.train.guided_alignment_loss,
+    sampling=ScheduledSampling(
+      config.train.scheduled_sampling,
+      config.train.sampling_k,
+      config.train.sampling_c,
+      config.train.sampling_min,
+    ),
   )
   options = {"model": model, "objective": objective, "dtype": config.train.dtype}
   if config.train.accumulate_steps == 1:

@@ -33,15 +33,18 @@ def loss(
   """The batch's mean per-token `objective` at optimizer step `step` (0-based), computed
   in `dtype` (`precision.DTYPES`) from float32 `params`, and its sums: NLL, token count
   and each attention term (unweighted, also before a term's start step) that the
-  objective has."""
+  objective has. Under scheduled sampling, the decoder feeds itself at step `step`'s ε."""
+  inputs, method = (batch["src"], batch["src_mask"], batch["tgt_in"]), Seq2Seq.features
+  if objective.sampling.enabled:  # a run without it draws the same dropout as before
+    sampling_rng, dropout_rng = jax.random.split(dropout_rng)
+    keep_gold = objective.sampling.keep_gold(sampling_rng, step, batch["tgt_in"].shape)
+    inputs, method = (*inputs, keep_gold), Seq2Seq.sampled_features
   features, output_matrix, weights = model.apply(
     {"params": compute_params(params, dtype)},
-    batch["src"],
-    batch["src_mask"],
-    batch["tgt_in"],
+    *inputs,
     train=True,
     rngs={"dropout": dropout_rng},
-    method=Seq2Seq.features,
+    method=method,
   )
   nll, tokens = token_nll(
     features, output_matrix, batch["tgt_out"], batch["tgt_mask"], objective.label_smoothing

@@ -18,14 +18,17 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh
 
-from attn_research import run_lock, runs
+from attn_research import provenance, run_lock, runs
+from attn_research.config import fields
 from attn_research.config import overrides as config_overrides
-from attn_research.training import distributed, experiment, parallel, setup
+from attn_research.training import distributed, experiment, optimizers, parallel, setup
 from attn_research.training.clock import Clock
 from attn_research.training.losses import ATTENTION_TERMS
 from attn_research.training.preemption import Preemption
 from attn_research.training.reports import run_label, write_reports
 from attn_research.training.summaries import Summaries
+from attn_research.training.trackers import Trackers, TrackingConfig
+from attn_research.training.watch import Watch
 
 DIVERGED_HINT = "lower train.learning_rate, or set train.grad_clip"
 
@@ -87,16 +90,18 @@ def _train(
 ) -> dict:
   job = setup.prepare(config, run, mesh, _note)
   log = Log(run, config, job)
-  state, train = job.state, config.train
+  state, train, num_steps = job.state, config.train, job.plan.num_steps
   pending = Pending(steps_in_flight())
   bar = tqdm.tqdm(
-    total=train.num_steps, initial=job.start_step, desc="train", unit="step", disable=not run.writer
+    total=num_steps, initial=job.start_step, desc="train", unit="step", disable=not run.writer
   )
   with contextlib.closing(job), contextlib.closing(log), contextlib.closing(bar):
     if stop := preemption.stop(at_log_step=True):  # during setup: nothing new to save
       return log.preempted(job.start_step, stop)
-    for step in range(job.start_step + 1, train.num_steps + 1):
-      last = step == train.num_steps
+    # A run that stopped early and checkpointed there resumes at its final evaluation.
+    end = log.stopped["step"] if log.stopped else num_steps
+    for step in range(job.start_step + 1, end + 1):
+      last = step == num_steps
       with log.clock.measure("train"):
         batches = [next(job.batches) for _ in range(train.accumulate_steps)]
         state, metrics = job.train_step(state, [b for _, b in batches], job.dropout_rng)
@@ -107,7 +112,7 @@ def _train(
         summed = pending.collect() if at_log_step or stop else None
       bar.update(1)
       if summed is not None:
-        record = log.train(step, *summed, job.schedule(step - 1))
+        record = log.train(step, *summed, job.schedule(step - 1) * log.plateau_factor)
         if not math.isfinite(record["train_loss"]):
           return log.diverged(step, f"the training loss is {record['train_loss']}")
         bar.set_postfix(loss=f"{record['train_loss']:.4f}", tok_s=f"{record['tok_s']:.0f}")
@@ -116,16 +121,20 @@ def _train(
           validation = job.evaluator(state.params, "validation")
         if not log.validation(step, validation, state):
           return log.diverged(step, f"the validation perplexity is {validation['ppl']}")
-      if step % train.checkpoint_every == 0 or last or stop:
+        state = log.watch(step, validation, state)
+      stopping = log.stopped is not None
+      if step % train.checkpoint_every == 0 or last or stop or stopping:
         with log.clock.measure("checkpoint"):
           job.checkpointer.save(step, state, log.progress(job.batches.get_state()))
       if stop:
         return log.preempted(step, stop)
+      if stopping:
+        break
     bar.close()
     job.end_training()
     with log.clock.measure("eval"):
       final = _final_evaluation(config, job, state.params, run)
-    return log.final(train.num_steps, final, state)
+    return log.final(log.stopped["step"] if log.stopped else num_steps, final, state)
 
 
 class Pending:
@@ -157,18 +166,45 @@ class Log:
     run.truncate_metrics(job.start_step)  # what a killed run logged after its last checkpoint
     self.run, self.best = run, job.best
     self.summaries = Summaries(
-      run.file(runs.TENSORBOARD), config.eval.splits, job.start_step, enabled=run.writer
+      run.file(runs.TENSORBOARD),
+      config.eval.splits,
+      job.start_step,
+      enabled=run.writer,
+      config=config_overrides.flatten(config),
     )
+    self.trackers = None
+    if run.writer:
+      tracking = fields.parse(TrackingConfig, config.get("tracking", {}), "tracking.")
+      self.trackers = Trackers(tracking, run.path, config_overrides.flatten(config))
     self.clock = Clock(job.progress)
     self.train_tokens = job.progress.get("train_tokens", 0.0)
     self.best_ppl = job.progress.get("best_validation_ppl")
     self.interval_start = self.clock.seconds["train"]
+    self.plan = job.plan
+    train = config.train
+    self.decay_factor, self.decays = train.decay_factor, job.progress.get("decays", 0)
+    self.plateau = None
+    if train.schedule == "plateau":
+      self.plateau = Watch(train.decay_metric, train.decay_patience, train.decay_min_delta)
+      self.plateau.restore(job.progress.get("plateau"))
+    stopping = train.early_stopping
+    self.early = None
+    if stopping.patience:
+      self.early = Watch(stopping.metric, stopping.patience, stopping.min_delta)
+      self.early.restore(job.progress.get("early_stopping"))
+    self.stopped = job.progress.get("stopped")  # {step, reason} once early stopping acted
     num_params = int(sum(np.prod(x.shape) for x in jax.tree.leaves(job.state.params)))
-    self.base = {"config": config_overrides.stored(config), "num_params": num_params}
+    self.base = {
+      "config": config_overrides.stored(config),
+      "num_params": num_params,
+      "provenance": provenance.collect(),
+    }
 
   def write(self, record: dict) -> None:
     self.run.append_metrics(record)
     self.summaries.write(record)
+    if self.trackers is not None:
+      self.trackers.write(record)
 
   def record_shapes(self, host_batches) -> None:
     for batch in host_batches:
@@ -180,6 +216,7 @@ class Log:
     tokens = float(summed["tokens"])  # of every process's rows
     record = {
       "step": step,
+      "epoch": self.plan.epoch(step),
       "train_loss": float(summed["nll_sum"] / summed["tokens"]),
       "grad_norm": float(summed["grad_norm"]) / num_steps,
       **{
@@ -207,6 +244,25 @@ class Log:
     )
     return True
 
+  @property
+  def plateau_factor(self) -> float:
+    """What the plateau schedule's decays so far multiply the learning rate by."""
+    return self.decay_factor**self.decays
+
+  def watch(self, step: int, validation: dict, state):
+    """Feeds a validation to the plateau schedule and to early stopping; returns `state`,
+    with the plateau factor lowered when the metric has stalled."""
+    if self.plateau is not None and self.plateau.update(step, validation):
+      _note(f"step {step}: {self.plateau.describe()}; learning rate × {self.decay_factor:g}.")
+      self.plateau.reset()
+      self.decays += 1
+      opt_state = optimizers.with_plateau_factor(state.opt_state, self.plateau_factor)
+      state = state.replace(opt_state=opt_state)
+    if self.early is not None and self.early.update(step, validation):
+      self.stopped = {"step": step, "reason": self.early.describe()}
+      _note(f"Stopping early at step {step}: {self.stopped['reason']}.")
+    return state
+
   def _keep_if_best(self, step: int, validation: dict, state) -> None:
     if self.best_ppl is None or validation["ppl"] < self.best_ppl:
       self.best_ppl = validation["ppl"]
@@ -218,6 +274,10 @@ class Log:
       "data": data_state,
       "train_tokens": self.train_tokens,
       "best_validation_ppl": self.best_ppl,
+      "decays": self.decays,
+      "plateau": self.plateau.state() if self.plateau else None,
+      "early_stopping": self.early.state() if self.early else None,
+      "stopped": self.stopped,
       **self.clock.as_dict(),
     }
 
@@ -233,6 +293,9 @@ class Log:
       {
         "status": runs.COMPLETED,
         **self.base,
+        "steps": step,
+        "epochs": self.plan.epoch(step),
+        **({"stopped_early": self.stopped} if self.stopped else {}),
         **self.clock.as_dict(),
         "train_tokens_per_second": self.train_tokens / seconds if seconds else None,
         "metrics": final,
@@ -259,6 +322,8 @@ class Log:
 
   def close(self) -> None:
     self.summaries.close()
+    if self.trackers is not None:
+      self.trackers.close()
 
 
 def _final_evaluation(

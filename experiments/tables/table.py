@@ -318,7 +318,7 @@ def verdict(
   if better_row[0] != worse_row[0]:
     return Verdict(claim, None, "no test: the rows scored different references")
   score = metrics.SCORES[claim.metric]
-  sign = 1 if leaderboard.HIGHER_IS_BETTER[claim.metric] else -1
+  sign = 1 if metrics.HIGHER_IS_BETTER[claim.metric] else -1
   comparison = significance.paired_bootstrap(worse_row[1], better_row[1], score)
   by_seed = [
     {o.trial.overrides.get("seed"): score(stats.sum(0)) for o, stats in zip(row, s, strict=True)}

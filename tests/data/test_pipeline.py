@@ -58,6 +58,18 @@ def test_batches_are_deterministic_resumable_and_of_few_shapes():
     np.testing.assert_array_equal(next(fresh)["index"], expected["index"])
 
 
+def test_every_epoch_has_the_same_number_of_batches():
+  batches = TrainBatches(_split(), BUCKETS, batch_size=16, seed=3)
+  per_bucket = np.bincount(
+    [sb * 2 + tb for sb, tb in BUCKETS.assign(batches.split)[batches.kept]], minlength=6
+  )
+  assert batches.batches_per_epoch == sum(n // 16 for n in per_bucket) > 10
+  for epoch in range(3):
+    for _ in range(batches.batches_per_epoch):
+      next(batches)
+      assert batches.epoch == epoch
+
+
 def test_batch_layout_teacher_forcing():
   split = _split()
   batch = next(TrainBatches(split, BUCKETS, batch_size=8, seed=0))

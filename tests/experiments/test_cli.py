@@ -1,4 +1,6 @@
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -133,6 +135,39 @@ def test_compare_tables_runs_and_plots_bleu_by_length(tiny_run, tmp_path):
   assert output.read_bytes()[:4] == b"\x89PNG"
   missing = run_entry_point("experiments.compare", f"--workdirs={tmp_path}")
   assert missing.returncode != 0 and "holds no completed run" in missing.stderr
+
+
+def test_deterministic_gpu_ops_are_asked_for_once_and_cpu_accepts_them(monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+  cli.deterministic_gpu_ops()
+  cli.deterministic_gpu_ops()
+  assert os.environ["XLA_FLAGS"] == (
+    "--xla_force_host_platform_device_count=8 --xla_gpu_deterministic_ops=true"
+  )
+  check = subprocess.run(
+    [sys.executable, "-c", "import jax; print(float(jax.numpy.ones(3).sum()))"],
+    capture_output=True,
+    text=True,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+  )
+  assert check.stdout.strip() == "3.0", check.stderr[-1000:]
+
+
+def test_compare_warns_in_one_line_when_runs_differ_in_jax(tiny_run, tmp_path):
+  workdir, trained = tiny_run
+  other = tmp_path / "other_jax"
+  shutil.copytree(workdir, other)
+  result = json.loads((other / "result.json").read_text())
+  result["provenance"]["versions"]["jax"] = "0.0.1"
+  (other / "result.json").write_text(json.dumps(result))
+  compared = run_entry_point("experiments.compare", f"--workdirs={workdir},{other}")
+  assert compared.returncode == 0, compared.stderr[-2000:]
+  warning = f"warning: the runs differ in jax (0.0.1, {trained['provenance']['versions']['jax']})"
+  assert [line for line in compared.stderr.splitlines() if "warning" in line] == [
+    f"{warning}: part of their difference may come from that, not from the variants."
+  ]
+  alone = run_entry_point("experiments.compare", f"--workdirs={workdir},{workdir}")
+  assert "warning" not in alone.stderr
 
 
 @pytest.mark.skipif(

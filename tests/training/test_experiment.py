@@ -100,13 +100,24 @@ BAD_VALUES = [
   ("train.num_steps", 0, "must be an int ≥ 1"),
   ("train.batch_size", 0, "must be an int ≥ 1"),
   ("train.batch_size", 100, "must be divisible by the number of devices (8); use a multiple of 8"),
-  ("train.optimizer", "adagrad", "must be one of adam, sgd"),
+  ("train.optimizer", "rmsprop", "must be one of adam, sgd, adadelta, adagrad"),
+  ("train.adadelta_rho", 1.0, "must be a finite number in (0, 1)"),
+  ("train.adagrad_init", -0.1, "must be a finite number ≥ 0"),
+  ("train.num_epochs", -1.0, "must be a finite number ≥ 0 (0: num_steps)"),
+  ("train.decay_factor", 1.0, "must be a finite number in (0, 1)"),
+  ("train.decay_every", 0.0, "must be a finite number > 0"),
+  ("train.decay_unit", "epochs", "must be one of epoch, step"),
+  ("train.decay_metric", "validation.rouge", "must be one of validation.bleu,"),
+  ("train.early_stopping.metric", "test.bleu", "must be one of validation.bleu,"),
+  ("train.early_stopping.patience", -1, "must be an int ≥ 0"),
+  ("train.scheduled_sampling", "cosine", "must be one of none, linear, exponential, "),
+  ("train.sampling_min", 1.5, "must be a finite number in [0, 1]"),
   ("train.learning_rate", math.nan, "must be a finite number > 0"),
   ("train.learning_rate", math.inf, "must be a finite number > 0"),
   ("train.learning_rate", -1.0, "must be a finite number > 0"),
   ("train.learning_rate", 0.0, "must be a finite number > 0"),
   ("train.learning_rate", "1e-3", "must be a finite number > 0"),
-  ("train.schedule", "linear", "must be one of constant, cosine"),
+  ("train.schedule", "linear", "must be one of constant, cosine, halving, plateau"),
   ("train.warmup_steps", -1, "must be an int ≥ 0"),
   ("train.grad_clip", -1.0, "must be a finite number ≥ 0 (0: no clipping)"),
   ("train.grad_clip", math.inf, "must be a finite number ≥ 0"),
@@ -177,6 +188,19 @@ STRUCTURAL = [
     "model.attention.coverage='see' enters the score inside its tanh layer, which "
     "model.attention.score='general' has not; use a score among concat, additive, ",
   ),
+  (
+    {"train.scheduled_sampling": "exponential"},  # k = 100 by default
+    "train.sampling_k=100.0 must be < 1 (ε = k^step) for train.scheduled_sampling='exponential'",
+  ),
+  (
+    {"train.scheduled_sampling": "inverse_sigmoid", "train.sampling_k": 0.5},
+    "train.sampling_k=0.5 must be ≥ 1 (ε = k / (k + exp(step / k)))",
+  ),
+  (
+    {"train.early_stopping.patience": 2, "train.schedule": "plateau", "train.eval_every": 5000},
+    "train.schedule='plateau' and train.early_stopping.patience=2 act on validations during "
+    "training, but train.eval_every=5000 ≥ train.num_steps=",
+  ),
   (  # 8 devices × the 40-token largest bucket
     {"train.batch_tokens": 300},
     "train.batch_tokens=300 holds no batch of 8 rows of 40 tokens; raise it to at least 320",
@@ -202,6 +226,8 @@ def test_architecture_that_cannot_be_built(overrides, fragment):
     {"model.bridge": "dense", "model.encoder.num_layers": 2, "model.decoder.num_layers": 1},
     {"model.attention.score": "location", "model.attention.max_source_length": 40},
     {"train.grad_clip": 0.0, "decode.beam_size": 0, "train.warmup_steps": 0},
+    {"train.early_stopping.patience": 3, "train.eval_every": 100, "train.num_epochs": 2.5},
+    {"train.scheduled_sampling": "exponential", "train.sampling_k": 0.999},
     {"model.attention.heads": 8, "model.attention.score": "scaled_dot"},
     {
       "model.attention.score": "normed_additive",
@@ -257,7 +283,7 @@ def test_grad_clip_zero_is_no_clipping():
   states = {}
   for clip in (0.0, 5.0):
     train.train.grad_clip = clip
-    tx = optimizers.make_optimizer(train.train)
+    tx = optimizers.make_optimizer(train.train, optimizers.StepPlan(10, 1.0))
     states[clip] = tx.init(params)
     updates, _ = tx.update(grads, states[clip], params)
     norm = float(jnp.linalg.norm(updates["w"])) / train.train.learning_rate

@@ -20,6 +20,7 @@ from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics, significance
 from attn_research.runs import WorkdirConflictError
 from attn_research.training import parallel, trainer
+from attn_research.training.preemption import Preemption
 from tests.conftest import (
   DATES_SIZES,
   REPO,
@@ -314,3 +315,62 @@ def test_guided_alignment_needs_gold_alignments(dates_data_dir, tmp_path):
   config = tiny_config(dates_data_dir, guided_alignment=1.0)
   with pytest.raises(ConfigError, match=r"train\.guided_alignment needs gold alignments"):
     trainer.train_and_evaluate(config, str(tmp_path))
+
+
+class _PreemptAfter(Preemption):
+  """SIGTERM as the trainer would catch it, after `steps` train steps."""
+
+  def __init__(self, steps: int):
+    super().__init__()
+    self.calls, self.steps = 0, steps
+
+  def stop(self, at_log_step: bool) -> str | None:
+    self.calls += 1  # once during setup, then once per step
+    return "SIGTERM" if self.calls > self.steps else None
+
+
+def test_early_stopping_and_plateau_decays_resume_the_same_decisions(
+  dates_data_dir, tmp_path, monkeypatch
+):
+  """Exact match cannot improve by more than 1: every validation after the first counts
+  against patience, so the plateau schedule halves the rate at steps 50 and 75 and early
+  stopping ends the run at 75; a run preempted at step 60 resumes to the same end."""
+  config = _config(
+    dates_data_dir,
+    eval_every=25,
+    schedule="plateau",
+    decay_metric="validation.exact_match",
+    decay_min_delta=1.0,
+  )
+  config.train.early_stopping.update(metric="validation.exact_match", patience=2, min_delta=1.0)
+  straight = trainer.train_and_evaluate(config, str(tmp_path / "straight"))
+  assert straight["status"] == "completed" and straight["steps"] == 75
+  reason = straight["stopped_early"]["reason"]
+  assert straight["stopped_early"]["step"] == 75
+  assert reason.startswith("validation.exact_match did not improve on its best (")
+  assert reason.endswith(" at step 25) by more than 1 for 2 validations")
+
+  monkeypatch.setattr(trainer, "Preemption", lambda: _PreemptAfter(60))
+  workdir = str(tmp_path / "preempted")
+  assert trainer.train_and_evaluate(config, workdir)["status"] == "preempted"
+  monkeypatch.setattr(trainer, "Preemption", Preemption)
+  resumed = trainer.train_and_evaluate(config, workdir)
+  assert resumed["metrics"] == straight["metrics"]
+  assert resumed["stopped_early"] == straight["stopped_early"]
+
+  def records(path):
+    with open(os.path.join(path, "metrics.jsonl")) as f:
+      return [json.loads(line) for line in f if "train_loss" in line]
+
+  logged = records(tmp_path / "straight")
+  assert [r["step"] for r in logged] == [25, 50, 75]
+  # The rate of the steps after each logged one: 1e-2 after warm-up, halved after 50.
+  assert [r["learning_rate"] for r in logged] == pytest.approx([1e-2, 1e-2, 5e-3])
+  epochs = [r["epoch"] / r["step"] for r in logged]
+  assert epochs == pytest.approx([epochs[0]] * 3) and 0 < epochs[0] < 1 / 75
+  resumed_log = records(workdir)  # the preempted run logged its part-interval at 60 too
+  assert [r["step"] for r in resumed_log] == [25, 50, 60, 75]
+  assert [r["learning_rate"] for r in resumed_log] == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3])
+  provenance = straight["provenance"]
+  assert provenance["versions"]["jax"] == jax.__version__ and provenance["devices"]["count"] == 8
+  assert provenance["command"] and "xla_force_host_platform_device_count" in provenance["xla_flags"]
