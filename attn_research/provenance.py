@@ -35,7 +35,7 @@ def collect() -> dict[str, Any]:
     },
     "processor": processor(),
     "host": socket.gethostname(),
-    "command": [os.path.basename(sys.argv[0]), *sys.argv[1:]] if sys.argv else [],
+    "command": list(sys.orig_argv),  # the interpreter, `-m module` and every argument
     "xla_flags": os.environ.get("XLA_FLAGS", ""),
     "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
   }

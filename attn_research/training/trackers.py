@@ -64,6 +64,8 @@ class Trackers:
     if tracking.mlflow:
       mlflow = _import("mlflow", "mlflow")
       uri = tracking.mlflow_uri or "file:" + os.path.join(os.path.abspath(workdir), "mlruns")
+      if uri.startswith("file:"):  # MLflow ≥ 3.6 refuses its file store unless asked
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
       mlflow.set_tracking_uri(uri)
       self._mlflow = mlflow
       mlflow.start_run(run_name=name)
