@@ -138,7 +138,15 @@ def run_entry_point(module: str, *args: str, stdin: str = "") -> subprocess.Comp
           print(e.code, file=sys.stderr)
   finally:
     patch.undo()
-    for name in set(flags.FLAGS) - before:
+    # The entry point's own flags go; those of libraries it imported for the first time
+    # (array_record's, say) stay, as their modules stay imported.
+    ours = {
+      flag.name
+      for owner, defined in flags.FLAGS.flags_by_module_dict().items()
+      if owner.startswith("experiments.")
+      for flag in defined
+    }
+    for name in (set(flags.FLAGS) - before) & ours:
       delattr(flags.FLAGS, name)
     flags.FLAGS.unparse_flags()
     for owner, flag in held:
@@ -205,10 +213,9 @@ def synthetic_data_dir(tmp_path_factory) -> str:
   return shared_dir(tmp_path_factory, "tfds_synthetic", build)
 
 
-def tensorboard_scalars(directory: str) -> dict[tuple[str, int], float]:
-  """(tag, step) → value of every scalar in a directory's TensorBoard event files, read
-  as TensorBoard does: files in time order (TFRecord framing, `Event` protos), a
-  `SessionLog.START` at step S hiding the earlier values of steps ≥ S."""
+def tensorboard_events(directory: str):
+  """Every `Event` proto of a directory's TensorBoard event files, files in time order
+  (TFRecord framing: length, its CRC, the record, its CRC)."""
   import struct
 
   from tensorboardX.proto import event_pb2
@@ -216,18 +223,28 @@ def tensorboard_scalars(directory: str) -> dict[tuple[str, int], float]:
   def when(name: str) -> int:  # events.out.tfevents.<seconds>.<host>
     return int(name.split(".")[3])
 
-  points = {}
   for name in sorted(os.listdir(directory), key=when):
     with open(os.path.join(directory, name), "rb") as f:
       data = f.read()
     position = 0
     while position < len(data):
       (length,) = struct.unpack("<Q", data[position : position + 8])
-      event = event_pb2.Event.FromString(data[position + 12 : position + 12 + length])
-      position += 12 + length + 4  # length, its CRC, the record, its CRC
-      if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
-        points = {key: v for key, v in points.items() if key[1] < event.step}
-      for value in event.summary.value:
+      yield event_pb2.Event.FromString(data[position + 12 : position + 12 + length])
+      position += 12 + length + 4
+
+
+def tensorboard_scalars(directory: str) -> dict[tuple[str, int], float]:
+  """(tag, step) → value of every scalar in a directory's TensorBoard event files, read
+  as TensorBoard does: a `SessionLog.START` at step S hides the earlier values of steps
+  ≥ S."""
+  from tensorboardX.proto import event_pb2
+
+  points = {}
+  for event in tensorboard_events(directory):
+    if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
+      points = {key: v for key, v in points.items() if key[1] < event.step}
+    for value in event.summary.value:
+      if value.WhichOneof("value") == "simple_value":  # not the hparams summaries
         points[(value.tag, event.step)] = value.simple_value
   return points
 

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from attn_research.training.summaries import scalars
-from tests.conftest import tensorboard_scalars
+from tests.conftest import tensorboard_events, tensorboard_scalars
 
 
 def test_records_become_scalars_by_split():
@@ -52,3 +52,19 @@ def test_a_runs_event_files_hold_its_metrics(tiny_run):
   }
   for key, value in expected.items():
     assert read[key] == pytest.approx(value, rel=1e-6), key
+
+
+def test_a_runs_config_is_in_tensorboards_hparams(tiny_run):
+  from tensorboardX.proto import plugin_hparams_pb2
+
+  workdir, result = tiny_run
+  hparams = {}
+  for event in tensorboard_events(os.path.join(workdir, "tensorboard")):
+    for value in event.summary.value:
+      if value.tag == "_hparams_/session_start_info":
+        content = value.metadata.plugin_data.content
+        info = plugin_hparams_pb2.HParamsPluginData.FromString(content).session_start_info
+        hparams = {k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
+  assert hparams["model.attention.score"] == "general"
+  assert hparams["train.num_steps"] == result["config"]["train"]["num_steps"] == 300
+  assert hparams["data.source_buckets"] == "(20, 40)"
