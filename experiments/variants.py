@@ -9,6 +9,7 @@ from attn_research.data.datasets import DATASETS
 from attn_research.data.tokenizers import TOKENIZERS
 from attn_research.model import BRIDGES, CELLS, DECODERS, ENCODERS
 from attn_research.training.optimizers import OPTIMIZERS, SCHEDULES
+from attn_research.training.sampling import DECAYS as SAMPLING_DECAYS
 from experiments import cli
 
 FAMILIES = (
@@ -24,6 +25,7 @@ FAMILIES = (
   TOKENIZERS,
   OPTIMIZERS,
   SCHEDULES,
+  SAMPLING_DECAYS,
 )
 
 

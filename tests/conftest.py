@@ -138,15 +138,16 @@ def run_entry_point(module: str, *args: str, stdin: str = "") -> subprocess.Comp
           print(e.code, file=sys.stderr)
   finally:
     patch.undo()
-    # The entry point's own flags go; those of libraries it imported for the first time
-    # (array_record's, say) stay, as their modules stay imported.
-    ours = {
+    # The entry point's flags go (its own and the `--config.*` overrides absl made for
+    # it); those of libraries it imported for the first time (array_record's, say) stay,
+    # as their modules stay imported.
+    libraries = {
       flag.name
       for owner, defined in flags.FLAGS.flags_by_module_dict().items()
-      if owner.startswith("experiments.")
+      if not owner.startswith(("experiments.", "absl."))
       for flag in defined
     }
-    for name in (set(flags.FLAGS) - before) & ours:
+    for name in set(flags.FLAGS) - before - libraries:
       delattr(flags.FLAGS, name)
     flags.FLAGS.unparse_flags()
     for owner, flag in held:

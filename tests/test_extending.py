@@ -20,6 +20,7 @@ import pytest
 from attn_research.attention import NORMALIZERS, SCORES, Attention, alignments
 from attn_research.model import Seq2Seq
 from attn_research.registry import Registry
+from attn_research.training.optimizers import SCHEDULES
 from experiments.tables import TABLES
 from experiments.variants import FAMILIES
 from tests.conftest import REPO
@@ -83,7 +84,15 @@ def _masked_softmax(energies: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def test_the_page_has_one_example_per_family():
-  assert set(examples()) == {"score", "alignment", "normalizer", "decoder", "dataset", "table"}
+  assert set(examples()) == {
+    "score",
+    "alignment",
+    "normalizer",
+    "decoder",
+    "schedule",
+    "dataset",
+    "table",
+  }
 
 
 def test_examples_leave_the_registries_as_they_were():
@@ -255,3 +264,11 @@ def test_table(run_example, tmp_path):
   markdown = tables.render(ex.TABLE, "tiny", ex.trials, str(tmp_path)).markdown
   assert markdown.count("not run yet") == 6
   assert "no test: a row has no finished run" in markdown
+
+
+def test_schedule(run_example):
+  ex = run_example("schedule")
+  assert "inverse_sqrt" in SCHEDULES
+  steps = np.array([1, 50, 100, 400, 900], np.float64)  # step 0 counts as 1
+  expected = 1e-3 * np.minimum(steps / 100, np.sqrt(100 / steps))
+  np.testing.assert_allclose(ex.rates, expected, rtol=1e-6)

@@ -22,8 +22,11 @@ TABLES: Registry[Table] = Registry("paper table", "--table")
 for _table in (
   luong2015.TABLE1,
   luong2015.TABLE4,
+  luong2015.TABLE4_RECIPE,
   luong2015.TABLE6,
+  luong2015.TABLE6_RECIPE,
   bahdanau2015.TABLE,
+  bahdanau2015.RECIPE_TABLE,
   britz2017.TABLE,
   tfnmt.TABLE,
   textbook.TABLE,

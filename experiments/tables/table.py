@@ -177,6 +177,25 @@ class Table:
       if unknown:
         raise ValueError(f"{self.name}: per_row names no row: {sorted(unknown)}")
 
+  def with_recipe(self, recipe: Mapping[str, Overrides], note: Mapping[str, str]) -> "Table":
+    """This table trained with the paper's own recipe: `<name>_recipe`, whose setups add
+    `recipe[scale]` (optimizer, schedule: the paper's training mapped to the scale) to
+    their overrides and `note[scale]` to their notes; a scale without a recipe (the paper
+    scale, which has it already) is as here."""
+    setups = {
+      scale: dataclasses.replace(
+        setup,
+        overrides={**setup.overrides, **recipe[scale]},
+        note=f"{setup.note} {note[scale]}".strip(),
+      )
+      if scale in recipe
+      else setup
+      for scale, setup in self.setups.items()
+    }
+    return dataclasses.replace(
+      self, name=f"{self.name}_recipe", title=f"{self.title}, the paper's recipe", setups=setups
+    )
+
   def setup(self, scale: str) -> Setup:
     if scale not in self.setups:
       raise ConfigError(f"Unknown scale {scale!r}; pass --scale as one of {', '.join(SCALES)}.")

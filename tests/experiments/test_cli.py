@@ -70,6 +70,14 @@ def test_variants_lists_every_family():
   assert lines["model.encoder.type"].split() == ["uni", "bi", "gnmt"]
   assert lines["model.encoder.cell"].split() == ["lstm", "gru"]
   assert lines["model.bridge"].split() == ["zero", "last", "dense"]
+  assert lines["train.optimizer"].split() == ["adam", "sgd", "adadelta", "adagrad"]
+  assert lines["train.schedule"].split() == ["constant", "cosine", "halving", "plateau"]
+  assert lines["train.scheduled_sampling"].split() == [
+    "none",
+    "linear",
+    "exponential",
+    "inverse_sigmoid",
+  ]
   assert {
     "model.attention.alignment",
     "model.encoder.type",

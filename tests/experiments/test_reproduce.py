@@ -469,3 +469,28 @@ def test_unwritable_docs_dir_is_a_one_line_error_before_any_trial(tmp_path, monk
   invocation = pages.Invocation("cmd", 1.0, reproduce.local.Summary())
   with pytest.raises(ConfigError, match=r"^--docs=.*/file/papers: cannot write the page \("):
     pages.write(str(docs), table, "tiny", {}, str(tmp_path), "# t\n", invocation)
+
+
+def test_a_recipe_table_is_its_table_trained_with_the_papers_optimizer_and_schedule():
+  table, recipe = TABLES.get("luong2015_table4"), TABLES.get("luong2015_table4_recipe")
+  assert recipe.rows == table.rows and recipe.claims == table.claims
+  assert recipe.setup("paper") == table.setup("paper")  # the paper scale has it already
+  added = {
+    k: v
+    for k, v in recipe.setup("tiny").overrides.items()
+    if table.setup("tiny").overrides.get(k) != v
+  }
+  assert added == {
+    "train.optimizer": "sgd",
+    "train.learning_rate": 1.0,
+    "train.warmup_steps": 0,
+    "train.grad_clip": 5.0,
+    "train.schedule": "halving",
+    "train.decay_unit": "step",
+    "train.decay_start": 533,  # 800 steps for 12 epochs: halved after "epoch 8"
+    "train.decay_every": 67,
+    "train.decay_factor": 0.5,
+  }
+  assert "SGD at rate 1" in recipe.setup("tiny").note
+  adadelta = TABLES.get("bahdanau2015_table1_recipe").setup("tiny").overrides
+  assert (adadelta["train.optimizer"], adadelta["train.learning_rate"]) == ("adadelta", 1.0)
