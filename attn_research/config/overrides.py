@@ -18,6 +18,15 @@ def stored(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, A
   return json.loads(json.dumps(config))
 
 
+def hyperparameters(config: ml_collections.ConfigDict) -> dict[str, int | float | str | bool]:
+  """`config` flattened for experiment trackers (TensorBoard's HParams, W&B, MLflow),
+  which take scalars only: other leaves (bucket tuples) as their text."""
+  return {
+    key: value if isinstance(value, int | float | str | bool) else str(value)
+    for key, value in flatten(config).items()
+  }
+
+
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
   """Nested dicts (or a ConfigDict) → `{"a.b.c": leaf}`, in insertion order."""
   if isinstance(tree, ml_collections.ConfigDict):

@@ -24,8 +24,9 @@ from attn_research.config import overrides as config_overrides
 from attn_research.errors import ConfigError
 from attn_research.evaluation import metrics, significance
 
-# Config keys (or key prefixes ending in ".") that do not change the experiment.
-IGNORED_KEYS = ("seed", "dataset.data_dir", "tracking.", "train.deterministic")
+# Config keys, and whole sections, that do not change the experiment.
+IGNORED_KEYS = ("seed", "dataset.data_dir", "train.deterministic")
+IGNORED_SECTIONS = ("tracking.",)
 HEADLINE = ("bleu", "chrf", "exact_match", "ppl", "aer")  # shown beside the ranked metric
 
 
@@ -145,7 +146,8 @@ def collect(directories: Sequence[str]) -> Collection:
 
 
 def group(runs: Sequence[Run]) -> dict[str, list[Run]]:
-  """Runs by variant name: equal configs once `IGNORED_KEYS` are dropped are one variant.
+  """Runs by variant name: equal configs once `IGNORED_KEYS` and `IGNORED_SECTIONS` are
+  dropped are one variant.
 
   The name lists the dotted config keys whose values differ between variants, in config
   order; a single variant is named after the directory holding its runs.
@@ -156,7 +158,7 @@ def group(runs: Sequence[Run]) -> dict[str, list[Run]]:
     config = {
       k: v
       for k, v in config_overrides.flatten(run.result.get("config", {})).items()
-      if not (k in IGNORED_KEYS or k.startswith(tuple(p for p in IGNORED_KEYS if p.endswith("."))))
+      if k not in IGNORED_KEYS and not k.startswith(IGNORED_SECTIONS)
     }
     key = json.dumps(config, sort_keys=True, default=str)
     variants.setdefault(key, []).append(run)

@@ -59,8 +59,8 @@ class Summaries:
     enabled: bool,
     config: Mapping[str, Any] | None = None,
   ):
-    """`config`: the run's flattened config, written as TensorBoard hparams so that its
-    HParams view sets runs side by side (with their `HPARAM_METRICS` per split)."""
+    """`config`: the run's `overrides.hyperparameters`, written as TensorBoard hparams so
+    that its HParams view sets runs side by side (with their `HPARAM_METRICS` per split)."""
     self.splits = tuple(splits)
     self._writer = None
     if enabled:
@@ -68,11 +68,8 @@ class Summaries:
       purge = start_step + 1 if start_step else None
       self._writer = SummaryWriter(directory, purge_step=purge, flush_secs=10)
       if config is not None:
-        values = {
-          k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in config.items()
-        }
         tags = {f"{split}/{m}": 0.0 for split in ("validation", *splits) for m in HPARAM_METRICS}
-        for summary in hparams(values, tags):
+        for summary in hparams(dict(config), tags):
           self._writer.file_writer.add_summary(summary)
 
   def write(self, record: dict) -> None:

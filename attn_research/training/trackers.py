@@ -40,15 +40,14 @@ def _import(name: str, extra: str):
 
 
 class Trackers:
-  """The trackers `tracking` switches on, for the run in `workdir` with flattened
-  `config`; a resumed run continues the same W&B run (its id comes from the workdir)."""
+  """The trackers `tracking` switches on, for the run in `workdir` whose config is
+  `config` (`overrides.hyperparameters`); a resumed run continues the same W&B run (its
+  id comes from the workdir)."""
 
   def __init__(self, tracking: TrackingConfig, workdir: str, config: Mapping[str, Any]):
     self._wandb = self._mlflow = None
     name = os.path.basename(os.path.abspath(workdir))
-    values = {
-      k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in config.items()
-    }
+    values = dict(config)
     if tracking.wandb:
       wandb = _import("wandb", "wandb")
       run_id = hashlib.sha1(os.path.abspath(workdir).encode()).hexdigest()[:16]

@@ -99,8 +99,7 @@ def _train(
     if stop := preemption.stop(at_log_step=True):  # during setup: nothing new to save
       return log.preempted(job.start_step, stop)
     # A run that stopped early and checkpointed there resumes at its final evaluation.
-    end = log.stopped["step"] if log.stopped else num_steps
-    for step in range(job.start_step + 1, end + 1):
+    for step in range(job.start_step + 1, log.last_step(num_steps) + 1):
       last = step == num_steps
       with log.clock.measure("train"):
         batches = [next(job.batches) for _ in range(train.accumulate_steps)]
@@ -134,7 +133,7 @@ def _train(
     job.end_training()
     with log.clock.measure("eval"):
       final = _final_evaluation(config, job, state.params, run)
-    return log.final(log.stopped["step"] if log.stopped else num_steps, final, state)
+    return log.final(log.last_step(num_steps), final, state)
 
 
 class Pending:
@@ -165,17 +164,18 @@ class Log:
   def __init__(self, run: runs.Workdir, config: ml_collections.ConfigDict, job: setup.Prepared):
     run.truncate_metrics(job.start_step)  # what a killed run logged after its last checkpoint
     self.run, self.best = run, job.best
+    hyperparameters = config_overrides.hyperparameters(config)
     self.summaries = Summaries(
       run.file(runs.TENSORBOARD),
       config.eval.splits,
       job.start_step,
       enabled=run.writer,
-      config=config_overrides.flatten(config),
+      config=hyperparameters,
     )
     self.trackers = None
     if run.writer:
       tracking = fields.parse(TrackingConfig, config.get("tracking", {}), "tracking.")
-      self.trackers = Trackers(tracking, run.path, config_overrides.flatten(config))
+      self.trackers = Trackers(tracking, run.path, hyperparameters)
     self.clock = Clock(job.progress)
     self.train_tokens = job.progress.get("train_tokens", 0.0)
     self.best_ppl = job.progress.get("best_validation_ppl")
@@ -243,6 +243,10 @@ class Log:
       f"exact match {validation['exact_match']:.4f}"
     )
     return True
+
+  def last_step(self, num_steps: int) -> int:
+    """The run's last train step: where early stopping ended it, else `num_steps`."""
+    return self.stopped["step"] if self.stopped else num_steps
 
   @property
   def plateau_factor(self) -> float:

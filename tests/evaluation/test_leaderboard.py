@@ -36,6 +36,23 @@ def test_single_variant_is_named_after_its_directory(finished_sweep):
   assert list(leaderboard.group([r for r in runs if "/a_s" in r.path])) == ["sweep"]
 
 
+def test_seeds_data_dirs_trackers_and_determinism_do_not_split_a_variant():
+  def run(name, **config):
+    return leaderboard.Run(name, {"config": {"model": {"attention": {"score": "dot"}}, **config}})
+
+  runs = [
+    run("a", seed=0),
+    run("b", seed=1, dataset={"data_dir": "/elsewhere"}),
+    run("c", tracking={"wandb": True, "mlflow": True}, train={"deterministic": True}),
+    run("d", train={"learning_rate": 0.5}),
+  ]
+  groups = leaderboard.group(runs)
+  assert {name: [r.path for r in members] for name, members in groups.items()} == {
+    "train.learning_rate=—": ["a", "b", "c"],
+    "train.learning_rate=0.5": ["d"],
+  }
+
+
 def test_mean_and_sample_std_match_numpy(finished_sweep):
   board = leaderboard.rank(leaderboard.collect([str(finished_sweep)]), "test.bleu")
   assert board.columns == ["bleu", "chrf", "exact_match", "ppl", "aer"]

@@ -4,12 +4,19 @@ where they are installed (`pip install -e ".[wandb,mlflow]"`)."""
 import sys
 import types
 
+import ml_collections
 import pytest
 
+from attn_research.config import overrides
 from attn_research.errors import ConfigError
 from attn_research.training.trackers import Trackers, TrackingConfig
 
-CONFIG = {"model.attention.score": "dot", "data.source_buckets": (10, 20), "seed": 3}
+# What the trainer hands them: the config flattened, tuples as text.
+CONFIG = overrides.hyperparameters(
+  ml_collections.ConfigDict(
+    {"model": {"attention": {"score": "dot"}}, "data": {"source_buckets": (10, 20)}, "seed": 3}
+  )
+)
 RECORDS = [
   {"step": 25, "epoch": 0.5, "train_loss": 2.5, "learning_rate": 0.01, "tokens_per_second": None},
   {"step": 50, "validation_bleu": 12.5, "validation_bleu_signature": "nrefs:1", "flag": True},
