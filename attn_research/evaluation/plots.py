@@ -17,7 +17,7 @@ from attn_research.runs import atomic_write
 def _save(fig: Figure, path: str) -> None:
   FigureCanvasAgg(fig)
   buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+  fig.savefig(buffer, format="png", dpi=100)
   atomic_write(path, buffer.getvalue())
 
 
@@ -33,7 +33,8 @@ def save_heatmap(
   weights = np.asarray(weights)[: len(target_tokens), : len(source_tokens)]
   cell = 0.28
   fig = Figure(
-    figsize=(max(3.0, cell * len(source_tokens) + 1.5), max(2.5, cell * len(target_tokens) + 1.2))
+    figsize=(max(3.0, cell * len(source_tokens) + 1.5), max(2.5, cell * len(target_tokens) + 1.2)),
+    layout="constrained",
   )
   ax = fig.add_subplot()
   image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="equal")
@@ -56,7 +57,7 @@ def save_bleu_by_length(
   Args:
     curves: label → bins from `metrics.bleu_by_length`.
   """
-  fig = Figure(figsize=(6.0, 4.0))
+  fig = Figure(figsize=(6.0, 4.0), layout="constrained")
   ax = fig.add_subplot()
   for label, bins in curves.items():
     centres = [(b["min_length"] + b["max_length"]) / 2 for b in bins]
