@@ -63,6 +63,8 @@ def test_compute_params_casts_floating_leaves_only():
   ids=["luong+feed", "local_p", "bahdanau-gru", "bahdanau-tu_nn-heads"],
 )
 def test_bfloat16_train_step_matches_float32(overrides):
+  # One layer each: a second layer runs the same code again and is one more pair of
+  # recurrent loops to compile (the train steps compiled in 71 s instead of 91 s).
   model = tiny_seq2seq(**overrides, encoder_num_layers=1, decoder_num_layers=1)
   batch = _batch()
   params = model.init(jax.random.key(0), batch["src"], batch["src_mask"], batch["tgt_in"])
