@@ -18,6 +18,17 @@ def test_two_digit_years_name_one_year():
   assert fmt.format(datetime.date(2049, 3, 5)) == "3/5/49"
 
 
+def test_formats_write_what_babel_writes():
+  """Each field is formatted once per value of the date part it reads; babel formats
+  whole dates. Every 73rd date of the range: all weekdays, months, days and years."""
+  from babel import dates as babel_dates
+
+  for fmt in dates.FORMATS:
+    for date in dates.all_dates()[::73]:
+      babel = babel_dates.format_date(date, format=fmt.pattern, locale=fmt.locale)
+      assert fmt.format(date) == fmt.cased(babel), (fmt.name, date)
+
+
 def test_every_source_string_has_one_target():
   """Formats every date of the range in every format (≈1.4M strings)."""
   assert dates.check_unambiguous() > 1_000_000
