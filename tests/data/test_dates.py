@@ -29,6 +29,11 @@ def test_formats_write_what_babel_writes():
       assert fmt.format(date) == fmt.cased(babel), (fmt.name, date)
 
 
+def test_a_field_of_unknown_date_part_names_the_fix():
+  with pytest.raises(ValueError, match=r"fields G, QQQ; add their date parts to _FIELD_PARTS"):
+    dates.DateFormat("en", "QQQ y G").format(dates.FIRST_DATE)
+
+
 def test_every_source_string_has_one_target():
   """Formats every date of the range in every format (≈1.4M strings)."""
   assert dates.check_unambiguous() > 1_000_000
